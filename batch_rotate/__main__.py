@@ -1,0 +1,3 @@
+from batch_rotate.cli import main
+
+main()

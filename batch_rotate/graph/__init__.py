@@ -1,0 +1,1 @@
+"""Microsoft Graph client: transport, JSON batching, throttling and sign-in."""

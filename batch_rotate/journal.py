@@ -1,0 +1,309 @@
+"""The run journal: one SQLite database per run, the source of truth for resume and reports.
+
+Writes are ordered for crash safety: rows are marked `in_flight` and committed before their batch
+is sent, and each answer is committed as soon as it is read, so a kill at any instant resumes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batch_rotate.errors import JournalError
+from batch_rotate.models import Outcome, ReportRow, Resolution, Status
+
+JOURNAL_NAME = "journal.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    row INTEGER PRIMARY KEY,
+    input_value TEXT NOT NULL,
+    id_kind TEXT NOT NULL,
+    intune_id TEXT NOT NULL DEFAULT '',
+    device_name TEXT NOT NULL DEFAULT '',
+    serial_number TEXT NOT NULL DEFAULT '',
+    entra_device_id TEXT NOT NULL DEFAULT '',
+    os TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    http_status INTEGER,
+    error_code TEXT NOT NULL DEFAULT '',
+    error_message TEXT NOT NULL DEFAULT '',
+    request_id TEXT NOT NULL DEFAULT '',
+    client_request_id TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    requested_at TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL DEFAULT '',
+    resent_after_interrupt INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    row INTEGER,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class SendItem:
+    """A device the engine still has to send (pending, or uncertain after an interrupt)."""
+
+    row: int
+    device_id: str
+    attempts: int
+
+
+class Journal:
+    """Open with `Journal.create(run_dir)` for a new run or `Journal.open(run_dir)` to resume."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @classmethod
+    def create(cls, run_dir: Path, meta: dict[str, str]) -> Journal:
+        path = run_dir / JOURNAL_NAME
+        if path.exists():
+            raise JournalError(f"{path} already exists; resume it with --resume {run_dir}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        journal = cls(path, cls._connect(path))
+        with journal._db:
+            journal._db.executescript(_SCHEMA)
+            journal._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("schema_version", SCHEMA_VERSION), *meta.items()],
+            )
+        return journal
+
+    @classmethod
+    def open(cls, run_dir: Path) -> Journal:
+        path = run_dir / JOURNAL_NAME
+        if not path.is_file():
+            raise JournalError(
+                f"{run_dir}: no {JOURNAL_NAME} here; give a run folder such as reports/<run-id>"
+            )
+        journal = cls(path, cls._connect(path))
+        try:
+            version = journal.meta().get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path}: not a readable run journal ({exc})") from None
+        if version != SCHEMA_VERSION:
+            raise JournalError(f"{path}: journal schema {version!r}, expected {SCHEMA_VERSION}")
+        return journal
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only a power cut may lose the tail.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot open the run journal ({exc})") from None
+        db.isolation_level = "DEFERRED"
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- metadata -------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, **values: str) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    def event(self, kind: str, detail: str = "", row: int | None = None) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO events(at, row, kind, detail) VALUES (?, ?, ?, ?)",
+                (utc_now(), row, kind, detail),
+            )
+
+    # --- rows -----------------------------------------------------------------------------
+    def add_resolutions(self, resolutions: Iterable[Resolution]) -> None:
+        """Record every input row with its resolution; eligible devices start as `pending`."""
+        now = utc_now()
+
+        def rows() -> Iterator[tuple[object, ...]]:
+            for res in resolutions:
+                dev = res.device
+                yield (
+                    res.ref.row,
+                    res.ref.value,
+                    res.ref.kind.value if res.ref.kind else "",
+                    dev.id if dev else "",
+                    dev.name if dev else "",
+                    dev.serial_number if dev else "",
+                    dev.entra_device_id if dev else "",
+                    dev.os if dev else "",
+                    res.status.value,
+                    res.reason,
+                    now,
+                )
+
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO devices(row, input_value, id_kind, intune_id, device_name, "
+                "serial_number, entra_device_id, os, status, reason, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows(),
+            )
+
+    def to_send(self) -> list[SendItem]:
+        """Devices still to send. Rows left `in_flight` by an interrupt are flagged as re-sent."""
+        with self._db:
+            self._db.execute(
+                "UPDATE devices SET status = ?, resent_after_interrupt = 1, "
+                "reason = 'sent before an interrupt without a recorded answer; sent again' "
+                "WHERE status = ?",
+                (Status.PENDING.value, Status.IN_FLIGHT.value),
+            )
+        return [
+            SendItem(row, device_id, attempts)
+            for row, device_id, attempts in self._db.execute(
+                "SELECT row, intune_id, attempts FROM devices WHERE status = ? ORDER BY row",
+                (Status.PENDING.value,),
+            )
+        ]
+
+    def mark_in_flight(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Before a batch is sent: rows (row, client-request-id) are on the wire."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, attempts = attempts + 1, client_request_id = ?, "
+                "requested_at = CASE WHEN requested_at = '' THEN ? ELSE requested_at END, "
+                "updated_at = ? WHERE row = ?",
+                [(Status.IN_FLIGHT.value, crid, now, now, row) for row, crid in rows],
+            )
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Answers of one batch, in one transaction. PENDING outcomes go back in the queue."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, http_status = ?, error_code = ?, "
+                "error_message = ?, request_id = ?, reason = CASE WHEN ? = '' THEN reason "
+                "ELSE ? END, updated_at = ? WHERE row = ?",
+                [
+                    (
+                        o.status.value,
+                        o.http_status,
+                        o.error_code,
+                        o.message,
+                        o.request_id,
+                        _reason(o),
+                        _reason(o),
+                        now,
+                        o.row,
+                    )
+                    for o in outcomes
+                ],
+            )
+
+    def release_pending(self, rows: Sequence[int]) -> None:
+        """In-flight rows whose batch was never sent go back to pending (not counted)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, attempts = MAX(attempts - 1, 0) "
+                "WHERE row = ? AND status = ?",
+                [(Status.PENDING.value, row, Status.IN_FLIGHT.value) for row in rows],
+            )
+
+    def counts(self) -> dict[str, int]:
+        """Counts by report status (pending shows as not_sent, in_flight as uncertain)."""
+        counts: dict[str, int] = {}
+        for status, n in self._db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"):
+            shown = _shown_status(status, self._dry_run())
+            counts[shown] = counts.get(shown, 0) + n
+        return counts
+
+    def _dry_run(self) -> bool:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'dry_run'").fetchone()
+        return bool(row and row[0] == "True")
+
+    def report_rows(self) -> Iterator[ReportRow]:
+        """Rows in input order, as the report shows them."""
+        dry_run = self._dry_run()
+        cursor = self._db.execute(
+            "SELECT row, input_value, id_kind, intune_id, device_name, serial_number, "
+            "entra_device_id, os, status, reason, http_status, error_code, error_message, "
+            "request_id, client_request_id, attempts, requested_at, resent_after_interrupt "
+            "FROM devices ORDER BY row"
+        )
+        for r in cursor:
+            status = _shown_status(r[8], dry_run)
+            reason = r[9] or _default_reason(status)
+            if r[17] and status != Status.PENDING:
+                reason = f"resent_after_interrupt: {reason}" if reason else "resent_after_interrupt"
+            yield ReportRow(
+                row=r[0],
+                input_value=r[1],
+                id_kind=r[2],
+                intune_device_id=r[3],
+                device_name=r[4],
+                serial_number=r[5],
+                entra_device_id=r[6],
+                os=r[7],
+                status=status,
+                reason=reason,
+                http_status=r[10],
+                error_code=r[11],
+                error_message=r[12],
+                request_id=r[13],
+                client_request_id=r[14],
+                attempts=r[15],
+                requested_at=r[16],
+            )
+
+
+def _reason(outcome: Outcome) -> str:
+    if outcome.status == Status.QUEUED:
+        return "accepted by Intune; the device rotates at its next check-in"
+    return (outcome.reason or outcome.message) if outcome.status == Status.FAILED else ""
+
+
+def _shown_status(status: str, dry_run: bool) -> str:
+    if status == Status.PENDING:
+        return Status.WOULD_ROTATE.value if dry_run else Status.NOT_SENT.value
+    if status == Status.IN_FLIGHT:
+        return Status.UNCERTAIN.value
+    return status
+
+
+def _default_reason(status: str) -> str:
+    return {
+        Status.WOULD_ROTATE.value: "eligible; a rotate request would be sent",
+        Status.NOT_SENT.value: "run stopped before this device was sent; resume the run",
+        Status.UNCERTAIN.value: "sent, but the run stopped before the answer was recorded; "
+        "resume to send it again",
+    }.get(status, "")
+
+
+def has_journal(run_dir: Path) -> bool:
+    return (run_dir / JOURNAL_NAME).is_file()
+
+
+def read_meta(run_dir: Path) -> dict[str, str]:
+    with closing(Journal.open(run_dir)) as journal:
+        return journal.meta()

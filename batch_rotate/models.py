@@ -1,0 +1,141 @@
+"""Records that flow between stages: input refs, devices, targets, outcomes and report rows.
+
+Frozen dataclasses with explicit enums, so no stage passes loose dicts to another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class IdKind(StrEnum):
+    """What an input value identifies a device by."""
+
+    INTUNE_ID = "intune_id"
+    ENTRA_DEVICE_ID = "entra_device_id"
+    DEVICE_NAME = "device_name"
+    SERIAL_NUMBER = "serial_number"
+
+
+class Status(StrEnum):
+    """Final (or planned) status of one input row, as shown in the report."""
+
+    QUEUED = "queued"  # Graph answered 204: the rotation waits for the device's next check-in
+    FAILED = "failed"  # Graph refused it, or retries ran out
+    INVALID_INPUT = "invalid_input"
+    NOT_FOUND = "not_found"
+    AMBIGUOUS = "ambiguous"
+    DUPLICATE = "duplicate"
+    INELIGIBLE = "ineligible"
+    WOULD_ROTATE = "would_rotate"  # dry run / plan only
+    NOT_SENT = "not_sent"  # run stopped (Ctrl-C, outage) before this device was sent
+    UNCERTAIN = "uncertain"  # sent, but the answer was never recorded (interrupted mid-flight)
+    PENDING = "pending"  # journal-internal: planned, not yet sent
+    IN_FLIGHT = "in_flight"  # journal-internal: inside a batch that is on the wire
+
+
+FINAL_STATUSES = frozenset(
+    {
+        Status.QUEUED,
+        Status.FAILED,
+        Status.INVALID_INPUT,
+        Status.NOT_FOUND,
+        Status.AMBIGUOUS,
+        Status.DUPLICATE,
+        Status.INELIGIBLE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """One input row: where it came from and what it names.
+
+    `kind` is None and `error` is set when the value is unusable (becomes `invalid_input`).
+    `key` is the normalised value used for matching (lower-case GUID, case-folded name).
+    """
+
+    row: int
+    value: str
+    kind: IdKind | None
+    key: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """An Intune managed device, reduced to the properties the job needs."""
+
+    id: str
+    name: str = ""
+    serial_number: str = ""
+    entra_device_id: str = ""
+    os: str = ""
+    os_version: str = ""
+    join_type: str = ""
+    user_principal_name: str = ""
+    last_sync: str = ""
+    management_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What resolution made of one input row: a device, or a status with a reason."""
+
+    ref: DeviceRef
+    status: Status  # PENDING when `device` is eligible and should be rotated
+    device: Device | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer Graph gave to one rotate request (one attempt)."""
+
+    row: int
+    status: Status  # QUEUED, FAILED, or PENDING when it should be retried
+    http_status: int | None = None
+    error_code: str = ""
+    message: str = ""
+    request_id: str = ""
+    client_request_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One line of the per-device report, rendered from the journal."""
+
+    row: int
+    input_value: str
+    id_kind: str
+    intune_device_id: str
+    device_name: str
+    serial_number: str
+    entra_device_id: str
+    os: str
+    status: str
+    reason: str
+    http_status: int | None
+    error_code: str
+    error_message: str
+    request_id: str
+    client_request_id: str
+    attempts: int
+    requested_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What the Summary sheet shows about a run."""
+
+    run_id: str
+    tenant_id: str
+    client_id: str
+    started_at: str
+    ended_at: str
+    input_file: str
+    input_sha256: str
+    counts: dict[str, int]
+    details: dict[str, str]  # further labelled facts (options, machine user, command line)

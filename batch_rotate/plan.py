@@ -1,0 +1,73 @@
+"""Pure decisions: is a resolved device eligible for rotation, and which rows are duplicates.
+
+Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, Entra joined
+or hybrid joined with an Entra device id, and managed by Intune MDM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from batch_rotate.models import Device, Resolution, Status
+
+MIN_WINDOWS_BUILD = (10, 0, 18363)
+_ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+_VERSION = re.compile(r"^\s*(\d+)\.(\d+)\.(\d+)")
+
+
+def ineligibility(device: Device) -> str | None:
+    """Why this device cannot rotate (a reason code and plain words), or None if it can."""
+    os_name = device.os.strip().lower()
+    if os_name != "windows":
+        return (
+            f"not_windows: operating system is {device.os or 'unknown'}; "
+            "BitLocker key rotation exists only for Windows"
+        )
+    if device.join_type.lower() == "azureadregistered":
+        return (
+            "entra_registered_only: the device is Entra registered, not joined; only Entra joined "
+            "or hybrid joined devices can escrow a rotated key"
+        )
+    if not device.entra_device_id or device.entra_device_id.lower() == _ZERO_GUID:
+        return (
+            "no_entra_device_id: the device has no Entra device id, so a new key cannot be "
+            "escrowed; join it to Entra ID (or complete hybrid join) first"
+        )
+    match = _VERSION.match(device.os_version)
+    if match and tuple(int(part) for part in match.groups()) < MIN_WINDOWS_BUILD:
+        return (
+            f"os_too_old: Windows {device.os_version} is older than 10.0.18363 (1909); "
+            "update the device first"
+        )
+    agent = device.management_agent.lower()
+    if agent and "mdm" not in agent and "intune" not in agent:
+        return (
+            f"not_intune_managed: management agent is {device.management_agent}; "
+            "rotation is an Intune MDM action"
+        )
+    return None
+
+
+def apply_rules(resolutions: Iterable[Resolution]) -> Iterator[Resolution]:
+    """Mark repeated devices as duplicates of their first row, then ineligible devices."""
+    first_row: dict[str, int] = {}
+    for res in resolutions:
+        if res.status != Status.PENDING or res.device is None:
+            yield res
+            continue
+        device_id = res.device.id.lower()
+        if device_id in first_row:
+            yield Resolution(
+                res.ref,
+                Status.DUPLICATE,
+                res.device,
+                f"duplicate: same device as row {first_row[device_id]}; rotated once there",
+            )
+            continue
+        first_row[device_id] = res.ref.row
+        reason = ineligibility(res.device)
+        if reason:
+            yield Resolution(res.ref, Status.INELIGIBLE, res.device, reason)
+        else:
+            yield res

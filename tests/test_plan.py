@@ -1,0 +1,61 @@
+"""Eligibility rules and duplicate detection (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from batch_rotate.models import Device, DeviceRef, IdKind, Resolution, Status
+from batch_rotate.plan import apply_rules, ineligibility
+
+GOOD = Device(
+    id="11111111-1111-4111-8111-111111111111",
+    name="LT-1",
+    entra_device_id="22222222-2222-4222-8222-222222222222",
+    os="Windows",
+    os_version="10.0.22631.4460",
+    join_type="azureADJoined",
+    management_agent="mdm",
+)
+
+
+def _with(**changes: str) -> Device:
+    from dataclasses import replace
+
+    return replace(GOOD, **changes)
+
+
+def test_eligible_windows_device_has_no_reason() -> None:
+    assert ineligibility(GOOD) is None
+    assert ineligibility(_with(join_type="hybridAzureADJoined", os_version="10.0.18363.1")) is None
+    assert ineligibility(_with(management_agent="configurationManagerClientMdm")) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"os": "macOS", "os_version": "14.5"}, "not_windows"),
+        ({"os": "iOS"}, "not_windows"),
+        ({"join_type": "azureADRegistered"}, "entra_registered_only"),
+        ({"entra_device_id": ""}, "no_entra_device_id"),
+        ({"entra_device_id": "00000000-0000-0000-0000-000000000000"}, "no_entra_device_id"),
+        ({"os_version": "10.0.17763.1234"}, "os_too_old"),
+        ({"management_agent": "eas"}, "not_intune_managed"),
+    ],
+)
+def test_each_ineligibility_has_a_reason_code(changes: dict[str, str], code: str) -> None:
+    reason = ineligibility(_with(**changes))
+    assert reason is not None and reason.startswith(code + ":")
+
+
+def test_duplicates_point_to_first_row_and_are_not_rotated() -> None:
+    ref = lambda row: DeviceRef(row, GOOD.id, IdKind.INTUNE_ID, GOOD.id)  # noqa: E731
+    resolutions = [Resolution(ref(2), Status.PENDING, GOOD), Resolution(ref(5), Status.PENDING, GOOD)]
+    first, second = apply_rules(resolutions)
+    assert first.status == Status.PENDING
+    assert second.status == Status.DUPLICATE
+    assert "row 2" in second.reason
+
+
+def test_non_pending_rows_pass_through_unchanged() -> None:
+    res = Resolution(DeviceRef(3, "x", None, "", "bad"), Status.INVALID_INPUT, None, "bad")
+    assert list(apply_rules([res])) == [res]
