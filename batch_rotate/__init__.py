@@ -1,3 +1,3 @@
-"""batch-rotate: rotate BitLocker recovery keys of Intune-managed Windows devices through Graph $batch."""
+"""batch-rotate: rotate BitLocker recovery keys of Intune-managed devices through Graph $batch."""
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Run settings: one typed object built by the CLI and read by the library.
 
-Secrets live only in `Credentials` and are excluded from `public()` (what journals and reports record).
+Secrets live only in `Credentials`, never in `public()` (what journals and reports record).
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class Credentials:
     certificate_password: str | None = None
 
     def __repr__(self) -> str:
-        kind = "secret" if self.client_secret else "certificate" if self.certificate_path else "none"
+        kind = (
+            "secret" if self.client_secret else "certificate" if self.certificate_path else "none"
+        )
         return f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, {kind})"
 
     @property
@@ -75,9 +77,13 @@ class Endpoints:
         authority = (authority_url or f"{login}/{tenant_id}").rstrip("/")
         for name, url in (("--graph-url", graph), ("--authority-url", authority)):
             if not url.startswith("https://"):
-                raise InputError(f"{name} {url!r} must be an https:// URL (TLS is never switched off)")
+                raise InputError(
+                    f"{name} {url!r} must be an https:// URL (TLS is never switched off)"
+                )
         if ca_bundle is not None and not ca_bundle.is_file():
-            raise InputError(f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates")
+            raise InputError(
+                f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates"
+            )
         return cls(authority, graph, scope or f"{graph}/.default", ca_bundle)
 
 

@@ -49,7 +49,19 @@ def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> Non
     assert rows[2].status == "queued" and rows[2].attempts == 1
     assert rows[3].reason.startswith("resent_after_interrupt")
     reopened.mark_in_flight([(3, "c3b"), (4, "c4")])
-    reopened.record([Outcome(row=3, status=Status.QUEUED, http_status=204), Outcome(row=4, status=Status.FAILED, http_status=404, error_code="ResourceNotFound", message="gone", reason="HTTP 404")])
+    reopened.record(
+        [
+            Outcome(row=3, status=Status.QUEUED, http_status=204),
+            Outcome(
+                row=4,
+                status=Status.FAILED,
+                http_status=404,
+                error_code="ResourceNotFound",
+                message="gone",
+                reason="HTTP 404",
+            ),
+        ]
+    )
     rows = {r.row: r for r in reopened.report_rows()}
     assert rows[3].status == "queued" and rows[3].attempts == 2
     assert "resent_after_interrupt" in rows[3].reason
@@ -66,7 +78,9 @@ def test_dry_run_shows_pending_as_would_rotate(tmp_path: Path) -> None:
 def test_retry_outcome_keeps_row_pending_with_last_error(tmp_path: Path) -> None:
     journal = _journal(tmp_path, n=1)
     journal.mark_in_flight([(2, "c2")])
-    journal.record([Outcome(row=2, status=Status.PENDING, http_status=429, error_code="TooManyRequests")])
+    journal.record(
+        [Outcome(row=2, status=Status.PENDING, http_status=429, error_code="TooManyRequests")]
+    )
     (row,) = journal.report_rows()
     assert row.status == "not_sent" and row.http_status == 429
     assert [t.row for t in journal.to_send()] == [2]

@@ -49,7 +49,10 @@ def test_each_ineligibility_has_a_reason_code(changes: dict[str, str], code: str
 
 def test_duplicates_point_to_first_row_and_are_not_rotated() -> None:
     ref = lambda row: DeviceRef(row, GOOD.id, IdKind.INTUNE_ID, GOOD.id)  # noqa: E731
-    resolutions = [Resolution(ref(2), Status.PENDING, GOOD), Resolution(ref(5), Status.PENDING, GOOD)]
+    resolutions = [
+        Resolution(ref(2), Status.PENDING, GOOD),
+        Resolution(ref(5), Status.PENDING, GOOD),
+    ]
     first, second = apply_rules(resolutions)
     assert first.status == Status.PENDING
     assert second.status == Status.DUPLICATE

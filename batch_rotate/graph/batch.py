@@ -20,7 +20,7 @@ class BatchFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One inner request. `key` is the caller's handle (the journal row); `url` is version-relative."""
+    """One inner request; `key` is the caller's handle (journal row), `url` is version-relative."""
 
     key: int
     method: str

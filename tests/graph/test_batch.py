@@ -21,7 +21,12 @@ from batch_rotate.graph.batch import (
 
 def _items(n: int, method: str = "POST") -> list[BatchItem]:
     return [
-        BatchItem(key=100 + i, method=method, url=f"/deviceManagement/managedDevices/d{i}/rotateBitLockerKeys", client_request_id=f"c{i}")
+        BatchItem(
+            key=100 + i,
+            method=method,
+            url=f"/deviceManagement/managedDevices/d{i}/rotateBitLockerKeys",
+            client_request_id=f"c{i}",
+        )
         for i in range(n)
     ]
 
@@ -36,7 +41,7 @@ def test_chunks_keep_every_item_once_in_order(n: int, size: int) -> None:
 
 @pytest.mark.parametrize("size", [0, 21])
 def test_chunks_refuse_sizes_graph_refuses(size: int) -> None:
-    with pytest.raises(ValueError, match="1..20"):
+    with pytest.raises(ValueError, match=r"1\.\.20"):
         list(chunks(_items(3), size))
 
 
@@ -70,14 +75,20 @@ def test_payload_refuses_empty_or_oversized(n: int) -> None:
     st.randoms(use_true_random=False),
     st.data(),
 )
-def test_match_by_id_in_any_order_and_report_missing(n: int, rnd: random.Random, data: st.DataObject) -> None:
+def test_match_by_id_in_any_order_and_report_missing(
+    n: int, rnd: random.Random, data: st.DataObject
+) -> None:
     items = _items(n)
     answered = data.draw(st.sets(st.integers(min_value=1, max_value=n)))
     statuses = {i: data.draw(st.sampled_from([204, 404, 429, 500, 503])) for i in answered}
-    responses = [{"id": str(i), "status": statuses[i], "headers": {"Retry-After": "3"}} for i in answered]
+    responses = [
+        {"id": str(i), "status": statuses[i], "headers": {"Retry-After": "3"}} for i in answered
+    ]
     rnd.shuffle(responses)
     matched, missing = match_responses(items, {"responses": responses})
-    assert {items[i - 1].key: statuses[i] for i in answered} == {k: v.status for k, v in matched.items()}
+    assert {items[i - 1].key: statuses[i] for i in answered} == {
+        k: v.status for k, v in matched.items()
+    }
     assert missing == [item for pos, item in enumerate(items, start=1) if pos not in answered]
     for response in matched.values():
         assert response.header("Retry-After") == "3"
@@ -113,6 +124,10 @@ def test_error_info_reads_standard_graph_error() -> None:
         }
     }
     info = error_info(body)
-    assert (info.code, info.message, info.request_id) == ("TooManyRequests", "Too many requests", "rid-1")
+    assert (info.code, info.message, info.request_id) == (
+        "TooManyRequests",
+        "Too many requests",
+        "rid-1",
+    )
     assert error_info(None).code == ""
     assert error_info({"error": "flat"}).code == ""

@@ -1,0 +1,200 @@
+"""The aiohttp Graph client: headers, TLS trust, token renewal on 401, error mapping at the edge.
+
+Every request carries a fresh `client-request-id`; transport trouble becomes `TransportError`
+so callers treat it as retryable data instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from batch_rotate import __version__
+from batch_rotate.graph.auth import TokenProvider
+from batch_rotate.graph.batch import (
+    BatchFormatError,
+    BatchItem,
+    InnerResponse,
+    build_payload,
+    match_responses,
+)
+from batch_rotate.settings import Endpoints
+
+USER_AGENT = f"batch-rotate/{__version__}"
+
+
+class TransportError(Exception):
+    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphResponse:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: Any
+    request_id: str
+    client_request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A `$batch` POST answered 200: inner responses by item key, and the items left out."""
+
+    outer: GraphResponse
+    responses: dict[int, InnerResponse] = field(default_factory=dict)
+    missing: list[BatchItem] = field(default_factory=list)
+
+
+def ssl_context(endpoints: Endpoints) -> ssl.SSLContext:
+    """System trust plus the optional extra CA; verification always on."""
+    context = ssl.create_default_context()
+    if endpoints.ca_bundle is not None:
+        context.load_verify_locations(cafile=str(endpoints.ca_bundle))
+    return context
+
+
+class GraphClient:
+    """One aiohttp session to Graph; use as `async with GraphClient(...) as graph:`."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        tokens: TokenProvider,
+        *,
+        timeout_s: float = 60.0,
+        max_connections: int = 16,
+    ) -> None:
+        self.endpoints = endpoints
+        self._tokens = tokens
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self.requests_sent = 0  # HTTP requests (a batch is one)
+        self.inner_requests_sent = 0  # requests inside batches
+
+    async def __aenter__(self) -> GraphClient:
+        connector = aiohttp.TCPConnector(
+            ssl=ssl_context(self.endpoints), limit=self._max_connections
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url(self, path: str, version: str = "beta") -> str:
+        if path.startswith("https://"):
+            return path
+        return f"{self.endpoints.graph_url}/{version}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str = "beta",
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> GraphResponse:
+        """One Graph call; renews the token and retries once if Graph answers 401."""
+        response = await self._send(method, self.url(path, version), json_body, params, False)
+        if response.status == 401:
+            response = await self._send(method, self.url(path, version), json_body, params, True)
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        params: Mapping[str, str] | None,
+        force_refresh: bool,
+    ) -> GraphResponse:
+        assert self._session is not None, "use GraphClient as an async context manager"
+        token = await self._tokens.token(force_refresh=force_refresh)
+        client_request_id = str(uuid.uuid4())
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "client-request-id": client_request_id,
+            "return-client-request-id": "true",
+        }
+        self.requests_sent += 1
+        try:
+            async with self._session.request(
+                method, url, json=json_body, params=params, headers=headers
+            ) as resp:
+                raw = await resp.read()
+                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            raise TransportError(_describe_transport(exc, url)) from None
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                if status < 300:
+                    raise TransportError(
+                        f"{method} {url}: answer {status} is not JSON "
+                        f"({len(raw)} bytes, {resp_headers.get('content-type', 'no type')})"
+                    ) from None
+                body = None  # an HTML error page from a gateway: the status says enough
+        return GraphResponse(
+            status=status,
+            headers=resp_headers,
+            body=body,
+            request_id=resp_headers.get("request-id", ""),
+            client_request_id=client_request_id,
+        )
+
+    async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
+        """POST one `$batch`. A non-200 outer answer is returned as is for the caller to handle."""
+        payload = build_payload(items)
+        self.inner_requests_sent += len(items)
+        outer = await self.request("POST", "$batch", version=version, json_body=payload)
+        if outer.status != 200:
+            return BatchResult(outer=outer, missing=list(items))
+        try:
+            responses, missing = match_responses(items, outer.body)
+        except BatchFormatError as exc:
+            raise TransportError(f"$batch answer unusable: {exc}") from None
+        return BatchResult(outer=outer, responses=responses, missing=missing)
+
+    async def pages(
+        self, path: str, *, params: Mapping[str, str] | None = None, version: str = "beta"
+    ) -> AsyncIterator[GraphResponse]:
+        """Follow `@odata.nextLink` as given (it already carries the query)."""
+        response = await self.request("GET", path, version=version, params=params)
+        while True:
+            yield response
+            if response.status != 200 or not isinstance(response.body, dict):
+                return
+            next_link = response.body.get("@odata.nextLink")
+            if not next_link:
+                return
+            response = await self.request("GET", str(next_link))
+
+
+def _describe_transport(exc: BaseException, url: str) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timed out waiting for {url}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"TLS certificate of {url} is not trusted ({exc.certificate_error}); "
+            "add the issuing CA with --ca-bundle"
+        )
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__} talking to {url}: {text}".rstrip(": ")

@@ -1,0 +1,433 @@
+"""The job, stage by stage: read, sign in, resolve, plan, confirm, rotate, report.
+
+Library entry points for the CLI; no Typer here. Every input row reaches the journal, and the
+report is rendered from the journal whatever ends the run (success, guard, outage, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import getpass
+import os
+import random
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batch_rotate import __version__
+from batch_rotate.engine import rotate_pending
+from batch_rotate.errors import AuthError, BatchRotateError, InputError, JournalError
+from batch_rotate.graph.auth import MsalTokenProvider, claims
+from batch_rotate.graph.client import GraphClient
+from batch_rotate.graph.retry import RunnerStats, Throttle
+from batch_rotate.graph.throttle import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
+from batch_rotate.inputs import DeviceList, read_device_list
+from batch_rotate.journal import Journal, has_journal, utc_now
+from batch_rotate.models import IdKind, Resolution, RunSummary, Status
+from batch_rotate.plan import apply_rules
+from batch_rotate.report import ReportPaths, write_reports
+from batch_rotate.resolve import ResolveReport, resolve
+from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
+
+READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    path: Path
+    id_column: str | None = None
+    id_kind: IdKind | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """What the user is asked to approve before the first write."""
+
+    tenant_id: str
+    graph_url: str
+    count: int
+    examples: list[str]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    counts: dict[str, int]
+    exit_code: int
+    reports: ReportPaths | None = None
+    resolve_report: ResolveReport | None = None
+    interrupted: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[RunnerStats, int], None]
+
+
+def new_run_dir(reports_dir: Path, input_path: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in input_path.stem)[:40]
+    return reports_dir / f"{stamp}-{stem}-{secrets.token_hex(2)}"
+
+
+def redacted_argv(argv: Sequence[str]) -> str:
+    """The command line with secret option values replaced (for the audit trail)."""
+    secret_flags = {"--client-secret", "--certificate-password"}
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif arg in secret_flags:
+            out.append(arg)
+            hide_next = True
+        elif any(arg.startswith(flag + "=") for flag in secret_flags):
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+    return " ".join(out)
+
+
+def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
+    """Earlier runs of the same input file that did not finish (for a resume hint)."""
+    found = []
+    for journal_path in sorted(reports_dir.glob("*/journal.sqlite")):
+        run_dir = journal_path.parent
+        with contextlib.suppress(BatchRotateError), closing(Journal.open(run_dir)) as journal:
+            meta = journal.meta()
+            resumable = "resolution" in meta and meta.get("state") not in ("finished", "plan")
+            if meta.get("input_sha256") == sha256 and resumable:
+                found.append(run_dir)
+    return found
+
+
+def _throttle(budget: str, seed: int | None) -> Throttle:
+    clock = SystemClock()
+    try:
+        parsed = Budget.parse(budget)
+    except ValueError as exc:
+        raise InputError(f"budget {budget!r}: {exc}") from None
+    return Throttle(
+        AdaptivePacer(parsed, clock=clock),
+        RetryGate(clock),
+        Backoff(rng=random.Random(seed)),
+        clock,
+    )
+
+
+def _check_permissions(token: str, needed: Sequence[str], what: str, tenant_id: str) -> None:
+    """Stop before any write when the token plainly lacks the permission (roles or scp claim)."""
+    token_claims = claims(token)
+    if not token_claims:
+        return  # opaque token: let Graph decide
+    granted = set(token_claims.get("roles") or []) | set(str(token_claims.get("scp", "")).split())
+    if not granted & set(needed):
+        raise AuthError(
+            f"the app's token for tenant {tenant_id} lacks {needed[0]} (needed to {what}); "
+            "in Entra ID > App registrations > API permissions add the Microsoft Graph "
+            f"application permission {needed[0]} and grant admin consent, then run again"
+        )
+
+
+def _summary(journal: Journal, run_dir: Path) -> RunSummary:
+    meta = journal.meta()
+    details = {
+        key.replace("_", " ").capitalize(): value
+        for key, value in meta.items()
+        if key
+        not in {
+            "tenant_id",
+            "client_id",
+            "started_at",
+            "ended_at",
+            "input_file",
+            "input_sha256",
+            "schema_version",
+        }
+    }
+    return RunSummary(
+        run_id=run_dir.name,
+        tenant_id=meta.get("tenant_id", ""),
+        client_id=meta.get("client_id", ""),
+        started_at=meta.get("started_at", ""),
+        ended_at=meta.get("ended_at", ""),
+        input_file=meta.get("input_file", ""),
+        input_sha256=meta.get("input_sha256", ""),
+        counts=journal.counts(),
+        details=details,
+    )
+
+
+def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
+    """(Re-)render report.xlsx and report.csv from the journal; safe while a run is going."""
+    with closing(Journal.open(run_dir)) as journal:
+        summary = _summary(journal, run_dir)
+        return write_reports(run_dir, journal.report_rows(), summary), summary.counts
+
+
+def exit_code_for(counts: dict[str, int], interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    bad = sum(counts.get(s, 0) for s in (Status.FAILED, Status.UNCERTAIN, Status.NOT_SENT))
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+@contextlib.contextmanager
+def interrupt_handler(stop: asyncio.Event, notify: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C: stop sending and finish cleanly. Second: leave at once (journal is safe)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            notify("second interrupt: exiting now; the journal is consistent, resume later")
+            os._exit(EXIT_INTERRUPTED)
+        notify("interrupt: finishing the batches in flight, then writing the report ...")
+        stop.set()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_job(
+    *,
+    settings: Settings,
+    credentials: Credentials,
+    inputs: InputOptions | None = None,
+    resume_dir: Path | None = None,
+    argv: Sequence[str] = (),
+    confirm: Callable[[ConfirmRequest], bool] | None = None,
+    on_progress: Progress | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """Plan (dry run) or rotate a device list, or resume an earlier run."""
+    started = utc_now()
+    if resume_dir is not None:
+        return await _resume(resume_dir, settings, credentials, confirm, on_progress, notify)
+    assert inputs is not None
+    devices = read_device_list(
+        inputs.path, id_column=inputs.id_column, id_kind=inputs.id_kind, sheet=inputs.sheet
+    )
+    notify(
+        f"read {len(devices)} rows from {inputs.path.name} "
+        f"(column {devices.column!r} as {devices.kind.value})"
+    )
+    for earlier in unfinished_runs(settings.reports_dir, devices.sha256):
+        notify(
+            f"note: {earlier} is an unfinished run of this file; resume it with --resume {earlier}"
+        )
+    run_dir = new_run_dir(settings.reports_dir, inputs.path)
+    meta = {
+        **settings.public(),
+        "tool_version": __version__,
+        "tenant_id": credentials.tenant_id,
+        "client_id": credentials.client_id,
+        "credential": credentials.method,
+        "machine_user": f"{getpass.getuser()}@{socket.gethostname()}",
+        "command_line": redacted_argv(argv or sys.argv),
+        "started_at": started,
+        "input_file": str(inputs.path),
+        "input_sha256": devices.sha256,
+        "id_column": devices.column,
+        "id_kind": devices.kind.value,
+        "state": "resolving",
+    }
+    tokens = MsalTokenProvider(credentials, settings.endpoints, timeout_s=settings.timeout_s)
+    try:
+        async with GraphClient(settings.endpoints, tokens, timeout_s=settings.timeout_s) as graph:
+            try:
+                token = await tokens.token()
+                needed = READ_PERMISSIONS if settings.dry_run else WRITE_PERMISSIONS
+                _check_permissions(token, needed, "rotate BitLocker keys", credentials.tenant_id)
+                reads = _throttle(settings.read_budget, settings.seed)
+                resolutions, resolve_report = await resolve(
+                    devices.refs,
+                    graph,
+                    reads,
+                    max_concurrency=settings.max_concurrency,
+                    max_attempts=settings.max_attempts,
+                )
+            except BatchRotateError as exc:
+                _abandon(run_dir, meta, devices, f"run stopped before any rotation: {exc}")
+                raise
+            planned = list(apply_rules(resolutions))
+            meta["resolution"] = resolve_report.describe()
+            journal = Journal.create(run_dir, meta)
+            with closing(journal):
+                journal.add_resolutions(planned)
+                return await _after_plan(
+                    journal,
+                    run_dir,
+                    graph,
+                    settings,
+                    credentials,
+                    planned,
+                    confirm,
+                    on_progress,
+                    notify,
+                    resolve_report,
+                )
+    finally:
+        tokens.close()
+
+
+def _abandon(run_dir: Path, meta: dict[str, str], devices: DeviceList, reason: str) -> None:
+    """Sign-in or Graph failed before planning: still account for every row."""
+    meta = {**meta, "state": "failed", "ended_at": utc_now(), "stopped_because": reason}
+    with closing(Journal.create(run_dir, meta)) as journal:
+        journal.add_resolutions(
+            Resolution(ref, Status.INVALID_INPUT, None, ref.error or "")
+            if ref.kind is None
+            else Resolution(ref, Status.PENDING, None, reason)
+            for ref in devices.refs
+        )
+    render(run_dir)
+
+
+async def _after_plan(
+    journal: Journal,
+    run_dir: Path,
+    graph: GraphClient,
+    settings: Settings,
+    credentials: Credentials,
+    planned: list[Resolution],
+    confirm: Callable[[ConfirmRequest], bool] | None,
+    on_progress: Progress | None,
+    notify: Callable[[str], None],
+    resolve_report: ResolveReport,
+) -> RunResult:
+    targets = [r for r in planned if r.status == Status.PENDING and r.device is not None]
+    result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report)
+    if settings.dry_run:
+        journal.set_meta(state="plan", ended_at=utc_now())
+        result.reports, result.counts = render(run_dir)
+        return result
+    if len(targets) > settings.max_devices:
+        journal.set_meta(
+            state="plan",
+            ended_at=utc_now(),
+            stopped_because=f"guard: {len(targets)} devices > --max-devices {settings.max_devices}",
+        )
+        render(run_dir)
+        raise InputError(
+            f"{len(targets)} devices would be rotated, more than --max-devices "
+            f"{settings.max_devices}; nothing was sent. Check the plan in {run_dir}, then "
+            f"run again with --max-devices {len(targets)} to allow it"
+        )
+    if targets and confirm is not None:
+        examples = [
+            f"row {r.ref.row}: {r.device.name or r.device.id} ({r.device.id})"
+            for r in targets[:5]
+            if r.device is not None
+        ]
+        request = ConfirmRequest(
+            credentials.tenant_id, settings.endpoints.graph_url, len(targets), examples
+        )
+        if not confirm(request):
+            journal.set_meta(state="plan", ended_at=utc_now(), stopped_because="not confirmed")
+            result.reports, result.counts = render(run_dir)
+            result.exit_code = EXIT_USAGE
+            result.messages.append("not confirmed: nothing was sent")
+            return result
+    return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
+
+
+async def _rotate(
+    journal: Journal,
+    run_dir: Path,
+    graph: GraphClient,
+    settings: Settings,
+    on_progress: Progress | None,
+    notify: Callable[[str], None],
+    result: RunResult,
+) -> RunResult:
+    journal.set_meta(state="rotating")
+    stop = asyncio.Event()
+    writes = _throttle(settings.write_budget, settings.seed)
+    try:
+        with interrupt_handler(stop, notify):
+            await rotate_pending(
+                journal, graph, writes, settings, stop=stop, on_progress=on_progress
+            )
+    except BatchRotateError as exc:
+        journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
+        render(run_dir)
+        raise
+    result.interrupted = stop.is_set()
+    journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
+    result.reports, result.counts = render(run_dir)
+    result.exit_code = exit_code_for(result.counts, result.interrupted)
+    return result
+
+
+async def _resume(
+    run_dir: Path,
+    settings: Settings,
+    credentials: Credentials,
+    confirm: Callable[[ConfirmRequest], bool] | None,
+    on_progress: Progress | None,
+    notify: Callable[[str], None],
+) -> RunResult:
+    if not has_journal(run_dir):
+        raise JournalError(
+            f"{run_dir}: no run journal here; give a folder such as reports/<run-id>"
+        )
+    with closing(Journal.open(run_dir)) as journal:
+        meta = journal.meta()
+        if meta.get("tenant_id") and meta["tenant_id"] != credentials.tenant_id:
+            raise InputError(
+                f"{run_dir} was run against tenant {meta['tenant_id']}, but AZURE_TENANT_ID is "
+                f"{credentials.tenant_id}; resume with the same tenant"
+            )
+        if meta.get("dry_run") == "True" or "resolution" not in meta:
+            raise InputError(
+                f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "
+                f"run `batch-rotate rotate {meta.get('input_file', 'INPUT')}` instead"
+            )
+        endpoints = Endpoints(
+            meta.get("authority_url", settings.endpoints.authority_url),
+            meta.get("graph_url", settings.endpoints.graph_url),
+            meta.get("scope", settings.endpoints.scope),
+            settings.endpoints.ca_bundle,
+        )
+        settings = dataclasses.replace(settings, endpoints=endpoints)
+        pending = len(journal.to_send())
+        notify(f"resuming {run_dir.name}: {pending} devices still to send")
+        journal.event("resume", f"{pending} to send")
+        tokens = MsalTokenProvider(credentials, endpoints, timeout_s=settings.timeout_s)
+        try:
+            async with GraphClient(endpoints, tokens, timeout_s=settings.timeout_s) as graph:
+                token = await tokens.token()
+                _check_permissions(
+                    token, WRITE_PERMISSIONS, "rotate BitLocker keys", credentials.tenant_id
+                )
+                result = RunResult(run_dir, {}, EXIT_OK)
+                if pending and confirm is not None:
+                    request = ConfirmRequest(
+                        credentials.tenant_id, endpoints.graph_url, pending, []
+                    )
+                    if not confirm(request):
+                        result.reports, result.counts = render(run_dir)
+                        result.exit_code = EXIT_USAGE
+                        result.messages.append("not confirmed: nothing was sent")
+                        return result
+                return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
+        finally:
+            tokens.close()
