@@ -108,6 +108,10 @@ ReadOpt = Annotated[str, typer.Option("--read-budget", help="Read budget, e.g. 2
 AttemptsOpt = Annotated[
     int, typer.Option("--max-attempts", help="Tries per device on transient errors.")
 ]
+RetryDelayOpt = Annotated[
+    float,
+    typer.Option("--retry-delay", help="Base seconds of the backoff between transient retries."),
+]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", help="Seconds before one HTTP request times out.")
 ]
@@ -282,6 +286,7 @@ def _job(
     write_budget: str,
     read_budget: str,
     max_attempts: int,
+    retry_delay: float,
     timeout: float,
     reports_dir: Path,
     max_devices: int,
@@ -307,6 +312,7 @@ def _job(
             write_budget=write_budget,
             read_budget=read_budget,
             max_attempts=max_attempts,
+            retry_delay_s=retry_delay,
             timeout_s=timeout,
             reports_dir=reports_dir,
             dry_run=dry_run,
@@ -361,6 +367,7 @@ def rotate(
     write_budget: WriteOpt = "200/20s",
     read_budget: ReadOpt = "2000/20s",
     max_attempts: AttemptsOpt = 8,
+    retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
     reports_dir: ReportsOpt = Path("reports"),
     max_devices: MaxDevOpt = 5000,
@@ -391,6 +398,7 @@ def plan(
     max_concurrency: ConcOpt = 4,
     read_budget: ReadOpt = "2000/20s",
     max_attempts: AttemptsOpt = 8,
+    retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
     reports_dir: ReportsOpt = Path("reports"),
     id_column: IdColOpt = None,

@@ -220,7 +220,7 @@ def _read_xlsx(path: Path, data: bytes, sheet: str | None) -> tuple[pd.DataFrame
     if sheet is not None and sheet not in names:
         raise InputError(f"{path.name}: no sheet {sheet!r}; sheets are: {', '.join(names)}")
     chosen = sheet if sheet is not None else names[0]
-    raw = book.parse(chosen, header=None, dtype=object)
+    raw = pd.read_excel(book, sheet_name=chosen, header=None, dtype=object)
     raw = raw.dropna(how="all", axis=1)
     filled = raw.notna().any(axis=1)
     if not filled.any():

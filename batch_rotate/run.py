@@ -111,7 +111,7 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
     return found
 
 
-def _throttle(budget: str, seed: int | None) -> Throttle:
+def _throttle(budget: str, settings: Settings) -> Throttle:
     clock = SystemClock()
     try:
         parsed = Budget.parse(budget)
@@ -120,7 +120,7 @@ def _throttle(budget: str, seed: int | None) -> Throttle:
     return Throttle(
         AdaptivePacer(parsed, clock=clock),
         RetryGate(clock),
-        Backoff(rng=random.Random(seed)),
+        Backoff(base_s=settings.retry_delay_s, rng=random.Random(settings.seed)),
         clock,
     )
 
@@ -256,7 +256,7 @@ async def run_job(
                 token = await tokens.token()
                 needed = READ_PERMISSIONS if settings.dry_run else WRITE_PERMISSIONS
                 _check_permissions(token, needed, "rotate BitLocker keys", credentials.tenant_id)
-                reads = _throttle(settings.read_budget, settings.seed)
+                reads = _throttle(settings.read_budget, settings)
                 resolutions, resolve_report = await resolve(
                     devices.refs,
                     graph,
@@ -360,7 +360,7 @@ async def _rotate(
 ) -> RunResult:
     journal.set_meta(state="rotating")
     stop = asyncio.Event()
-    writes = _throttle(settings.write_budget, settings.seed)
+    writes = _throttle(settings.write_budget, settings)
     try:
         with interrupt_handler(stop, notify):
             await rotate_pending(

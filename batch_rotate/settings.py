@@ -97,6 +97,7 @@ class Settings:
     write_budget: str = "200/20s"
     read_budget: str = "2000/20s"
     max_attempts: int = 8
+    retry_delay_s: float = 1.0  # base of the exponential backoff (full jitter, capped at 60 s)
     timeout_s: float = 60.0
     reports_dir: Path = Path("reports")
     dry_run: bool = False
@@ -111,6 +112,8 @@ class Settings:
             raise InputError(f"--max-concurrency {self.max_concurrency}: use 1 to 64")
         if self.max_attempts < 1:
             raise InputError(f"--max-attempts {self.max_attempts}: use 1 or more")
+        if not 0 < self.retry_delay_s <= 60:
+            raise InputError(f"--retry-delay {self.retry_delay_s}: use more than 0 and at most 60")
 
     def public(self) -> dict[str, str]:
         """Settings safe to record in the journal and the report (no secrets here by design)."""
@@ -124,6 +127,7 @@ class Settings:
             "write_budget": self.write_budget,
             "read_budget": self.read_budget,
             "max_attempts": str(self.max_attempts),
+            "retry_delay_s": str(self.retry_delay_s),
             "timeout_s": str(self.timeout_s),
             "dry_run": str(self.dry_run),
             "max_devices": str(self.max_devices),

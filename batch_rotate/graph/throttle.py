@@ -1,7 +1,7 @@
-"""Pacing under a known budget: a token bucket with CUBIC-style recovery, a shared Retry-After gate.
+"""Pacing under a known budget: a token bucket (burst = one batch) that starts at the budget.
 
-Starts at the budget (it is published: no slow start), bursts at most one batch so requests spread
-across each window, and after a 429 recovers concavely toward the rate measured before it.
+A burst of 429s is one CUBIC decrease (beta 0.7) below a ceiling capped by what the server accepted;
+recovery is concave back to that ceiling over 3 windows, then slow convex probing up to the budget.
 """
 
 from __future__ import annotations
@@ -10,23 +10,30 @@ import asyncio
 import email.utils
 import heapq
 import itertools
+import math
 import random
 import re
 import time
 from collections import deque
+from collections.abc import Sized
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Protocol
 
-MAX_RETRY_AFTER_S = 3600.0
+MAX_RETRY_AFTER_S = 3600.0  # a longer Retry-After is a server bug; an hour is plenty
 
 
 class Clock(Protocol):
+    """Monotonic time and sleeping, injected so pacing is tested on virtual time."""
+
     def now(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
+    """The real clock: `time.monotonic` and `asyncio.sleep`."""
+
     def now(self) -> float:
         return time.monotonic()
 
@@ -35,7 +42,15 @@ class SystemClock:
 
 
 class FakeClock:
-    """Virtual time for tests: sleeping tasks wake in time order, instantly."""
+    """Virtual time for tests: sleepers wake instantly, in deadline order, one instant at a time.
+
+    A driver task waits until every other task is blocked, then jumps to the earliest deadline.
+    Only sleeps through this clock are virtual: `asyncio.wait(timeout=...)` still uses real time.
+    """
+
+    _SETTLE_MIN = 2  # yields before trusting an empty ready queue
+    _SETTLE_BLIND = 50  # yields when the loop does not expose its ready queue
+    _SETTLE_MAX = 1000  # stops a busy-looping task from freezing time forever
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
@@ -47,92 +62,149 @@ class FakeClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + max(seconds, 0.0), next(self._seq), future))
+        if math.isnan(seconds) or math.isinf(seconds):
+            raise ValueError(f"FakeClock.sleep({seconds}): the delay must be a finite number")
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
         if self._driver is None or self._driver.done():
-            self._driver = asyncio.ensure_future(self._drive())
-        await future
+            self._driver = loop.create_task(self._drive())
+        try:
+            await future
+        finally:
+            future.cancel()  # no-op when woken; otherwise the driver skips this entry
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand and wake whoever is due (call from inside the loop)."""
+        self._now += max(seconds, 0.0)
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
 
     async def _drive(self) -> None:
-        while self._sleepers:
-            # Let every runnable task run (and maybe add sleepers) before time moves on.
-            for _ in range(20):
-                await asyncio.sleep(0)
-            wake_at, _, future = heapq.heappop(self._sleepers)
+        while True:
+            await self._settle()
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)  # cancelled sleepers do not move time
+            if not self._sleepers:
+                return
+            wake_at = self._sleepers[0][0]
             self._now = max(self._now, wake_at)
-            if not future.cancelled():
-                future.set_result(None)
+            while self._sleepers and self._sleepers[0][0] <= wake_at:
+                _, _, future = heapq.heappop(self._sleepers)
+                if not future.done():
+                    future.set_result(None)
+
+    async def _settle(self) -> None:
+        # asyncio has no public "all tasks are blocked" hook; the loop's ready queue is the
+        # honest signal (with a fixed number of yields where an event loop does not expose it).
+        ready: Sized | None = getattr(asyncio.get_running_loop(), "_ready", None)
+        for i in range(1, self._SETTLE_MAX + 1):
+            await asyncio.sleep(0)
+            if ready is None and i >= self._SETTLE_BLIND:
+                return
+            if ready is not None and i >= self._SETTLE_MIN and len(ready) == 0:
+                return
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_BUDGET = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|sec|s|min|m|h)?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Budget:
+    """A request budget: `count` requests per `window_s` seconds (GRAPH_NOTES.md "Throttling")."""
+
     count: int
     window_s: float
 
+    def __post_init__(self) -> None:
+        if self.count <= 0 or not (0 < self.window_s < math.inf):
+            raise ValueError(
+                f"budget {self.count}/{self.window_s}s must have a positive count and window"
+            )
+
     @classmethod
     def parse(cls, text: str) -> Budget:
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-        if not match or int(match.group(1)) <= 0 or float(match.group(2)) <= 0:
+        """Read "200/20s", "10/1s", "600/1m", "5/500ms" (no unit means seconds, "10/s" one)."""
+        match = _BUDGET.fullmatch(text)
+        if match is None or (match.group(2) is None and not match.group(3)):
             raise ValueError(
-                f"{text!r} is not a budget; write COUNT/WINDOW such as 200/20s, 10/1s or 600/1m"
+                f"{text!r} is not a budget: write COUNT/WINDOW with a unit of ms, s, m or h, "
+                "such as 200/20s, 10/1s or 600/1m"
             )
-        unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(3) or "s"]
-        return cls(int(match.group(1)), float(match.group(2)) * unit)
+        count = int(match.group(1))
+        window_s = float(match.group(2) or 1) * _UNITS[(match.group(3) or "s").lower()]
+        if count <= 0 or window_s <= 0:
+            raise ValueError(
+                f"{text!r} is not a budget: COUNT/WINDOW needs a count and a window above zero, "
+                "such as 200/20s"
+            )
+        return cls(count, window_s)
 
     @property
     def per_second(self) -> float:
         return self.count / self.window_s
 
 
+_DELAY_SECONDS = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
-    """Seconds to wait from a Retry-After header: seconds (int or float) or an HTTP date."""
-    if value is None:
+    """Seconds to wait from Retry-After (seconds or an HTTP date); None when absent or unusable."""
+    if value is None or not (text := value.strip()):
         return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
+    if _DELAY_SECONDS.fullmatch(text):
+        seconds = float(text)  # "2.128" has been seen from Graph (GRAPH_NOTES.md "Throttling")
+    else:
+        try:  # IMF-fixdate, RFC 850 and asctime forms (RFC 9110 section 5.6.7)
             when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when is None:
-            return None
+        if when.tzinfo is None:  # asctime and "-0000" carry no zone; HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - now_epoch
-    if seconds != seconds:  # NaN
-        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 class Backoff:
-    """Exponential backoff with full jitter (AWS): uniform in [0, min(cap, base * 2^(n-1))]."""
+    """Capped exponential backoff with full jitter (AWS): uniform in [base/10, min(cap, base * 2^(n-1))]."""
 
     def __init__(self, *, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random) -> None:
+        if not 0 < base_s <= cap_s:
+            raise ValueError(f"Backoff needs 0 < base_s <= cap_s, got {base_s} and {cap_s}")
         self.base_s = base_s
         self.cap_s = cap_s
         self._rng = rng
 
     def ceiling(self, attempt: int) -> float:
-        exponent: int = min(max(attempt, 1) - 1, 30)
-        return min(self.cap_s, self.base_s * float(2**exponent))
+        """The largest delay for `attempt` (attempts below 1 count as 1)."""
+        exponent = min(max(attempt, 1) - 1, 60)  # 2**60 s is past any cap; avoids float overflow
+        return min(self.cap_s, self.base_s * 2.0**exponent)
 
     def delay(self, attempt: int) -> float:
-        # Never zero: an immediate retry only adds to the pile-up.
+        """A random delay before retry number `attempt` (1 = first retry)."""
         ceiling = self.ceiling(attempt)
-        return max(self._rng.uniform(0.0, ceiling), min(0.1, ceiling))
+        # A small floor: an instant retry after a throttle only adds to the pile-up.
+        return self._rng.uniform(min(self.base_s / 10, ceiling), ceiling)
 
 
 class RetryGate:
-    """One pause shared by all senders, extended (never shortened) by each throttle."""
+    """One pause shared by all senders: a throttle anywhere holds everyone until it has passed."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._until = 0.0
-        self.pauses = 0
+        self._until = clock.now()
+        self.pauses = 0  # times the pause was extended, for progress displays
 
     def pause(self, seconds: float) -> None:
+        """Pause everyone until now + `seconds`, unless already paused for longer."""
+        if math.isnan(seconds):
+            raise ValueError("RetryGate.pause(nan): the pause must be a number of seconds")
         until = self._clock.now() + max(seconds, 0.0)
         if until > self._until:
             self._until = until
@@ -146,22 +218,38 @@ class RetryGate:
         return max(self._until - self._clock.now(), 0.0)
 
     async def wait(self) -> None:
+        """Return once not paused; the pause may grow while we sleep, so look again on waking."""
         while (left := self.remaining()) > 0:
             await self._clock.sleep(left)
 
 
-class AdaptivePacer:
-    """Token bucket at an adaptive rate: at most the budget, cut on 429, CUBIC recovery after.
+@dataclass(frozen=True)
+class PacerStats:
+    """A snapshot for progress displays."""
 
-    A burst of 429s (several inner requests of one batch, or batches in flight together) is one
-    congestion event: decreases within `hold_s` of the last one are ignored.
+    rate: float
+    max_rate: float
+    w_max: float
+    throttle_events: int  # decreases (one per burst of 429s)
+    throttles_seen: int  # every on_throttle call
+    acquired: int  # tokens handed out
+    accepted: int  # requests reported by on_success
+
+
+class AdaptivePacer:
+    """Token bucket whose rate adapts: never above the budget, cut on 429, CUBIC recovery after.
+
+    Pass the shared `gate` so `acquire` also waits out Retry-After pauses: a batch that was
+    waiting for tokens when a 429 arrived must not go out during the pause.
     """
 
-    # botocore uses beta 0.7 and C 0.4 with t in seconds; Intune counts in 20 s windows and we
-    # cut from a measured rate, so a gentler cut and a flatter curve in windows fit better
-    # (tuned in tests/graph/test_throttle.py against a fixed-window server with a neighbour).
-    BETA = 0.9
-    SCALE = 0.02
+    BETA = 0.7  # multiplicative decrease, as botocore's adaptive mode
+    RECOVERY_WINDOWS = 3.0  # CUBIC's K in budget windows: concave climb back to the ceiling
+    # Convex probing above a ceiling, in windows. Against 20 s windows each failed probe costs a
+    # whole batch of 429s, so probe slowly: ~2% 429s with a neighbour, 95% regained ~5 min after
+    # the neighbour leaves (tuned with the fixed-window server in tests/graph/test_throttle.py).
+    PROBE_WINDOWS = 8.0
+    CONFIRM_BAND = 0.1  # a ceiling within 10% of the previous one confirms it: cut gently
 
     def __init__(
         self,
@@ -171,77 +259,181 @@ class AdaptivePacer:
         headroom: float = 0.98,
         min_rate: float = 0.2,
         burst: int = 20,
+        beta: float = BETA,
+        recovery_s: float | None = None,
+        probe_s: float | None = None,
         hold_s: float | None = None,
+        gate: RetryGate | None = None,
     ) -> None:
+        if not 0 < headroom <= 1 or not 0 < beta < 1 or burst < 1 or min_rate <= 0:
+            raise ValueError(
+                "AdaptivePacer needs 0 < headroom <= 1, 0 < beta < 1, burst >= 1 and min_rate > 0"
+            )
+        window_s = budget.window_s
         self.budget = budget
         self._clock = clock
+        self._gate = gate
         self._max_rate = budget.per_second * headroom
         self._min_rate = min(min_rate, self._max_rate)
-        self._burst = max(burst, 1)
-        self._rate = self._max_rate
-        self._tokens = float(self._burst)
-        self._last_fill = clock.now()
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._lock = asyncio.Lock()
-        # CUBIC state: the rate at the last throttle and when it happened.
+        self._burst = burst
+        self._beta = beta
+        self._k = recovery_s if recovery_s is not None else self.RECOVERY_WINDOWS * window_s
+        self._probe_s = probe_s if probe_s is not None else self.PROBE_WINDOWS * window_s
+        # About one round trip: the inner 429s of a batch and batches in flight are one event.
+        self._hold_s = hold_s if hold_s is not None else max(2.0, window_s / 4)
+        self._rate = self._max_rate  # the budget is published: start at it, no slow start
+        self._tokens = float(burst)  # one batch; more would front-load each window
+        self._filled_at = clock.now()
+        self._turns: deque[asyncio.Future[None]] = deque()  # waiting acquirers, FIFO
         self._w_max = self._max_rate
-        self._last_throttle: float | None = None
-        self._hold_s = hold_s if hold_s is not None else max(2.0, budget.window_s / 10)
-        self._ok_since = 0
+        self._cut_at: float | None = None
+        self._cut_beta = beta
+        self._sent_since_cut = True
+        self._ok_since_cut = 0
+        self._since: float | None = None  # first send, or first send after the last cut
+        self._span_s = 2 * window_s
+        self._ok: deque[tuple[float, int]] = deque()  # (when, how many) accepted lately
         self.throttle_events = 0
+        self.throttles_seen = 0
         self.acquired = 0
+        self.accepted = 0
 
     @property
     def rate(self) -> float:
+        """Current fill rate in requests per second."""
         return self._rate
 
     @property
     def max_rate(self) -> float:
         return self._max_rate
 
-    def _refill(self) -> None:
-        now = self._clock.now()
-        self._tokens = min(float(self._burst), self._tokens + (now - self._last_fill) * self._rate)
-        self._last_fill = now
+    @property
+    def w_max(self) -> float:
+        """The ceiling CUBIC climbs back to: the estimated rate at the last throttle."""
+        return self._w_max
+
+    def stats(self) -> PacerStats:
+        return PacerStats(
+            rate=self._rate,
+            max_rate=self._max_rate,
+            w_max=self._w_max,
+            throttle_events=self.throttle_events,
+            throttles_seen=self.throttles_seen,
+            acquired=self.acquired,
+            accepted=self.accepted,
+        )
 
     async def acquire(self, n: int = 1) -> None:
-        """Wait until `n` tokens are available, first come first served."""
-        n = min(max(n, 1), self._burst)
-        async with self._lock:  # FIFO: asyncio.Lock wakes waiters in order
+        """Wait until `n` tokens (1 <= n <= burst) can be taken; first come, first served."""
+        if not 1 <= n <= self._burst:
+            raise ValueError(f"acquire({n}): ask for 1 to {self._burst} tokens (the burst size)")
+        if not self._turns and self._remaining_pause() == 0 and self._take(n):
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns.append(turn)
+        try:
+            if self._turns[0] is not turn:
+                await turn
             while True:
-                self._refill()
-                if self._tokens >= n - 1e-9:  # float slack: never spin on a 1e-16 shortfall
-                    self._tokens = max(self._tokens - n, 0.0)
-                    self.acquired += n
+                if self._gate is not None:
+                    await self._gate.wait()
+                if self._take(n):
                     return
-                await self._clock.sleep(max((n - self._tokens) / self._rate, 1e-3))
+                # The rate may change while we sleep; the loop looks again on waking.
+                await self._clock.sleep((n - self._tokens) / self._rate)
+        finally:
+            self._turns.remove(turn)
+            if self._turns and not self._turns[0].done():
+                self._turns[0].set_result(None)
 
     def on_success(self, n: int = 1) -> None:
-        self._ok_since += n
-        if self._last_throttle is None:
-            return
-        # CUBIC: W(t) = C (t - K)^3 + W_max, K = cbrt(W_max * (1 - beta) / C), t in windows
-        t = (self._clock.now() - self._last_throttle) / self.budget.window_s
-        k = (self._w_max * (1 - self.BETA) / self.SCALE) ** (1 / 3)
-        target = self.SCALE * (t - k) ** 3 + self._w_max
-        self._set_rate(max(target, self._rate))
+        """`n` requests were accepted: count them and follow the CUBIC curve up."""
+        now = self._clock.now()
+        self.accepted += n
+        self._ok.append((now, n))
+        self._ok_since_cut += n
+        self._trim(now)
+        self._set_rate(self._cubic(now))
 
     def on_throttle(self) -> None:
+        """A 429 arrived: one multiplicative decrease per congestion event."""
         now = self._clock.now()
-        if self._last_throttle is not None and now - self._last_throttle < self._hold_s:
+        self.throttles_seen += 1
+        if self._cut_at is not None and self._same_event(now):
             return
         self.throttle_events += 1
+        # The ceiling is our rate, or what the server accepted over the last window if less
+        # (a neighbour uses part of the tenant budget). Floor beta^2 * rate: a low count may only
+        # mean we had little to send.
+        ceiling = self._rate
+        accepted = self._accepted_rate(now)
+        if accepted is not None:
+            ceiling = min(ceiling, max(accepted, self._beta**2 * self._rate))
+        ceiling = max(ceiling, self._min_rate)
+        # Hitting the same ceiling again means it is real: the cut can be half as deep.
+        confirmed = self._cut_at is not None and (
+            abs(ceiling - self._w_max) <= self.CONFIRM_BAND * self._w_max
+        )
+        self._cut_beta = (1 + self._beta) / 2 if confirmed else self._beta
+        self._w_max = ceiling
+        self._cut_at = now
+        self._sent_since_cut = False
+        self._ok_since_cut = 0
+        self._set_rate(self._cut_beta * ceiling)
+
+    def _same_event(self, now: float) -> bool:
+        # A 429 answers a request sent before the cut when nothing was sent since (the gate held
+        # everyone) or within about one round trip; and while nothing at all was accepted since
+        # the cut, the server window that caused it is still used up: one event per window.
+        since_cut = now - self._cut_at if self._cut_at is not None else math.inf
+        if not self._sent_since_cut or since_cut < self._hold_s:
+            return True
+        return self._ok_since_cut == 0 and since_cut < self.budget.window_s
+
+    def _cubic(self, now: float) -> float:
+        # CUBIC with a fixed K: from cut_beta * w_max, concave up to w_max at K (slow near the rate
+        # that was throttled), then convex probing above it; _set_rate caps it at max_rate.
+        if self._cut_at is None:
+            return self._max_rate
+        t = now - self._cut_at
+        if t <= self._k:
+            return self._w_max * (1 - (1 - self._cut_beta) * (1 - t / self._k) ** 3)
+        return self._w_max * (1 + (1 - self._beta) * ((t - self._k) / self._probe_s) ** 3)
+
+    def _accepted_rate(self, now: float) -> float | None:
+        # What was accepted since sending resumed after the last cut (a pause must not dilute it),
+        # over at least one window (a 429 says the window is used up, however young) and at most
+        # two (one batch is a coarse unit of a window's count).
+        if self._since is None:
+            return None
+        span = min(self._span_s, now - self._since)
+        self._trim(now)
+        accepted = sum(n for when, n in self._ok if when > now - span)
+        return accepted / max(span, self.budget.window_s)
+
+    def _trim(self, now: float) -> None:
+        while self._ok and self._ok[0][0] <= now - self._span_s:
+            self._ok.popleft()
+
+    def _remaining_pause(self) -> float:
+        return self._gate.remaining() if self._gate is not None else 0.0
+
+    def _take(self, n: int) -> bool:
         self._refill()
-        # What the server really let through since the last event is the best estimate of
-        # what is left for us (a neighbour may be using part of the tenant budget).
-        w_max = self._rate
-        if self._last_throttle is not None and now - self._last_throttle >= self._hold_s:
-            w_max = min(w_max, self._ok_since / (now - self._last_throttle))
-        self._w_max = max(w_max, self._min_rate)
-        self._last_throttle = now
-        self._ok_since = 0
-        self._set_rate(self._w_max * self.BETA)
+        if self._tokens < n - 1e-9:  # float slack: never sleep for a 1e-16 shortfall
+            return False
+        self._tokens = max(self._tokens - n, 0.0)
+        self.acquired += n
+        if not self._sent_since_cut or self._since is None:
+            self._since = self._clock.now()
+        self._sent_since_cut = True
+        return True
+
+    def _refill(self) -> None:
+        now = self._clock.now()
+        self._tokens = min(float(self._burst), self._tokens + (now - self._filled_at) * self._rate)
+        self._filled_at = now
 
     def _set_rate(self, rate: float) -> None:
-        self._refill()
+        self._refill()  # tokens earned so far accrue at the old rate
         self._rate = min(max(rate, self._min_rate), self._max_rate)

@@ -350,7 +350,8 @@ class _Tenant:
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError:
             return "Client assertion is not a valid JWT."
-        cert = self.certs.get(str(header.get("x5t#S256") or header.get("x5t") or ""))
+        thumbprint = str(header.get("x5t#S256") or header.get("x5t") or "")
+        cert = self.certs.get(thumbprint.replace("+", "-").replace("/", "_").rstrip("="))
         if cert is None:
             return f"Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{header.get('x5t#S256') or header.get('x5t')}']"
         try:
@@ -589,7 +590,11 @@ class _Tenant:
             request.transport.close()
             return web.Response(status=500)
         if roll("timeout", faults.timeout):
+            # Held past the client's timeout, then refused: nothing in it was processed.
             await asyncio.sleep(faults.timeout_s)
+            return self._respond(
+                *_graph_error(504, "GatewayTimeout", "Injected timeout.", crid), crid
+            )
         for name, status in (("batch_429", 429), ("batch_503", 503), ("batch_504", 504)):
             if roll(name, getattr(faults, name)):
                 if status == 429:
@@ -613,7 +618,10 @@ class _Tenant:
                 text="<html><body><h1>502 Bad Gateway</h1></body></html>",
                 content_type="text/html",
             )
-        truncate = roll("truncated_body", faults.truncated_body)
+        if roll("truncated_body", faults.truncated_body):
+            # A body cut short before any inner request was processed.
+            text = '{"responses": [{"id": "1", "status": 2'
+            return web.Response(status=200, text=text, headers={"Content-Type": "application/json"})
         try:
             payload = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -654,8 +662,6 @@ class _Tenant:
             responses.append(await self._inner(version, inner, claims))
         self.rng.shuffle(responses)
         text = json.dumps({"responses": responses})
-        if truncate:
-            text = text[: max(len(text) // 2, 1)]
         return web.Response(
             status=200,
             text=text,
