@@ -248,7 +248,7 @@ class AdaptivePacer:
     # Convex probing above a ceiling, in windows. Against 20 s windows each failed probe costs a
     # whole batch of 429s, so probe slowly: ~2% 429s with a neighbour, 95% regained ~5 min after
     # the neighbour leaves (tuned with the fixed-window server in tests/graph/test_throttle.py).
-    PROBE_WINDOWS = 8.0
+    PROBE_WINDOWS = 10.0
     CONFIRM_BAND = 0.1  # a ceiling within 10% of the previous one confirms it: cut gently
 
     def __init__(
@@ -290,7 +290,7 @@ class AdaptivePacer:
         self._cut_beta = beta
         self._sent_since_cut = True
         self._ok_since_cut = 0
-        self._since: float | None = None  # first send, or first send after the last cut
+        self._since: float | None = None  # first success, or first success after the last cut
         self._span_s = 2 * window_s
         self._ok: deque[tuple[float, int]] = deque()  # (when, how many) accepted lately
         self.throttle_events = 0
@@ -351,6 +351,8 @@ class AdaptivePacer:
         now = self._clock.now()
         self.accepted += n
         self._ok.append((now, n))
+        if self._ok_since_cut == 0:
+            self._since = now  # the first success after a cut: a fresh server window
         self._ok_since_cut += n
         self._trim(now)
         self._set_rate(self._cubic(now))
@@ -367,7 +369,7 @@ class AdaptivePacer:
         # mean we had little to send.
         ceiling = self._rate
         accepted = self._accepted_rate(now)
-        if accepted is not None:
+        if accepted:  # nothing accepted at all is a storm, not a measure: plain cut
             ceiling = min(ceiling, max(accepted, self._beta**2 * self._rate))
         ceiling = max(ceiling, self._min_rate)
         # Hitting the same ceiling again means it is real: the cut can be half as deep.
@@ -398,17 +400,21 @@ class AdaptivePacer:
         t = now - self._cut_at
         if t <= self._k:
             return self._w_max * (1 - (1 - self._cut_beta) * (1 - t / self._k) ** 3)
-        return self._w_max * (1 + (1 - self._beta) * ((t - self._k) / self._probe_s) ** 3)
+        # Probing grows with max_rate, not w_max, so a deep cut does not take an hour to undo.
+        x = (t - self._k) / self._probe_s
+        return self._w_max + (1 - self._beta) * self._max_rate * x**3
 
     def _accepted_rate(self, now: float) -> float | None:
-        # What was accepted since sending resumed after the last cut (a pause must not dilute it),
+        # What was accepted since success resumed after the last cut (a pause must not dilute it),
         # over at least one window (a 429 says the window is used up, however young) and at most
         # two (one batch is a coarse unit of a window's count).
         if self._since is None:
             return None
         span = min(self._span_s, now - self._since)
+        if span < self.budget.window_s / 4:
+            return None  # too early to tell
         self._trim(now)
-        accepted = sum(n for when, n in self._ok if when > now - span)
+        accepted = sum(n for when, n in self._ok if when >= now - span)
         return accepted / max(span, self.budget.window_s)
 
     def _trim(self, now: float) -> None:
@@ -424,8 +430,6 @@ class AdaptivePacer:
             return False
         self._tokens = max(self._tokens - n, 0.0)
         self.acquired += n
-        if not self._sent_since_cut or self._since is None:
-            self._since = self._clock.now()
         self._sent_since_cut = True
         return True
 

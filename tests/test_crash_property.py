@@ -1,0 +1,109 @@
+"""Property: a run that dies between any two journal writes resumes with every device rotated
+once, except in-flight devices, which are flagged and re-sent (hypothesis picks the crash point)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batch_rotate.journal import Journal
+from batch_rotate.run import InputOptions, run_job
+from batch_rotate.settings import Cloud, Credentials, Endpoints, Settings
+from batch_rotate.sim import SimConfig, SimTenant
+from batch_rotate.sim.inventory import eligible
+
+DEVICES = 120
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimTenant]:
+    with SimTenant(
+        SimConfig(devices=400, time_scale=50.0), workdir=tmp_path_factory.mktemp("sim")
+    ) as tenant:
+        yield tenant
+
+
+def _settings(sim: SimTenant, reports: Path) -> tuple[Settings, Credentials]:
+    endpoints = Endpoints.for_cloud(
+        Cloud.GLOBAL,
+        sim.config.tenant_id,
+        graph_url=sim.graph_url,
+        authority_url=sim.authority_url,
+        ca_bundle=sim.ca_path,
+    )
+    settings = Settings(
+        endpoints=endpoints,
+        write_budget="1000/1s",
+        reports_dir=reports,
+        batch_size=7,
+        max_concurrency=3,
+    )
+    credentials = Credentials(sim.config.tenant_id, sim.config.client_id, sim.config.client_secret)
+    return settings, credentials
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(crash_after=st.integers(min_value=1, max_value=60))
+def test_crash_anywhere_then_resume(
+    sim: SimTenant,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_after: int,
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path_factory.mktemp("run")
+    ids = [d["id"] for d in sim.inventory if eligible(d)][:DEVICES]
+    (workdir / "d.csv").write_text("id\n" + "\n".join(ids) + "\n", encoding="utf-8")
+    sim.reset_metrics()
+    settings_, credentials = _settings(sim, workdir / "reports")
+    writes = {"n": 0}
+    originals = {name: getattr(Journal, name) for name in ("mark_in_flight", "record")}
+
+    def crashing(name: str) -> Any:
+        def write(self: Journal, *args: Any) -> None:
+            writes["n"] += 1
+            if writes["n"] == crash_after:
+                raise Crash
+            originals[name](self, *args)
+
+        return write
+
+    for name in originals:
+        monkeypatch.setattr(Journal, name, crashing(name))
+    try:
+        asyncio.run(
+            run_job(
+                settings=settings_, credentials=credentials, inputs=InputOptions(workdir / "d.csv")
+            )
+        )
+        crashed = False
+    except Crash:
+        crashed = True
+    for name, original in originals.items():
+        monkeypatch.setattr(Journal, name, original)
+    (run_dir,) = [p.parent for p in (workdir / "reports").glob("*/journal.sqlite")]
+    if crashed:
+        asyncio.run(run_job(settings=settings_, credentials=credentials, resume_dir=run_dir))
+    accepted = sim.metrics()["accepted_by_device"]
+    with closing(Journal.open(run_dir)) as journal:
+        rows = {r.intune_device_id: r for r in journal.report_rows()}
+    assert set(accepted) == set(ids)
+    assert all(rows[i].status == "queued" for i in ids)
+    twice = {i for i, n in accepted.items() if n > 1}
+    flagged = {i for i in ids if "resent_after_interrupt" in rows[i].reason}
+    assert twice <= flagged
+    assert len(flagged) <= settings_.batch_size * settings_.max_concurrency
