@@ -117,9 +117,12 @@ def _throttle(budget: str, settings: Settings) -> Throttle:
         parsed = Budget.parse(budget)
     except ValueError as exc:
         raise InputError(f"budget {budget!r}: {exc}") from None
+    gate = RetryGate(clock)
     return Throttle(
-        AdaptivePacer(parsed, clock=clock),
-        RetryGate(clock),
+        # Room for two batches: a late wake-up must not waste budget (tokens above the cap are
+        # lost). With the gate, a batch already waiting for tokens also waits out a 429 pause.
+        AdaptivePacer(parsed, clock=clock, burst=2 * settings.batch_size, gate=gate),
+        gate,
         Backoff(base_s=settings.retry_delay_s, rng=random.Random(settings.seed)),
         clock,
     )

@@ -172,7 +172,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
 
 
 class Backoff:
-    """Capped exponential backoff with full jitter (AWS): uniform in [base/10, min(cap, base * 2^(n-1))]."""
+    """Exponential backoff, full jitter (AWS): uniform in [base/10, min(cap, base * 2^(n-1))]."""
 
     def __init__(self, *, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random) -> None:
         if not 0 < base_s <= cap_s:
@@ -246,8 +246,8 @@ class AdaptivePacer:
     BETA = 0.7  # multiplicative decrease, as botocore's adaptive mode
     RECOVERY_WINDOWS = 3.0  # CUBIC's K in budget windows: concave climb back to the ceiling
     # Convex probing above a ceiling, in windows. Against 20 s windows each failed probe costs a
-    # whole batch of 429s, so probe slowly: ~2% 429s with a neighbour, 95% regained ~5 min after
-    # the neighbour leaves (tuned with the fixed-window server in tests/graph/test_throttle.py).
+    # whole batch of 429s, so probe slowly: ~3% 429s with a neighbour, yet 95% of the budget is
+    # back ~4 min after the neighbour leaves (tuned on the fixed-window server in the tests).
     PROBE_WINDOWS = 10.0
     CONFIRM_BAND = 0.1  # a ceiling within 10% of the previous one confirms it: cut gently
 
@@ -364,7 +364,7 @@ class AdaptivePacer:
         if self._cut_at is not None and self._same_event(now):
             return
         self.throttle_events += 1
-        # The ceiling is our rate, or what the server accepted over the last window if less
+        # The ceiling is our rate, or what the server accepted over the last window(s) if less
         # (a neighbour uses part of the tenant budget). Floor beta^2 * rate: a low count may only
         # mean we had little to send.
         ceiling = self._rate

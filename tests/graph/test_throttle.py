@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,9 @@ NOW = 1_800_000_000.0  # an epoch in 2027
 INTUNE = Budget.parse("200/20s")
 
 
-def _run(clock: FakeClock, body: Callable[[], Awaitable[None]]) -> None:
+def _run(body: Callable[[], Awaitable[None]]) -> None:
+    """Run a test body on a fresh event loop (no pytest-asyncio)."""
+
     async def main() -> None:
         await body()
 
@@ -54,7 +57,8 @@ def _run(clock: FakeClock, body: Callable[[], Awaitable[None]]) -> None:
 )
 def test_budget_parse(text: str, count: int, window_s: float) -> None:
     budget = Budget.parse(text)
-    assert (budget.count, budget.window_s) == (count, pytest.approx(window_s))
+    assert budget.count == count
+    assert budget.window_s == pytest.approx(window_s)
     assert budget.per_second == pytest.approx(count / window_s)
 
 
@@ -172,7 +176,7 @@ def test_fake_clock_wakes_concurrent_sleepers_in_time_order() -> None:
     async def main() -> None:
         await asyncio.gather(sleeper("a", [3, 3, 3]), sleeper("b", [5, 0.5]), sleeper("c", [1]))
 
-    _run(clock, main)
+    _run(main)
     assert woke == [
         ("c", 101.0), ("a", 103.0), ("b", 105.0), ("b", 105.5), ("a", 106.0), ("a", 109.0),
     ]  # fmt: skip
@@ -194,7 +198,7 @@ def test_fake_clock_ignores_zero_and_cancelled_sleeps() -> None:
         with pytest.raises(ValueError, match="finite"):
             await clock.sleep(math.inf)
 
-    _run(clock, main)
+    _run(main)
 
 
 def test_fake_clock_advance_by_hand() -> None:
@@ -214,7 +218,7 @@ def test_fake_clock_advance_by_hand() -> None:
         await task
         assert clock.now() == 10.0
 
-    _run(clock, main)
+    _run(main)
 
 
 # --- RetryGate --------------------------------------------------------------------------------
@@ -239,7 +243,7 @@ def test_gate_releases_concurrent_waiters_after_the_longest_pause() -> None:
         gate.pause(10)  # extended while they wait: now until t=11
         await asyncio.gather(*tasks)
 
-    _run(clock, main)
+    _run(main)
     assert released == [11.0, 11.0, 11.0]
     assert gate.remaining() == 0.0
 
@@ -254,7 +258,7 @@ def test_gate_does_not_wait_when_not_paused() -> None:
         gate.pause(-3)
         await gate.wait()
 
-    _run(clock, main)
+    _run(main)
     assert clock.now() == 50.0
     assert gate.pauses == 0
     with pytest.raises(ValueError, match="nan"):
@@ -276,7 +280,7 @@ def _drive(pacer: AdaptivePacer, clock: FakeClock, seconds: float, batch: int) -
             times.append(clock.now())
             pacer.on_success(batch)
 
-    _run(clock, main)
+    _run(main)
     return times
 
 
@@ -299,8 +303,9 @@ def test_pacer_spreads_requests_and_never_exceeds_the_budget() -> None:
     for start in times:  # every 20 s window starting at a send holds at most the budget
         in_window = 20 * sum(1 for t in times if start <= t < start + 20)
         assert in_window <= 200
-    gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) == pytest.approx(20 / pacer.max_rate)  # even spacing, not front-loaded
+    assert max(gaps) == pytest.approx(20 / pacer.max_rate)
 
 
 def test_one_decrease_per_burst_of_throttles() -> None:
@@ -313,20 +318,22 @@ def test_one_decrease_per_burst_of_throttles() -> None:
             pacer.on_throttle()
         assert pacer.throttle_events == 1
         assert pacer.rate == pytest.approx(0.7 * pacer.max_rate)
-        await clock.sleep(60)
-        pacer.on_throttle()  # a late answer to a request sent before the cut: same event
+        await clock.sleep(3)
+        pacer.on_throttle()  # another batch that was in flight: within the hold-off
+        await clock.sleep(7)
+        pacer.on_throttle()  # nothing was sent since the cut: it answers an older request
         assert pacer.throttle_events == 1
         await pacer.acquire(20)
-        await clock.sleep(1)
-        pacer.on_throttle()  # within the hold-off: still the same event
+        await clock.sleep(2)
+        pacer.on_throttle()  # nothing accepted since the cut: that window is still used up
         assert pacer.throttle_events == 1
         pacer.on_success(20)  # the server accepts again: a new window began
-        await clock.sleep(5)
+        await clock.sleep(1)
         pacer.on_throttle()
         assert pacer.throttle_events == 2
         assert pacer.throttles_seen == 24
 
-    _run(clock, main)
+    _run(main)
 
 
 def test_throttles_without_any_success_cut_once_per_window() -> None:
@@ -339,7 +346,7 @@ def test_throttles_without_any_success_cut_once_per_window() -> None:
             pacer.on_throttle()
             await clock.sleep(5)
 
-    _run(clock, main)
+    _run(main)
     assert pacer.throttle_events == 3  # at t=0, 20 and 40
     assert pacer.rate >= pacer.budget.per_second * 0.98 * 0.7**3 * 0.9
 
@@ -357,13 +364,13 @@ def test_recovery_is_concave_and_reaches_max_rate_in_a_few_windows() -> None:
             pacer.on_success(1)
             rates[second] = pacer.rate
 
-    _run(clock, main)
+    _run(main)
     low, top = 0.7 * pacer.max_rate, pacer.max_rate
     assert rates[20] - low > 0.6 * (top - low)  # fast at first...
     assert rates[40] < top  # ...then slow near the rate that was throttled
     assert rates[60] == pytest.approx(top)
     assert all(rate <= top for rate in rates.values())
-    assert all(b >= a for a, b in zip(rates.values(), list(rates.values())[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(rates.values()))
 
 
 def test_ceiling_follows_what_the_server_accepted() -> None:
@@ -378,7 +385,7 @@ def test_ceiling_follows_what_the_server_accepted() -> None:
         await pacer.acquire(20)
         pacer.on_throttle()
 
-    _run(clock, main)
+    _run(main)
     assert pacer.w_max == pytest.approx(5.0)
     assert pacer.rate == pytest.approx(3.5)
     assert pacer.stats().throttle_events == 1
@@ -395,7 +402,7 @@ def test_a_quiet_sender_is_not_cut_below_half() -> None:
         await pacer.acquire(1)
         pacer.on_throttle()
 
-    _run(clock, main)
+    _run(main)
     assert pacer.w_max == pytest.approx(0.49 * pacer.max_rate)
 
 
@@ -420,7 +427,7 @@ def test_rate_stays_between_min_rate_and_max_rate(ops: list[tuple[str, float, in
                 await pacer.acquire(n)
             assert 0.2 <= pacer.rate <= pacer.max_rate
 
-    _run(clock, main)
+    _run(main)
 
 
 def test_waiters_are_served_first_come_first_served() -> None:
@@ -439,7 +446,7 @@ def test_waiters_are_served_first_come_first_served() -> None:
             await asyncio.sleep(0)
         await asyncio.gather(*tasks)
 
-    _run(clock, main)
+    _run(main)
     assert [i for i, _ in served] == [0, 1, 2, 3, 4]
     assert [t for _, t in served] == pytest.approx([0.0, 1.0, 1.1, 2.1, 2.2])
 
@@ -458,7 +465,7 @@ def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
         await second
         assert clock.now() == pytest.approx(1.0)
 
-    _run(clock, main)
+    _run(main)
 
 
 def test_acquire_refuses_more_than_the_burst() -> None:
@@ -486,7 +493,7 @@ def test_acquire_waits_out_the_gate_it_was_given() -> None:
         await pacer.acquire(20)  # the bucket also needs 20 / 9.8 s, but the pause is longer
         assert clock.now() == 10.5
 
-    _run(clock, main)
+    _run(main)
 
 
 # --- Against a simulated Intune -------------------------------------------------------------
@@ -504,6 +511,7 @@ class _Server:
 
     def __post_init__(self) -> None:
         self.used: dict[int, int] = {}
+        self.ok: dict[int, int] = {}
 
     def take(self, now: float) -> float | None:
         """Count one request; None when accepted, else the Retry-After in seconds."""
@@ -511,9 +519,16 @@ class _Server:
         self.used[index] = self.used.get(index, 0) + 1
         if self.used[index] <= self.capacity(now):
             self.accepted += 1
+            self.ok[index] = self.ok.get(index, 0) + 1
             return None
         self.throttled += 1
         return (index + 1) * self.window_s - (now + self.offset)
+
+    def share(self, capacity: int, seconds: float) -> float:
+        """Accepted / capacity over the windows wholly inside [0, seconds)."""
+        first = math.ceil(self.offset / self.window_s)
+        last = int((seconds + self.offset) // self.window_s)  # exclusive
+        return sum(self.ok.get(i, 0) for i in range(first, last)) / (capacity * (last - first))
 
 
 def _simulate(
@@ -543,7 +558,7 @@ def _simulate(
         tasks: set[asyncio.Task[None]] = set()
         while clock.now() < seconds:
             if len(tasks) >= 4:
-                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             await gate.wait()
             await pacer.acquire(20)
@@ -551,7 +566,7 @@ def _simulate(
             rates.append((clock.now(), pacer.rate))
         await asyncio.gather(*tasks)
 
-    _run(clock, main)
+    _run(main)
     return pacer, rates
 
 
@@ -560,7 +575,7 @@ def _simulate(
 def test_rides_what_is_left_of_a_fixed_window_budget(capacity: int, wire_gate: bool) -> None:
     server = _Server(lambda _: capacity)
     pacer, _ = _simulate(server, seconds=600.0, wire_gate=wire_gate)
-    share = server.accepted / (capacity * 600 / 20)
+    share = server.share(capacity, 600.0)
     throttled_share = server.throttled / (server.accepted + server.throttled)
     print(
         f"C={capacity} gate {'in pacer' if wire_gate else 'outside'}: share of C {share:.3f}, "
