@@ -26,6 +26,7 @@ from batch_rotate import __version__
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import AuthError, BatchRotateError, InputError, JournalError
 from batch_rotate.graph.auth import MsalTokenProvider, claims
+from batch_rotate.graph.batch import MAX_BATCH
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.retry import RunnerStats, Throttle
 from batch_rotate.graph.throttle import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
@@ -121,7 +122,7 @@ def _throttle(budget: str, settings: Settings) -> Throttle:
     return Throttle(
         # Room for two batches: a late wake-up must not waste budget (tokens above the cap are
         # lost). With the gate, a batch already waiting for tokens also waits out a 429 pause.
-        AdaptivePacer(parsed, clock=clock, burst=2 * settings.batch_size, gate=gate),
+        AdaptivePacer(parsed, clock=clock, burst=2 * MAX_BATCH, gate=gate),
         gate,
         Backoff(base_s=settings.retry_delay_s, rng=random.Random(settings.seed)),
         clock,
