@@ -32,8 +32,10 @@ from batch_rotate.run import (
     RunResult,
     render,
     run_job,
+    verify_run,
 )
 from batch_rotate.settings import Cloud, Credentials, Endpoints, Settings
+from batch_rotate.verify import parse_duration
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
@@ -293,6 +295,8 @@ def _job(
     id_column: str | None,
     id_kind: IdKind | None,
     sheet: str | None,
+    verify_wait_s: float | None = None,
+    verify_every_s: float | None = None,
 ) -> None:
     try:
         if (input_file is None) == (resume is None):
@@ -317,6 +321,8 @@ def _job(
             reports_dir=reports_dir,
             dry_run=dry_run,
             max_devices=max_devices,
+            verify_wait_s=verify_wait_s,
+            verify_every_s=verify_every_s or 300.0,
         )
     except BatchRotateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
@@ -374,9 +380,19 @@ def rotate(
     id_column: IdColOpt = None,
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
+    verify_wait: Annotated[
+        str | None,
+        typer.Option("--verify-wait", help="After rotating, verify for this long (e.g. 4h)."),
+    ] = None,
+    verify_every: Annotated[
+        str, typer.Option("--verify-every", help="Time between verification checks.")
+    ] = "5m",
 ) -> None:
     """Resolve the devices of INPUT and rotate their BitLocker recovery keys."""
-    _job(**locals())
+    values = locals()
+    values["verify_wait_s"] = _duration(values.pop("verify_wait"), "--verify-wait")
+    values["verify_every_s"] = _duration(values.pop("verify_every"), "--verify-every")
+    _job(**values)
 
 
 @app.command()
@@ -414,6 +430,73 @@ def plan(
         write_budget="200/20s",
         max_devices=sys.maxsize,
     )
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        err.print(f"error: {option}: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
+    wait: Annotated[
+        str | None, typer.Option("--wait", help="Keep checking for this long, e.g. 2h.")
+    ] = None,
+    every: Annotated[str, typer.Option("--every", help="Time between checks, e.g. 10m.")] = "5m",
+    tenant_id: TenantOpt = "",
+    client_id: ClientOpt = "",
+    client_secret: SecretOpt = "",
+    certificate_path: CertOpt = None,
+    certificate_password: CertPwOpt = "",
+    ca_bundle: CaOpt = None,
+    read_budget: ReadOpt = "2000/20s",
+    max_attempts: AttemptsOpt = 8,
+    retry_delay: RetryDelayOpt = 1.0,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Check each queued device for its action result and a key escrowed after the request.
+
+    Needs BitLockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
+    """
+    wait_s = _duration(wait, "--wait") or 0.0
+    every_s = _duration(every, "--every") or 300.0
+    try:
+        credentials = _credentials(
+            tenant_id, client_id, client_secret, certificate_path, certificate_password
+        )
+        settings = _settings(
+            tenant_id=tenant_id,
+            cloud=Cloud.GLOBAL,
+            graph_url=None,
+            authority_url=None,
+            scope=None,
+            ca_bundle=ca_bundle,
+            read_budget=read_budget,
+            max_attempts=max_attempts,
+            retry_delay_s=retry_delay,
+            timeout_s=timeout,
+            verify_wait_s=wait_s,
+            verify_every_s=every_s,
+        )
+    except BatchRotateError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(exc.exit_code) from None
+
+    async def job() -> RunResult:
+        return await verify_run(
+            run_dir,
+            settings=settings,
+            credentials=credentials,
+            notify=lambda text: err.print(text, highlight=False, markup=False),
+        )
+
+    _execute(job)
 
 
 @app.command()

@@ -293,6 +293,8 @@ def _refs(frame: pd.DataFrame, column: str, kind: IdKind, first_row: int) -> lis
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         text = "" if not _filled(value) else _cell_text(value)
         key, error = check_value(text, kind, column, numeric_cell=numeric)
+        if key == text:
+            key = text  # one string, not two equal ones (a million rows add up)
         refs.append(DeviceRef(first_row + offset, text, None if error else kind, key, error))
     return refs
 

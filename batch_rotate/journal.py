@@ -43,6 +43,18 @@ CREATE TABLE IF NOT EXISTS devices (
     resent_after_interrupt INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
+CREATE TABLE IF NOT EXISTS verification (
+    row INTEGER PRIMARY KEY REFERENCES devices(row),
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    action_state TEXT NOT NULL DEFAULT '',
+    error_code TEXT NOT NULL DEFAULT '',
+    new_key_at TEXT NOT NULL DEFAULT '',
+    last_check_in TEXT NOT NULL DEFAULT '',
+    key_count INTEGER,
+    checked_at TEXT NOT NULL,
+    checks INTEGER NOT NULL DEFAULT 1
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -55,6 +67,19 @@ CREATE TABLE IF NOT EXISTS events (
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyTarget:
+    """A queued device whose rotation is not yet proven (or disproven)."""
+
+    row: int
+    device_id: str
+    entra_device_id: str
+    requested_at: str
+
+
+VERIFY_FINAL = ("verified", "done_no_new_key", "failed", "not_supported", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +255,49 @@ class Journal:
                 [(Status.PENDING.value, row, Status.IN_FLIGHT.value) for row in rows],
             )
 
+    def verification_targets(self) -> list[VerifyTarget]:
+        """Queued devices without a final verification verdict."""
+        cursor = self._db.execute(
+            "SELECT d.row, d.intune_id, d.entra_device_id, d.requested_at, v.status "
+            "FROM devices d LEFT JOIN verification v ON v.row = d.row "
+            "WHERE d.status = ? ORDER BY d.row",
+            (Status.QUEUED.value,),
+        )
+        return [VerifyTarget(*row[:4]) for row in cursor if row[4] not in VERIFY_FINAL]
+
+    def record_verification(self, verdicts: Sequence[object]) -> None:
+        """Upsert one verdict per device (objects with the `verify.Verdict` fields)."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO verification(row, status, detail, action_state, error_code, "
+                "new_key_at, last_check_in, key_count, checked_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(row) DO UPDATE SET status=excluded.status, detail=excluded.detail, "
+                "action_state=excluded.action_state, error_code=excluded.error_code, "
+                "new_key_at=excluded.new_key_at, last_check_in=excluded.last_check_in, "
+                "key_count=excluded.key_count, checked_at=excluded.checked_at, "
+                "checks=verification.checks + 1",
+                [
+                    (
+                        v.row,  # type: ignore[attr-defined]
+                        v.status,  # type: ignore[attr-defined]
+                        v.detail,  # type: ignore[attr-defined]
+                        v.action_state,  # type: ignore[attr-defined]
+                        v.error_code,  # type: ignore[attr-defined]
+                        v.new_key_at,  # type: ignore[attr-defined]
+                        v.last_check_in,  # type: ignore[attr-defined]
+                        v.key_count,  # type: ignore[attr-defined]
+                        now,
+                    )
+                    for v in verdicts
+                ],
+            )
+
+    def verification_counts(self) -> dict[str, int]:
+        return dict(
+            self._db.execute("SELECT status, COUNT(*) FROM verification GROUP BY status").fetchall()
+        )
+
     def counts(self) -> dict[str, int]:
         """Counts by report status (pending shows as not_sent, in_flight as uncertain)."""
         counts: dict[str, int] = {}
@@ -246,10 +314,12 @@ class Journal:
         """Rows in input order, as the report shows them."""
         dry_run = self._dry_run()
         cursor = self._db.execute(
-            "SELECT row, input_value, id_kind, intune_id, device_name, serial_number, "
-            "entra_device_id, os, status, reason, http_status, error_code, error_message, "
-            "request_id, client_request_id, attempts, requested_at, resent_after_interrupt "
-            "FROM devices ORDER BY row"
+            "SELECT d.row, d.input_value, d.id_kind, d.intune_id, d.device_name, "
+            "d.serial_number, d.entra_device_id, d.os, d.status, d.reason, d.http_status, "
+            "d.error_code, d.error_message, d.request_id, d.client_request_id, d.attempts, "
+            "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
+            "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at "
+            "FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
         )
         for r in cursor:
             status = _shown_status(r[8], dry_run)
@@ -274,6 +344,14 @@ class Journal:
                 client_request_id=r[14],
                 attempts=r[15],
                 requested_at=r[16],
+                verification=r[18] or "",
+                verification_detail=r[19] or "",
+                action_state=r[20] or "",
+                action_error_code=r[21] or "",
+                new_key_at=r[22] or "",
+                last_check_in=r[23] or "",
+                key_count=r[24],
+                verified_at=r[25] or "",
             )
 
 

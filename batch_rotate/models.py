@@ -5,7 +5,7 @@ Frozen dataclasses with explicit enums, so no stage passes loose dicts to anothe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -124,6 +124,14 @@ class ReportRow:
     client_request_id: str
     attempts: int
     requested_at: str
+    verification: str = ""  # verified, pending, failed, ... (after `verify`)
+    verification_detail: str = ""
+    action_state: str = ""
+    action_error_code: str = ""
+    new_key_at: str = ""
+    last_check_in: str = ""
+    key_count: int | None = None
+    verified_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +147,4 @@ class RunSummary:
     input_sha256: str
     counts: dict[str, int]
     details: dict[str, str]  # further labelled facts (options, machine user, command line)
+    verification_counts: dict[str, int] = field(default_factory=dict)

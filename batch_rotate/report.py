@@ -40,6 +40,14 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (  # (field, header, width)
     ("client_request_id", "Client request ID", 38),
     ("attempts", "Attempts", 9),
     ("requested_at", "Requested at (UTC)", 25),
+    ("verification", "Verification", 16),
+    ("verification_detail", "Verification detail", 60),
+    ("action_state", "Device action state", 14),
+    ("action_error_code", "Device error code", 12),
+    ("new_key_at", "New key escrowed at (UTC)", 25),
+    ("last_check_in", "Last check-in (UTC)", 25),
+    ("key_count", "Recovery keys in Entra", 10),
+    ("verified_at", "Verified at (UTC)", 25),
 )
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -140,6 +148,13 @@ def _summary_sheet(sheet: Worksheet, summary: RunSummary, bold: Font) -> None:
     for status, count in sorted(summary.counts.items(), key=lambda kv: (-kv[1], kv[0])):
         line(status, count)
     line("total", sum(summary.counts.values()), True)
+    if summary.verification_counts:
+        sheet.append([])
+        line("Verification (new key escrowed)", "", True)
+        for status, count in sorted(
+            summary.verification_counts.items(), key=lambda kv: (-kv[1], kv[0])
+        ):
+            line(status, count)
     sheet.append([])
     line("Details", "", True)
     for label, value in summary.details.items():

@@ -7,6 +7,7 @@ inventory with `$select`, joined locally (about one request per page of devices)
 from __future__ import annotations
 
 import math
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ from batch_rotate.models import Device, DeviceRef, IdKind, Resolution, Status
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
-    "userPrincipalName,lastSyncDateTime,managementAgent"
+    "lastSyncDateTime,managementAgent"
 )
 PAGE_SIZE_GUESS = 1000  # managed devices per listing page, for the cost estimate
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
@@ -46,17 +47,17 @@ class ResolveReport:
 
 
 def device_from_graph(data: dict[str, Any]) -> Device:
+    # Few distinct values: interned, a million devices share a handful of strings.
     return Device(
         id=str(data.get("id") or ""),
         name=str(data.get("deviceName") or ""),
         serial_number=str(data.get("serialNumber") or ""),
         entra_device_id=str(data.get("azureADDeviceId") or ""),
-        os=str(data.get("operatingSystem") or ""),
-        os_version=str(data.get("osVersion") or ""),
-        join_type=str(data.get("joinType") or ""),
-        user_principal_name=str(data.get("userPrincipalName") or ""),
+        os=sys.intern(str(data.get("operatingSystem") or "")),
+        os_version=sys.intern(str(data.get("osVersion") or "")),
+        join_type=sys.intern(str(data.get("joinType") or "")),
         last_sync=str(data.get("lastSyncDateTime") or ""),
-        management_agent=str(data.get("managementAgent") or ""),
+        management_agent=sys.intern(str(data.get("managementAgent") or "")),
     )
 
 
@@ -69,10 +70,17 @@ def choose_strategy(refs: Sequence[DeviceRef]) -> str:
 
 
 class Index:
-    """Devices indexed by every identifier kind (keys normalised like `DeviceRef.key`)."""
+    """Devices indexed by identifier kind (keys normalised like `DeviceRef.key`).
 
-    def __init__(self, devices: Iterable[Device]) -> None:
+    With `wanted`, only devices some input row names are kept: memory follows the list, not
+    the tenant. Every device a wanted key names is kept, so ambiguity is still seen.
+    """
+
+    def __init__(
+        self, devices: Iterable[Device], wanted: dict[IdKind, set[str]] | None = None
+    ) -> None:
         self.by_kind: dict[IdKind, dict[str, list[Device]]] = {k: defaultdict(list) for k in IdKind}
+        self.wanted = wanted
         self.size = 0
         for device in devices:
             self.add(device)
@@ -85,7 +93,7 @@ class Index:
             (IdKind.DEVICE_NAME, device.name.strip().casefold()),
             (IdKind.SERIAL_NUMBER, device.serial_number.strip().casefold()),
         ):
-            if value:
+            if value and (self.wanted is None or value in self.wanted[kind]):
                 self.by_kind[kind][value].append(device)
 
     def match(self, ref: DeviceRef) -> Resolution:
@@ -123,7 +131,11 @@ async def resolve(
 async def _by_listing(
     refs: Sequence[DeviceRef], graph: GraphClient, throttle: Throttle, max_attempts: int
 ) -> tuple[list[Resolution], ResolveReport]:
-    index = Index(())
+    wanted: dict[IdKind, set[str]] = {kind: set() for kind in IdKind}
+    for ref in refs:
+        if ref.kind is not None:
+            wanted[ref.kind].add(ref.key)
+    index = Index((), wanted)
     requests = 0
     path: str = "deviceManagement/managedDevices"
     params: dict[str, str] | None = {"$select": SELECT}

@@ -37,6 +37,7 @@ from batch_rotate.plan import apply_rules
 from batch_rotate.report import ReportPaths, write_reports
 from batch_rotate.resolve import ResolveReport, resolve
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
+from batch_rotate.verify import verify_journal
 
 READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -169,6 +170,7 @@ def _summary(journal: Journal, run_dir: Path) -> RunSummary:
         input_sha256=meta.get("input_sha256", ""),
         counts=journal.counts(),
         details=details,
+        verification_counts=journal.verification_counts(),
     )
 
 
@@ -376,8 +378,67 @@ async def _rotate(
         raise
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
+    if settings.verify_wait_s is not None and not result.interrupted:
+        with interrupt_handler(stop, notify):
+            await verify_journal(
+                journal,
+                graph,
+                _throttle(settings.read_budget, settings),
+                wait_s=settings.verify_wait_s,
+                every_s=settings.verify_every_s,
+                stop=stop,
+                notify=notify,
+                max_attempts=settings.max_attempts,
+            )
     result.reports, result.counts = render(run_dir)
     result.exit_code = exit_code_for(result.counts, result.interrupted)
+    return result
+
+
+async def verify_run(
+    run_dir: Path,
+    *,
+    settings: Settings,
+    credentials: Credentials,
+    notify: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """Check every queued device of a run for a newly escrowed key, polling as asked."""
+    with closing(Journal.open(run_dir)) as journal:
+        meta = journal.meta()
+        endpoints = Endpoints(
+            meta.get("authority_url", settings.endpoints.authority_url),
+            meta.get("graph_url", settings.endpoints.graph_url),
+            meta.get("scope", settings.endpoints.scope),
+            settings.endpoints.ca_bundle,
+        )
+        tokens = MsalTokenProvider(credentials, endpoints, timeout_s=settings.timeout_s)
+        stop = asyncio.Event()
+        try:
+            async with GraphClient(endpoints, tokens, timeout_s=settings.timeout_s) as graph:
+                token = await tokens.token()
+                _check_permissions(
+                    token, READ_PERMISSIONS, "read device action results", credentials.tenant_id
+                )
+                journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
+                with interrupt_handler(stop, notify):
+                    await verify_journal(
+                        journal,
+                        graph,
+                        _throttle(settings.read_budget, settings),
+                        wait_s=settings.verify_wait_s or 0.0,
+                        every_s=settings.verify_every_s,
+                        stop=stop,
+                        notify=notify,
+                        max_attempts=settings.max_attempts,
+                    )
+        finally:
+            tokens.close()
+        counts = journal.verification_counts()
+    result = RunResult(run_dir, {}, EXIT_OK, interrupted=stop.is_set())
+    result.reports, result.counts = render(run_dir)
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    result.messages.append(f"verification: {shown or 'no queued devices'}")
+    result.exit_code = EXIT_INTERRUPTED if result.interrupted else EXIT_OK
     return result
 
 

@@ -103,6 +103,8 @@ class Settings:
     dry_run: bool = False
     max_devices: int = 5000
     seed: int | None = None
+    verify_wait_s: float | None = None  # after rotating, verify for this long (None: don't)
+    verify_every_s: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -81,6 +81,10 @@ def test_interrupt_then_resume(
         == 0
     )
 
+    again = _start(["rotate", "devices.csv", "--dry-run", *flags], sim, tmp_path)
+    hint, _ = again.communicate(timeout=60)
+    assert f"--resume {run_dir.relative_to(tmp_path)}" in hint  # an unfinished run of this file
+
     proc = _start(["rotate", "--resume", str(run_dir), *flags], sim, tmp_path)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output

@@ -64,7 +64,7 @@ def test_sheets_header_freeze_filter_widths_and_order(tmp_path: Path) -> None:
     assert [c.value for c in sheet[1]] == [header for _, header, _ in COLUMNS]
     assert sheet[1][0].font.bold
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:Q6"
+    assert sheet.auto_filter.ref == "A1:Y6"
     assert sheet.column_dimensions["B"].width == 40
     assert [sheet.cell(row=r, column=1).value for r in range(2, 7)] == [2, 3, 4, 5, 6]
     assert sheet.cell(row=2, column=11).value == 204  # numbers stay numbers

@@ -1,0 +1,302 @@
+"""Verify queued rotations: the device's BitLocker action result and a newly escrowed key.
+
+A 204 only queues the rotation; proof is a recovery key in Entra ID created after the request
+(GRAPH_NOTES.md "Observing the outcome later"). The verdict is a pure function of the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from batch_rotate.graph.batch import BatchItem
+from batch_rotate.graph.client import GraphClient
+from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
+from batch_rotate.journal import Journal, VerifyTarget
+
+KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
+KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
+FINAL = frozenset({"verified", "done_no_new_key", "failed", "not_supported", "unknown"})
+
+# HRESULTs a rotation reports (GRAPH_NOTES.md): code -> (cause, fix)
+ERROR_CODES: dict[int, tuple[str, str]] = {
+    0x803100DA: (
+        "recovery information backup to Entra ID is not Required (OS drive)",
+        "set 'Save BitLocker recovery information to Entra ID' and 'Do not enable BitLocker "
+        "until recovery information is stored' to Required for OS drives",
+    ),
+    0x803100DB: (
+        "recovery information backup to Entra ID is not Required (fixed drives)",
+        "set the same backup policy to Required for fixed data drives",
+    ),
+    0x803100E1: ("the backup endpoint was busy", "rotate again later"),
+    0x80310059: ("another BitLocker operation was in progress", "rotate again later"),
+    0x80310008: ("BitLocker is not enabled on the drive", "enable BitLocker first"),
+    0x80310000: ("the drive is locked", "unlock the drive, then rotate again"),
+    0x80070490: (
+        "element not found (no recovery password protector)",
+        "add a recovery password protector",
+    ),
+    0x80070057: ("invalid parameter", "check the BitLocker policy on the device"),
+    0x80004005: ("unspecified failure", "check the device's BitLocker event log"),
+    0x80090029: ("operation not supported", "the device cannot rotate (edition or TPM)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What Graph says about one device now."""
+
+    action_state: str = ""  # of the BitLocker rotate action, "" if none is listed
+    action_error: int | None = None
+    action_updated: str = ""
+    last_check_in: str = ""
+    key_times: tuple[str, ...] | None = None  # createdDateTime per key; None when unreadable
+    key_volumes: tuple[str, ...] = ()
+    key_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    row: int
+    status: str
+    detail: str
+    action_state: str
+    error_code: str
+    new_key_at: str
+    last_check_in: str
+    key_count: int | None
+
+
+def hresult_hex(code: int) -> str:
+    return f"0x{code & 0xFFFFFFFF:08X}"
+
+
+def explain(code: int) -> str:
+    cause, fix = ERROR_CODES.get(
+        code & 0xFFFFFFFF, ("unknown error", "see the device's BitLocker event log")
+    )
+    return f"{hresult_hex(code)}: {cause}; {fix}"
+
+
+def _newer(created: str, requested_at: str) -> bool:
+    # Both ISO 8601 UTC; compare on the common second-resolution prefix without zone marks.
+    def norm(text: str) -> str:
+        return re.sub(r"(\.\d+)?(Z|[+-]00:00)$", "", text.strip())
+
+    return bool(created) and norm(created) > norm(requested_at)
+
+
+def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
+    """The verification status of one device from its evidence (pure)."""
+    times = ev.key_times
+    count = None if times is None else len(times)
+    new = sorted(t for t in times or () if _newer(t, requested_at))
+    code = "" if ev.action_error is None else hresult_hex(ev.action_error)
+    ceiling = ""
+    if count is not None and count >= KEY_CEILING_WARN:
+        ceiling = f"; key_ceiling: {count} keys escrowed, Entra keeps at most 200: delete old keys"
+
+    def make(status: str, detail: str) -> Verdict:
+        return Verdict(
+            row,
+            status,
+            detail + ceiling,
+            ev.action_state,
+            code,
+            new[0] if new else "",
+            ev.last_check_in,
+            count,
+        )
+
+    if new:
+        volumes = ", ".join(sorted(set(ev.key_volumes))) or "unknown volume"
+        return make("verified", f"new recovery key escrowed at {new[0]} ({volumes})")
+    state = ev.action_state.lower()
+    if state == "failed":
+        return make(
+            "failed",
+            explain(ev.action_error)
+            if ev.action_error is not None
+            else "the device reported failure without an error code",
+        )
+    if state == "notsupported":
+        return make(
+            "not_supported", "the device cannot rotate BitLocker keys (edition, OS or hardware)"
+        )
+    if times is None:
+        if state == "done":
+            return make(
+                "unknown",
+                f"the device reports done, but recovery keys cannot be read ({ev.key_error}); "
+                f"grant {KEY_PERMISSION}",
+            )
+        return make(
+            "pending",
+            f"waiting for the device to check in (last check-in "
+            f"{ev.last_check_in or 'unknown'}); keys unreadable: {ev.key_error}",
+        )
+    if state == "done":
+        return make(
+            "done_no_new_key",
+            "the device reports the rotation done but no key newer than the request is in "
+            "Entra ID; check the escrow policy and the key count",
+        )
+    return make(
+        "pending",
+        f"waiting for the device to check in (last check-in {ev.last_check_in or 'unknown'}; "
+        f"action {ev.action_state or 'not listed yet'})",
+    )
+
+
+def _bitlocker_action(device: dict[str, Any]) -> dict[str, Any]:
+    for action in device.get("deviceActionResults") or []:
+        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
+            return action
+    return {}
+
+
+def _error_code(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def check(
+    targets: Sequence[VerifyTarget],
+    graph: GraphClient,
+    throttle: Throttle,
+    *,
+    max_attempts: int = 8,
+) -> list[Verdict]:
+    """One round: action results (beta) and recovery keys (v1.0), batched, on the read budget."""
+    devices: dict[int, dict[str, Any]] = {}
+    keys: dict[int, list[dict[str, Any]] | str] = {}
+    next_links: dict[int, str] = {}
+
+    def device_items() -> list[BatchItem]:
+        return [
+            BatchItem(
+                t.row,
+                "GET",
+                f"/deviceManagement/managedDevices/{t.device_id}?$select=id,deviceActionResults,lastSyncDateTime",
+                str(uuid.uuid4()),
+            )
+            for t in targets
+        ]
+
+    def key_items() -> list[BatchItem]:
+        return [
+            BatchItem(
+                t.row,
+                "GET",
+                "/informationProtection/bitlocker/recoveryKeys?$filter="
+                + quote(f"deviceId eq '{t.entra_device_id}'", safe="'"),
+                str(uuid.uuid4()),
+            )
+            for t in targets
+            if t.entra_device_id
+        ]
+
+    def on_device(results: Sequence[ItemResult]) -> None:
+        for r in results:
+            if r.final and r.status == 200 and isinstance(r.body, dict):
+                devices[r.item.key] = r.body
+
+    def on_keys(results: Sequence[ItemResult]) -> None:
+        for r in results:
+            if not r.final:
+                continue
+            if r.status == 200 and isinstance(r.body, dict):
+                keys[r.item.key] = [k for k in r.body.get("value", []) if isinstance(k, dict)]
+                if r.body.get("@odata.nextLink"):
+                    next_links[r.item.key] = str(r.body["@odata.nextLink"])
+            elif r.status == 403:
+                keys[r.item.key] = f"403 {r.error.code}: the app lacks {KEY_PERMISSION}"
+            else:
+                keys[r.item.key] = r.reason or f"HTTP {r.status}"
+
+    await BatchRunner(graph, throttle, max_attempts=max_attempts).run(
+        device_items(), on_send=lambda _: None, on_answer=on_device
+    )
+    await BatchRunner(graph, throttle, max_attempts=max_attempts, version="v1.0").run(
+        key_items(), on_send=lambda _: None, on_answer=on_keys
+    )
+    for row, link in next_links.items():  # a device with many keys: follow the pages
+        while link:
+            page = await get_with_retry(graph, throttle, link, max_attempts=max_attempts)
+            body = page.body if isinstance(page.body, dict) else {}
+            found = keys[row]
+            if isinstance(found, list):
+                found.extend(k for k in body.get("value", []) if isinstance(k, dict))
+            link = str(body.get("@odata.nextLink") or "")
+    verdicts = []
+    for t in targets:
+        device = devices.get(t.row, {})
+        action = _bitlocker_action(device)
+        found = keys.get(t.row, "no Entra device id" if not t.entra_device_id else "not read")
+        evidence = Evidence(
+            action_state=str(action.get("actionState", "")),
+            action_error=_error_code(action.get("errorCode")),
+            action_updated=str(action.get("lastUpdatedDateTime", "")),
+            last_check_in=str(device.get("lastSyncDateTime", "")),
+            key_times=None
+            if isinstance(found, str)
+            else tuple(str(k.get("createdDateTime", "")) for k in found),
+            key_volumes=()
+            if isinstance(found, str)
+            else tuple(
+                str(k.get("volumeType", ""))
+                for k in found
+                if _newer(str(k.get("createdDateTime", "")), t.requested_at)
+            ),
+            key_error=found if isinstance(found, str) else "",
+        )
+        verdicts.append(verdict(t.row, t.requested_at, evidence))
+    return verdicts
+
+
+async def verify_journal(
+    journal: Journal,
+    graph: GraphClient,
+    throttle: Throttle,
+    *,
+    wait_s: float = 0.0,
+    every_s: float = 60.0,
+    stop: asyncio.Event | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+    max_attempts: int = 8,
+) -> dict[str, int]:
+    """Check until every queued device has a final verdict, or `wait_s` has passed."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        targets = journal.verification_targets()
+        if not targets:
+            break
+        verdicts = await check(targets, graph, throttle, max_attempts=max_attempts)
+        journal.record_verification(verdicts)
+        counts = journal.verification_counts()
+        notify("verification: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        remaining = deadline - loop.time()
+        if stop.is_set() or remaining <= 0 or all(v.status in FINAL for v in verdicts):
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=min(every_s, remaining))
+    return journal.verification_counts()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '90s', '10m', '2h', '1d' or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 90s, 10m, 2h or 1d")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
