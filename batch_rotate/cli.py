@@ -198,7 +198,11 @@ class _ProgressView:
         self.task: TaskID | None = None
 
     def __enter__(self) -> _ProgressView:
-        if self.tty:
+        return self
+
+    def _start_bar(self) -> Progress:
+        # Started on the first answer, so the confirmation prompt has the terminal to itself.
+        if self.bar is None:
             self.bar = Progress(
                 TextColumn("[bold]rotating"),
                 BarColumn(),
@@ -210,7 +214,7 @@ class _ProgressView:
                 transient=True,
             )
             self.bar.__enter__()
-        return self
+        return self.bar
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
@@ -221,10 +225,11 @@ class _ProgressView:
         elapsed = max(time.monotonic() - stats.started, 1e-6)
         rate = stats.succeeded / elapsed
         state = f"429s {stats.throttled + stats.outer_throttled}, retries {stats.transient}"
-        if self.bar is not None:
+        if self.tty:
+            bar = self._start_bar()
             if self.task is None:
-                self.task = self.bar.add_task("rotate", total=total, rate=0.0, state="")
-            self.bar.update(self.task, completed=done, rate=rate, state=state)
+                self.task = bar.add_task("rotate", total=total, rate=0.0, state="")
+            bar.update(self.task, completed=done, rate=rate, state=state)
         elif time.monotonic() - self.last >= self.every_s or done == total:
             self.last = time.monotonic()
             err.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -22,7 +23,12 @@ def _run_on_tty(args: list[str], env: dict[str, str], cwd: Path, answer: str) ->
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "batch_rotate", *args],
-        stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        close_fds=True,
     )
     os.close(slave)
     output = b""
@@ -45,7 +51,8 @@ def _run_on_tty(args: list[str], env: dict[str, str], cwd: Path, answer: str) ->
             break
     proc.wait(timeout=30)
     os.close(master)
-    return proc.returncode, output.decode(errors="replace")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    return proc.returncode, text
 
 
 @pytest.mark.parametrize(("answer", "code"), [("y", 0), ("n", 2)])
@@ -55,7 +62,9 @@ def test_prompt_shows_what_will_happen_and_obeys_the_answer(
     sim = make_sim()
     env = {**os.environ, **sim.env(), "COLUMNS": "200"}
     env.pop("SSL_CERT_FILE", None)
-    returncode, output = _run_on_tty(["rotate", str(SAMPLE), *sim_flags(sim)], env, tmp_path, answer)
+    returncode, output = _run_on_tty(
+        ["rotate", str(SAMPLE), *sim_flags(sim)], env, tmp_path, answer
+    )
     assert returncode == code, output
     assert sim.config.tenant_id in output
     assert "Devices to rotate: 47" in output

@@ -16,14 +16,35 @@ REQUESTED = "2026-11-27T01:00:00.000Z"
 @pytest.mark.parametrize(
     ("evidence", "status", "needle"),
     [
-        (Evidence("done", None, key_times=("2026-11-27T01:05:00Z",), key_volumes=("operatingSystemVolume",)), "verified", "operatingSystemVolume"),
+        (
+            Evidence(
+                "done",
+                None,
+                key_times=("2026-11-27T01:05:00Z",),
+                key_volumes=("operatingSystemVolume",),
+            ),
+            "verified",
+            "operatingSystemVolume",
+        ),
         (Evidence("pending", None, key_times=("2026-11-27T01:05:00Z",)), "verified", "01:05"),
-        (Evidence("done", None, key_times=("2026-11-26T01:05:00Z",)), "done_no_new_key", "no key newer"),
+        (
+            Evidence("done", None, key_times=("2026-11-26T01:05:00Z",)),
+            "done_no_new_key",
+            "no key newer",
+        ),
         (Evidence("failed", -2144272166, key_times=()), "failed", "0x803100DA"),
         (Evidence("notSupported", None, key_times=()), "not_supported", "cannot rotate"),
-        (Evidence("pending", None, last_check_in="2026-11-20T00:00:00Z", key_times=()), "pending", "2026-11-20"),
+        (
+            Evidence("pending", None, last_check_in="2026-11-20T00:00:00Z", key_times=()),
+            "pending",
+            "2026-11-20",
+        ),
         (Evidence("", None, key_times=()), "pending", "not listed yet"),
-        (Evidence("done", None, key_times=None, key_error="403"), "unknown", "BitLockerKey.ReadBasic.All"),
+        (
+            Evidence("done", None, key_times=None, key_error="403"),
+            "unknown",
+            "BitLockerKey.ReadBasic.All",
+        ),
     ],
 )
 def test_each_verdict_from_its_evidence(evidence: Evidence, status: str, needle: str) -> None:
@@ -45,7 +66,10 @@ def test_error_codes_are_explained_in_hex_with_a_fix() -> None:
     assert explain(12345).startswith("0x00003039: unknown error")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1.5h", 5400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1.5h", 5400)],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -58,13 +82,27 @@ def test_bad_duration() -> None:
 def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "run", {})
     journal.add_resolutions(
-        Resolution(DeviceRef(r, f"d{r}", IdKind.INTUNE_ID, f"d{r}"), Status.PENDING, Device(id=f"d{r}", entra_device_id=f"e{r}"))
+        Resolution(
+            DeviceRef(r, f"d{r}", IdKind.INTUNE_ID, f"d{r}"),
+            Status.PENDING,
+            Device(id=f"d{r}", entra_device_id=f"e{r}"),
+        )
         for r in (2, 3)
     )
     journal.mark_in_flight([(2, "c2"), (3, "c3")])
-    journal.record([Outcome(row=2, status=Status.QUEUED, http_status=204), Outcome(row=3, status=Status.QUEUED, http_status=204)])
+    journal.record(
+        [
+            Outcome(row=2, status=Status.QUEUED, http_status=204),
+            Outcome(row=3, status=Status.QUEUED, http_status=204),
+        ]
+    )
     assert [t.row for t in journal.verification_targets()] == [2, 3]
-    journal.record_verification([verdict(2, REQUESTED, Evidence("done", None, key_times=("2026-11-27T02:00:00Z",))), verdict(3, REQUESTED, Evidence("pending", None, key_times=()))])
+    journal.record_verification(
+        [
+            verdict(2, REQUESTED, Evidence("done", None, key_times=("2026-11-27T02:00:00Z",))),
+            verdict(3, REQUESTED, Evidence("pending", None, key_times=())),
+        ]
+    )
     assert [t.row for t in journal.verification_targets()] == [3]
     assert journal.verification_counts() == {"verified": 1, "pending": 1}
     rows = {r.row: r for r in journal.report_rows()}
