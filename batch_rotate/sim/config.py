@@ -1,0 +1,67 @@
+"""The simulated tenant's knobs: identity, fleet, Intune throttling, fault probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class FaultConfig:
+    """Per-request fault probabilities (seeded). Batch-level faults hit before any processing."""
+
+    inner_500: float = 0.0
+    inner_502: float = 0.0
+    inner_503: float = 0.0
+    inner_503_retry_after: float = 0.0
+    inner_504: float = 0.0
+    inner_429_no_retry_after: float = 0.0
+    batch_429: float = 0.0
+    batch_503: float = 0.0
+    batch_504: float = 0.0
+    connection_reset: float = 0.0
+    timeout: float = 0.0
+    truncated_body: float = 0.0
+    non_json_body: float = 0.0
+    omit_ids: float = 0.0
+    timeout_s: float = 30.0
+
+    @classmethod
+    def mix(cls, rate: float = 0.02, timeout_s: float = 3.0) -> FaultConfig:
+        """Every fault at `rate` (the benchmark's and tests' "full fault mix")."""
+        names = [f.name for f in fields(cls) if f.name != "timeout_s"]
+        return cls(**{name: rate for name in names}, timeout_s=timeout_s)
+
+
+def _default_roles() -> list[str]:
+    return [
+        "DeviceManagementManagedDevices.ReadWrite.All",
+        "DeviceManagementManagedDevices.Read.All",
+        "BitLockerKey.ReadBasic.All",
+    ]
+
+
+@dataclass
+class SimConfig:
+    """Fixed identity defaults so the demo and the committed sample are reproducible."""
+
+    tenant_id: str = "00000000-0000-4000-8000-00000000a11c"
+    client_id: str = "00000000-0000-4000-8000-0000000c11e7"
+    client_secret: str = "sim-secret-Q7w9Zt3Lk2"
+    certificates: list[bytes] = field(default_factory=list)  # PEM certs for client assertions
+    roles: list[str] = field(default_factory=_default_roles)
+    token_lifetime_s: float = 3599.0
+    seed: int = 1
+    devices: int = 500
+    inventory_file: Path | None = None
+    page_size: int = 1000
+    time_scale: float = 1.0  # 10 => a 20 s window lasts 2 s; Retry-After values shrink alike
+    app_write_limit: int = 200
+    tenant_write_limit: int = 400
+    app_any_limit: int = 2000
+    tenant_any_limit: int = 4000
+    window_s: float = 20.0
+    throttling: bool = True
+    neighbour_write_share: float = 0.0  # another app's share of the tenant write budget
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    latency_s: float = 0.0  # per inner request (scaled by time_scale)
