@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -85,12 +86,24 @@ def explain(code: int) -> str:
     return f"{hresult_hex(code)}: {cause}; {fix}"
 
 
-def _newer(created: str, requested_at: str) -> bool:
-    # Both ISO 8601 UTC; compare on the common second-resolution prefix without zone marks.
-    def norm(text: str) -> str:
-        return re.sub(r"(\.\d+)?(Z|[+-]00:00)$", "", text.strip())
+def parse_time(text: str) -> datetime | None:
+    """An ISO 8601 UTC time as Graph writes it (up to 7 fraction digits, 'Z'), or None."""
+    match = re.fullmatch(
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text.strip()
+    )
+    if not match:
+        return None
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    zone = match.group(3) or "Z"
+    parsed = datetime.fromisoformat(
+        f"{match.group(1)}.{fraction}{'+00:00' if zone == 'Z' else zone}"
+    )
+    return parsed.astimezone(UTC)
 
-    return bool(created) and norm(created) > norm(requested_at)
+
+def _newer(created: str, requested_at: str) -> bool:
+    when, requested = parse_time(created), parse_time(requested_at)
+    return when is not None and requested is not None and when > requested
 
 
 def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:

@@ -108,3 +108,19 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
     rows = {r.row: r for r in journal.report_rows()}
     assert rows[2].verification == "verified" and rows[2].new_key_at == "2026-11-27T02:00:00Z"
     assert rows[3].verification == "pending"
+
+
+@pytest.mark.parametrize(
+    ("created", "newer"),
+    [
+        ("2026-11-27T01:00:00.5Z", True),
+        ("2026-11-27T01:00:00.0000001Z", False),
+        ("2026-11-27T01:00:00.1234567Z", True),
+        ("2026-11-27T02:00:00+01:00", False),
+        ("2026-11-27T01:00:01Z", True),
+        ("not a time", False),
+    ],
+)
+def test_key_time_comparison_is_exact(created: str, newer: bool) -> None:
+    result = verdict(2, REQUESTED, Evidence("done", None, key_times=(created,)))
+    assert (result.status == "verified") is newer

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from batch_rotate.sim.escrow import EscrowConfig
+
 
 @dataclass
 class FaultConfig:
@@ -65,3 +67,4 @@ class SimConfig:
     neighbour_write_share: float = 0.0  # another app's share of the tenant write budget
     faults: FaultConfig = field(default_factory=FaultConfig)
     latency_s: float = 0.0  # per inner request (scaled by time_scale)
+    escrow: EscrowConfig = field(default_factory=EscrowConfig)  # what devices do after a rotate

@@ -159,6 +159,7 @@ class Fleet(Sequence[dict[str, Any]]):
             self._packed = [_SEP.join(row) for row in _rows(count, seed)]
         self._count = len(records) if records is not None else count
         self._actions: dict[str, list[dict[str, Any]]] = {}
+        self._changed: dict[str, dict[str, Any]] = {}  # properties devices changed since
         self._indexes: dict[str, dict[str, list[int]]] = {}
         # The one eager structure: every request names a device by id.
         self._by_id: dict[str, int] = {self._id_at(i).lower(): i for i in range(self._count)}
@@ -201,6 +202,7 @@ class Fleet(Sequence[dict[str, Any]]):
         if not 0 <= index < self._count:
             raise IndexError(index)
         device = self._raw(index)
+        device.update(self._changed.get(device["id"].lower(), {}))
         device["deviceActionResults"] = [
             dict(a) for a in self._actions.get(device["id"].lower(), [])
         ]
@@ -224,6 +226,10 @@ class Fleet(Sequence[dict[str, Any]]):
                 index.setdefault(self._prop(i, prop).lower(), []).append(i)
             self._indexes[prop] = index
         return self._indexes[prop].get(value.lower(), [])
+
+    def set_property(self, device_id: str, prop: str, value: Any) -> None:
+        """A property the device changed (e.g. lastSyncDateTime at a check-in)."""
+        self._changed.setdefault(device_id.lower(), {})[prop] = value
 
     def record_action(self, device_id: str, action: dict[str, Any]) -> None:
         """Replace the device's entry for this action (Intune keeps the latest per action)."""

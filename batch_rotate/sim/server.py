@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import secrets
 import threading
 import time
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from batch_rotate.sim.budget import WRITE_METHODS, Budget
 from batch_rotate.sim.config import FaultConfig, SimConfig
+from batch_rotate.sim.escrow import Escrow
 from batch_rotate.sim.faults import Faults
 from batch_rotate.sim.inventory import Fleet
 from batch_rotate.sim.tls import make_server_tls
@@ -42,6 +44,7 @@ ROTATE_ROLES = frozenset(
     }
 )
 READ_ROLES = ROTATE_ROLES | {"DeviceManagementManagedDevices.Read.All"}
+KEY_ROLES = frozenset({"BitLockerKey.ReadBasic.All", "BitLockerKey.Read.All"})
 _FILTERABLE = ("operatingSystem", "deviceName", "serialNumber", "azureADDeviceId")
 _ERROR_CODES = {
     500: "InternalServerError",
@@ -152,6 +155,7 @@ class _Tenant:
             else Fleet.generated(config.devices, config.seed)
         )
         self.retry_deadline: dict[str, float] = {}  # device id -> when the last Retry-After ends
+        self.escrow = Escrow(config.seed, config.time_scale, config.escrow)
 
     @property
     def base_url(self) -> str:
@@ -398,6 +402,8 @@ class _Tenant:
         window: int,
     ) -> Answer:
         roles = set(claims.get("roles") or [])
+        if segments == ["informationProtection", "bitlocker", "recoveryKeys"] and method == "GET":
+            return self._recovery_keys(version, query, roles, crid)
         if segments[:2] != ["deviceManagement", "managedDevices"] or len(segments) > 4:
             bad = next(
                 (
@@ -425,6 +431,8 @@ class _Tenant:
             device = self.fleet.get(segments[2])
             if device is None:
                 return self._not_found(segments[2], crid)
+            if self.escrow.advance(self.fleet, device):  # it checked in since the request
+                device = self.fleet.get(segments[2]) or device
             return 200, {"Content-Type": "application/json"}, self._select(device, query, version)
         if len(segments) == 4 and segments[3] == "rotateBitLockerKeys":
             if method != "POST":
@@ -437,6 +445,41 @@ class _Tenant:
                 400, "BadRequest", f"Resource not found for the segment '{segments[3]}'.", crid
             )
         return _graph_error(405, "BadRequest", f"{method} is not supported on this resource.", crid)
+
+    def _recovery_keys(
+        self, version: str, query: dict[str, list[str]], roles: set[str], crid: str
+    ) -> Answer:
+        """Key metadata for one Entra device id; the devices' check-ins play out on the way."""
+        if not roles & KEY_ROLES:
+            return _graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation. Application must have one of the following permissions: BitLockerKey.ReadBasic.All, BitLockerKey.Read.All",
+                crid,
+            )
+        if "key" in query.get("$select", [""])[0].split(","):
+            # Never needed by batch-rotate: reading the key itself writes an audit entry.
+            return _graph_error(
+                400, "BadRequest", "The simulator does not serve key material.", crid
+            )
+        match = re.fullmatch(r"deviceId eq '([0-9a-fA-F-]{36})'", query.get("$filter", [""])[0])
+        keys: list[dict[str, Any]] = []
+        if match:
+            for index in self.fleet.find("azureADDeviceId", match.group(1)):
+                device = self.fleet[index]
+                self.escrow.advance(self.fleet, device)
+                keys = self.escrow.device_keys(device)
+        page = int(query.get("$skiptoken", ["0"])[0] or 0)
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.base_url}/{version}/$metadata#informationProtection/bitlocker/recoveryKeys",
+            "value": keys[page : page + 100],
+        }
+        if page + 100 < len(keys):
+            body["@odata.nextLink"] = (
+                f"{self.base_url}/{version}/informationProtection/bitlocker/recoveryKeys?"
+                f"$filter={quote(query['$filter'][0], safe='')}&$skiptoken={page + 100}"
+            )
+        return 200, {"Content-Type": "application/json"}, body
 
     def _not_found(self, device_id: str, crid: str) -> Answer:
         return _graph_error(
@@ -488,6 +531,7 @@ class _Tenant:
                 "errorCode": 0,
             },
         )
+        self.escrow.requested(device)
         return 204, {}, None
 
     def _select(
@@ -831,6 +875,21 @@ class SimTenant:
         """The same JSON as GET /_sim/metrics."""
         result: dict[str, Any] = self._on_loop(lambda t: t.metrics.snapshot())
         return result
+
+    def verification_truth(self) -> dict[str, str]:
+        """Ground truth per rotated device id: what `verify` must report now."""
+        assert self._tenant is not None and self._loop is not None
+        tenant = self._tenant
+
+        async def truth() -> dict[str, str]:
+            out = {}
+            for device_id in tenant.metrics.accepted_by_device:
+                device = tenant.fleet.get(device_id)
+                if device is not None:
+                    out[device["id"]] = tenant.escrow.truth(device)
+            return out
+
+        return asyncio.run_coroutine_threadsafe(truth(), self._loop).result(30)
 
     def reset_metrics(self) -> None:
         self._on_loop(lambda t: t.reset())
