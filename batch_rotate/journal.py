@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,15 +245,6 @@ class Journal:
                 ],
             )
 
-    def release_pending(self, rows: Sequence[int]) -> None:
-        """In-flight rows whose batch was never sent go back to pending (not counted)."""
-        with self._db:
-            self._db.executemany(
-                "UPDATE devices SET status = ?, attempts = MAX(attempts - 1, 0) "
-                "WHERE row = ? AND status = ?",
-                [(Status.PENDING.value, row, Status.IN_FLIGHT.value) for row in rows],
-            )
-
     def verification_targets(self) -> list[VerifyTarget]:
         """Queued devices without a final verification verdict."""
         cursor = self._db.execute(
@@ -380,8 +370,3 @@ def _default_reason(status: str) -> str:
 
 def has_journal(run_dir: Path) -> bool:
     return (run_dir / JOURNAL_NAME).is_file()
-
-
-def read_meta(run_dir: Path) -> dict[str, str]:
-    with closing(Journal.open(run_dir)) as journal:
-        return journal.meta()

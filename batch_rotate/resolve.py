@@ -6,7 +6,6 @@ inventory with `$select`, joined locally (about one request per page of devices)
 
 from __future__ import annotations
 
-import math
 import sys
 import uuid
 from collections import defaultdict
@@ -23,7 +22,6 @@ SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
     "lastSyncDateTime,managementAgent"
 )
-PAGE_SIZE_GUESS = 1000  # managed devices per listing page, for the cost estimate
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
 
 
@@ -198,13 +196,6 @@ async def _by_lookup(
             resolutions.append(index.match(ref))
     report = ResolveReport("lookup", runner.stats.batches, len(items), 0)
     return resolutions, report
-
-
-def estimated_requests(refs: Sequence[DeviceRef], inventory_size: int | None = None) -> int:
-    """Requests the chosen strategy is expected to cost (for the plan summary)."""
-    if choose_strategy(refs) == "lookup":
-        return math.ceil(len({r.key for r in refs if r.kind}) / 20)
-    return math.ceil((inventory_size or PAGE_SIZE_GUESS) / PAGE_SIZE_GUESS)
 
 
 def _label(kind: IdKind) -> str:
