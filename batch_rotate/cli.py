@@ -121,6 +121,21 @@ ReportsOpt = Annotated[Path, typer.Option("--reports-dir", help="Where run folde
 MaxDevOpt = Annotated[int, typer.Option("--max-devices", help="Refuse a plan larger than this.")]
 IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding the identifier.")]
 IdKindOpt = Annotated[IdKind | None, typer.Option("--id-kind", help="What the column holds.")]
+KeysOpt = Annotated[
+    str,
+    typer.Option(
+        "--keys-strategy",
+        help="How verify reads recovery keys: auto (cheaper of the two), per-device, listing.",
+    ),
+]
+CheckKeysOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check-keys",
+        help="Count each device's escrowed keys and flag those near Entra's 200-key limit "
+        "(needs BitLockerKey.ReadBasic.All; one read per device).",
+    ),
+]
 SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (default: the first).")]
 
 
@@ -302,6 +317,7 @@ def _job(
     sheet: str | None,
     verify_wait_s: float | None = None,
     verify_every_s: float | None = None,
+    check_keys: bool = False,
 ) -> None:
     try:
         if (input_file is None) == (resume is None):
@@ -328,6 +344,7 @@ def _job(
             max_devices=max_devices,
             verify_wait_s=verify_wait_s,
             verify_every_s=verify_every_s or 300.0,
+            check_keys=check_keys,
         )
     except BatchRotateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
@@ -385,6 +402,7 @@ def rotate(
     id_column: IdColOpt = None,
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
+    check_keys: CheckKeysOpt = False,
     verify_wait: Annotated[
         str | None,
         typer.Option("--verify-wait", help="After rotating, verify for this long (e.g. 4h)."),
@@ -425,6 +443,7 @@ def plan(
     id_column: IdColOpt = None,
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
+    check_keys: CheckKeysOpt = False,
 ) -> None:
     """Dry run: resolve and check every row, write the plan report, send no write."""
     _job(
@@ -435,6 +454,12 @@ def plan(
         write_budget="200/20s",
         max_devices=sys.maxsize,
     )
+
+
+def _keys_choice(text: str) -> str:
+    if text not in ("auto", "per-device", "listing"):
+        raise InputError(f"--keys-strategy {text!r}: use auto, per-device or listing")
+    return text
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -464,6 +489,7 @@ def verify(
     max_attempts: AttemptsOpt = 8,
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
+    keys_strategy: KeysOpt = "auto",
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
@@ -488,6 +514,7 @@ def verify(
             timeout_s=timeout,
             verify_wait_s=wait_s,
             verify_every_s=every_s,
+            keys_strategy=_keys_choice(keys_strategy),
         )
     except BatchRotateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)

@@ -37,7 +37,7 @@ from batch_rotate.plan import apply_rules
 from batch_rotate.report import ReportPaths, write_reports
 from batch_rotate.resolve import ResolveReport, resolve
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
-from batch_rotate.verify import verify_journal
+from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys, verify_journal
 
 READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -270,11 +270,15 @@ async def run_job(
                     max_concurrency=settings.max_concurrency,
                     max_attempts=settings.max_attempts,
                 )
+                planned = list(apply_rules(resolutions))
+                if settings.check_keys:
+                    planned = await _flag_key_ceiling(planned, graph, reads, settings)
             except BatchRotateError as exc:
                 _abandon(run_dir, meta, devices, f"run stopped before any rotation: {exc}")
                 raise
-            planned = list(apply_rules(resolutions))
             meta["resolution"] = resolve_report.describe()
+            if resolve_report.inventory_size:
+                meta["inventory_size"] = str(resolve_report.inventory_size)
             journal = Journal.create(run_dir, meta)
             with closing(journal):
                 journal.add_resolutions(planned)
@@ -292,6 +296,35 @@ async def run_job(
                 )
     finally:
         tokens.close()
+
+
+async def _flag_key_ceiling(
+    planned: list[Resolution], graph: GraphClient, reads: Throttle, settings: Settings
+) -> list[Resolution]:
+    """Count escrowed keys of every device to rotate; flag those near Entra's 200-key limit."""
+    targets = [r for r in planned if r.status == Status.PENDING and r.device is not None]
+    found = await recovery_keys(
+        [r.device.entra_device_id for r in targets if r.device is not None],
+        graph,
+        reads,
+        strategy="per-device",
+        max_attempts=settings.max_attempts,
+    )
+    flagged: dict[int, str] = {}
+    for res in targets:
+        assert res.device is not None
+        keys = found.get(res.device.entra_device_id.lower())
+        if isinstance(keys, str):
+            flagged[res.ref.row] = f"key count unknown ({keys})"
+        elif keys is not None and len(keys) >= KEY_CEILING_WARN:
+            flagged[res.ref.row] = (
+                f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
+                "keys first or the new key will not be escrowed"
+            )
+    return [
+        dataclasses.replace(r, reason=flagged[r.ref.row]) if r.ref.row in flagged else r
+        for r in planned
+    ]
 
 
 def _abandon(run_dir: Path, meta: dict[str, str], devices: DeviceList, reason: str) -> None:
@@ -389,6 +422,7 @@ async def _rotate(
                 stop=stop,
                 notify=notify,
                 max_attempts=settings.max_attempts,
+                strategy=settings.keys_strategy,
             )
     result.reports, result.counts = render(run_dir)
     result.exit_code = exit_code_for(result.counts, result.interrupted)
@@ -430,6 +464,7 @@ async def verify_run(
                         stop=stop,
                         notify=notify,
                         max_attempts=settings.max_attempts,
+                        strategy=settings.keys_strategy,
                     )
         finally:
             tokens.close()

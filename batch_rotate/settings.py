@@ -105,6 +105,8 @@ class Settings:
     seed: int | None = None
     verify_wait_s: float | None = None  # after rotating, verify for this long (None: don't)
     verify_every_s: float = 300.0
+    keys_strategy: str = "auto"  # how verify reads recovery keys: auto, per-device, listing
+    check_keys: bool = False  # plan: count each device's escrowed keys (flags the 200 ceiling)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

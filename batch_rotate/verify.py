@@ -182,94 +182,158 @@ def _error_code(value: Any) -> int | None:
         return None
 
 
+KEY_PAGE_GUESS = 200  # keys per page of an unfiltered listing (Graph documents no page size)
+KEYS_PER_DEVICE_GUESS = 2  # an OS volume, sometimes a fixed drive; old keys age out rarely
+
+
+def keys_strategy(wanted: int, inventory_size: int | None, choice: str = "auto") -> str:
+    """Per-device filtered reads, or one listing of all the tenant's keys: the cheaper one."""
+    if choice != "auto":
+        return choice
+    if not inventory_size:
+        return "per-device"
+    listing_cost = inventory_size * KEYS_PER_DEVICE_GUESS / KEY_PAGE_GUESS
+    return "listing" if wanted > listing_cost else "per-device"
+
+
+KeysFound = dict[str, list[dict[str, Any]] | str]  # by lower-case Entra device id; str = why not
+
+
+async def recovery_keys(
+    entra_ids: Sequence[str],
+    graph: GraphClient,
+    throttle: Throttle,
+    *,
+    strategy: str = "per-device",
+    max_attempts: int = 8,
+) -> KeysFound:
+    """Key metadata (never the key itself) for these Entra device ids, by the chosen strategy."""
+    wanted = sorted({e.lower() for e in entra_ids if e})
+    found: KeysFound = {}
+    if not wanted:
+        return found
+    if strategy == "listing":
+        link = "informationProtection/bitlocker/recoveryKeys"
+        keep = set(wanted)
+        for entra in wanted:
+            found[entra] = []
+        while link:
+            page = await get_with_retry(
+                graph,
+                throttle,
+                link,
+                version="v1.0",
+                max_attempts=max_attempts,
+                pass_through=(403,),
+            )
+            if page.status == 403:
+                return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
+            body = page.body if isinstance(page.body, dict) else {}
+            for key in body.get("value", []):
+                entra = str(key.get("deviceId", "")).lower() if isinstance(key, dict) else ""
+                if entra in keep:
+                    found_list = found[entra]
+                    assert isinstance(found_list, list)
+                    found_list.append(key)
+            link = str(body.get("@odata.nextLink") or "")
+        return found
+    next_links: dict[str, str] = {}
+    items = [
+        BatchItem(
+            n,
+            "GET",
+            "/informationProtection/bitlocker/recoveryKeys?$filter="
+            + quote(f"deviceId eq '{entra}'", safe="'"),
+            str(uuid.uuid4()),
+        )
+        for n, entra in enumerate(wanted)
+    ]
+
+    def on_keys(results: Sequence[ItemResult]) -> None:
+        for r in results:
+            if not r.final:
+                continue
+            entra = wanted[r.item.key]
+            if r.status == 200 and isinstance(r.body, dict):
+                found[entra] = [k for k in r.body.get("value", []) if isinstance(k, dict)]
+                if r.body.get("@odata.nextLink"):
+                    next_links[entra] = str(r.body["@odata.nextLink"])
+            elif r.status == 403:
+                found[entra] = f"403 {r.error.code}: the app lacks {KEY_PERMISSION}"
+            else:
+                found[entra] = r.reason or f"HTTP {r.status}"
+
+    await BatchRunner(graph, throttle, max_attempts=max_attempts, version="v1.0").run(
+        items, on_send=lambda _: None, on_answer=on_keys
+    )
+    for entra, link in next_links.items():  # a device with many keys: follow its pages
+        while link:
+            page = await get_with_retry(graph, throttle, link, max_attempts=max_attempts)
+            body = page.body if isinstance(page.body, dict) else {}
+            keys = found[entra]
+            if isinstance(keys, list):
+                keys.extend(k for k in body.get("value", []) if isinstance(k, dict))
+            link = str(body.get("@odata.nextLink") or "")
+    return found
+
+
 async def check(
     targets: Sequence[VerifyTarget],
     graph: GraphClient,
     throttle: Throttle,
     *,
+    strategy: str = "per-device",
     max_attempts: int = 8,
 ) -> list[Verdict]:
-    """One round: action results (beta) and recovery keys (v1.0), batched, on the read budget."""
+    """One round: action results (beta, batched) and recovery keys (v1.0), on the read budget."""
     devices: dict[int, dict[str, Any]] = {}
-    keys: dict[int, list[dict[str, Any]] | str] = {}
-    next_links: dict[int, str] = {}
-
-    def device_items() -> list[BatchItem]:
-        return [
-            BatchItem(
-                t.row,
-                "GET",
-                f"/deviceManagement/managedDevices/{t.device_id}?$select=id,deviceActionResults,lastSyncDateTime",
-                str(uuid.uuid4()),
-            )
-            for t in targets
-        ]
-
-    def key_items() -> list[BatchItem]:
-        return [
-            BatchItem(
-                t.row,
-                "GET",
-                "/informationProtection/bitlocker/recoveryKeys?$filter="
-                + quote(f"deviceId eq '{t.entra_device_id}'", safe="'"),
-                str(uuid.uuid4()),
-            )
-            for t in targets
-            if t.entra_device_id
-        ]
+    items = [
+        BatchItem(
+            t.row,
+            "GET",
+            f"/deviceManagement/managedDevices/{t.device_id}"
+            "?$select=id,deviceActionResults,lastSyncDateTime",
+            str(uuid.uuid4()),
+        )
+        for t in targets
+    ]
 
     def on_device(results: Sequence[ItemResult]) -> None:
         for r in results:
             if r.final and r.status == 200 and isinstance(r.body, dict):
                 devices[r.item.key] = r.body
 
-    def on_keys(results: Sequence[ItemResult]) -> None:
-        for r in results:
-            if not r.final:
-                continue
-            if r.status == 200 and isinstance(r.body, dict):
-                keys[r.item.key] = [k for k in r.body.get("value", []) if isinstance(k, dict)]
-                if r.body.get("@odata.nextLink"):
-                    next_links[r.item.key] = str(r.body["@odata.nextLink"])
-            elif r.status == 403:
-                keys[r.item.key] = f"403 {r.error.code}: the app lacks {KEY_PERMISSION}"
-            else:
-                keys[r.item.key] = r.reason or f"HTTP {r.status}"
-
     await BatchRunner(graph, throttle, max_attempts=max_attempts).run(
-        device_items(), on_send=lambda _: None, on_answer=on_device
+        items, on_send=lambda _: None, on_answer=on_device
     )
-    await BatchRunner(graph, throttle, max_attempts=max_attempts, version="v1.0").run(
-        key_items(), on_send=lambda _: None, on_answer=on_keys
+    keys = await recovery_keys(
+        [t.entra_device_id for t in targets],
+        graph,
+        throttle,
+        strategy=strategy,
+        max_attempts=max_attempts,
     )
-    for row, link in next_links.items():  # a device with many keys: follow the pages
-        while link:
-            page = await get_with_retry(graph, throttle, link, max_attempts=max_attempts)
-            body = page.body if isinstance(page.body, dict) else {}
-            found = keys[row]
-            if isinstance(found, list):
-                found.extend(k for k in body.get("value", []) if isinstance(k, dict))
-            link = str(body.get("@odata.nextLink") or "")
     verdicts = []
     for t in targets:
         device = devices.get(t.row, {})
         action = _bitlocker_action(device)
-        found = keys.get(t.row, "no Entra device id" if not t.entra_device_id else "not read")
+        found = keys.get(t.entra_device_id.lower(), "no Entra device id")
+        new_volumes: tuple[str, ...] = ()
+        times: tuple[str, ...] | None = None
+        if isinstance(found, list):
+            times = tuple(str(k.get("createdDateTime", "")) for k in found)
+            new_volumes = tuple(
+                str(k.get("volumeType", ""))
+                for k in found
+                if _newer(str(k.get("createdDateTime", "")), t.requested_at)
+            )
         evidence = Evidence(
             action_state=str(action.get("actionState", "")),
             action_error=_error_code(action.get("errorCode")),
             action_updated=str(action.get("lastUpdatedDateTime", "")),
             last_check_in=str(device.get("lastSyncDateTime", "")),
-            key_times=None
-            if isinstance(found, str)
-            else tuple(str(k.get("createdDateTime", "")) for k in found),
-            key_volumes=()
-            if isinstance(found, str)
-            else tuple(
-                str(k.get("volumeType", ""))
-                for k in found
-                if _newer(str(k.get("createdDateTime", "")), t.requested_at)
-            ),
+            key_times=times,
+            key_volumes=new_volumes,
             key_error=found if isinstance(found, str) else "",
         )
         verdicts.append(verdict(t.row, t.requested_at, evidence))
@@ -286,6 +350,7 @@ async def verify_journal(
     stop: asyncio.Event | None = None,
     notify: Callable[[str], None] = lambda _: None,
     max_attempts: int = 8,
+    strategy: str = "auto",
 ) -> dict[str, int]:
     """Check until every queued device has a final verdict, or `wait_s` has passed."""
     stop = stop or asyncio.Event()
@@ -295,10 +360,15 @@ async def verify_journal(
         targets = journal.verification_targets()
         if not targets:
             break
-        verdicts = await check(targets, graph, throttle, max_attempts=max_attempts)
+        inventory = int(journal.meta().get("inventory_size") or 0) or None
+        chosen = keys_strategy(len(targets), inventory, strategy)
+        verdicts = await check(targets, graph, throttle, strategy=chosen, max_attempts=max_attempts)
         journal.record_verification(verdicts)
         counts = journal.verification_counts()
-        notify("verification: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        notify(
+            f"verification ({chosen} key reads): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
         remaining = deadline - loop.time()
         if stop.is_set() or remaining <= 0 or all(v.status in FINAL for v in verdicts):
             break

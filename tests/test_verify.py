@@ -8,7 +8,7 @@ import pytest
 
 from batch_rotate.journal import Journal
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Resolution, Status
-from batch_rotate.verify import Evidence, explain, parse_duration, verdict
+from batch_rotate.verify import Evidence, explain, keys_strategy, parse_duration, verdict
 
 REQUESTED = "2026-11-27T01:00:00.000Z"
 
@@ -124,3 +124,19 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
 def test_key_time_comparison_is_exact(created: str, newer: bool) -> None:
     result = verdict(2, REQUESTED, Evidence("done", None, key_times=(created,)))
     assert (result.status == "verified") is newer
+
+
+@pytest.mark.parametrize(
+    ("wanted", "inventory", "choice", "expected"),
+    [
+        (50, None, "auto", "per-device"),  # tenant size unknown (looked up by id)
+        (50, 100_000, "auto", "per-device"),  # 50 reads beat ~1,000 pages
+        (50_000, 100_000, "auto", "listing"),  # ~1,000 pages beat 50,000 reads
+        (50_000, 100_000, "per-device", "per-device"),
+        (5, 100, "listing", "listing"),
+    ],
+)
+def test_key_read_strategy_by_cost(
+    wanted: int, inventory: int | None, choice: str, expected: str
+) -> None:
+    assert keys_strategy(wanted, inventory, choice) == expected

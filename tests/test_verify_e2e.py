@@ -7,6 +7,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import Result
 
 from batch_rotate.sim import SimTenant
@@ -34,8 +35,9 @@ def _report(run_dir: Path) -> dict[str, dict[str, str]]:
         }
 
 
+@pytest.mark.parametrize("strategy", ["per-device", "listing"])
 def test_rotate_then_verify_matches_ground_truth(
-    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path, strategy: str
 ) -> None:
     sim = make_sim(time_scale=400.0, escrow=LIVELY)
     flags = sim_flags(sim)
@@ -54,10 +56,13 @@ def test_rotate_then_verify_matches_ground_truth(
             "0.5s",
             "--ca-bundle",
             str(sim.ca_path),
+            "--keys-strategy",
+            strategy,
         ],
         env=sim.env(),
     )
     assert result.exit_code == 0, result.output
+    assert f"verification ({strategy} key reads)" in result.output
     report = _report(run_dir)
     truth = sim.verification_truth()
     queued = {i: r for i, r in report.items() if r["Status"] == "queued"}
@@ -115,3 +120,18 @@ def test_verify_without_key_permission_says_unknown(
     assert any(
         "BitLockerKey.ReadBasic.All" in r["Verification detail"] for r in _report(run_dir).values()
     )
+
+
+def test_plan_check_keys_flags_devices_near_the_ceiling(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    sim = make_sim(escrow=LIVELY)
+    result = run_cli(["plan", str(SAMPLE), "--check-keys", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    rows = [r for r in _report(run_dir).values() if r["Status"] == "would_rotate"]
+    flagged = {r["Intune device ID"] for r in rows if r["Reason"].startswith("key_ceiling:")}
+    expected = {
+        r["Intune device ID"] for r in rows if sim.initial_key_count(r["Intune device ID"]) >= 190
+    }
+    assert flagged == expected and flagged

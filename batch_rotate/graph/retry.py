@@ -11,7 +11,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,14 +371,19 @@ async def get_with_retry(
     *,
     params: Mapping[str, str] | None = None,
     max_attempts: int = 8,
+    version: str = "beta",
+    pass_through: Collection[int] = (404,),
 ) -> GraphResponse:
-    """One read (e.g. a page of the inventory), paced and retried like batch items."""
+    """One read (e.g. a page of the inventory), paced and retried like batch items.
+
+    Statuses in `pass_through` are returned for the caller to judge; other errors stop the run.
+    """
     attempts = throttles = 0
     while True:
         await throttle.gate.wait()
         await throttle.pacer.acquire(1)
         try:
-            response = await graph.request("GET", path, params=params)
+            response = await graph.request("GET", path, params=params, version=version)
         except TransportError as exc:
             attempts += 1
             if attempts >= max_attempts:
@@ -403,7 +408,7 @@ async def get_with_retry(
                 "check the app's credentials and admin consent"
             )
         break
-    if response.status >= 400 and response.status != 404:
+    if response.status >= 400 and response.status not in pass_through:
         info = error_info(response.body)
         if response.status == 403:
             raise AuthError(
@@ -414,5 +419,6 @@ async def get_with_retry(
             f"GET {path}: HTTP {response.status} {info.code}: {info.message} "
             f"(request-id {response.request_id})"
         )
-    throttle.pacer.on_success(1)
+    if response.status < 400:
+        throttle.pacer.on_success(1)
     return response

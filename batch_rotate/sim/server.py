@@ -462,23 +462,37 @@ class _Tenant:
             return _graph_error(
                 400, "BadRequest", "The simulator does not serve key material.", crid
             )
-        match = re.fullmatch(r"deviceId eq '([0-9a-fA-F-]{36})'", query.get("$filter", [""])[0])
-        keys: list[dict[str, Any]] = []
+        flt = query.get("$filter", [""])[0]
+        match = re.fullmatch(r"deviceId eq '([0-9a-fA-F-]{36})'", flt)
+        root = f"{self.base_url}/{version}/informationProtection/bitlocker/recoveryKeys"
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.base_url}/{version}/$metadata#recoveryKeys"
+        }
+        start = int(query.get("$skiptoken", ["0"])[0] or 0)
         if match:
+            keys: list[dict[str, Any]] = []
             for index in self.fleet.find("azureADDeviceId", match.group(1)):
                 device = self.fleet[index]
                 self.escrow.advance(self.fleet, device)
                 keys = self.escrow.device_keys(device)
-        page = int(query.get("$skiptoken", ["0"])[0] or 0)
-        body: dict[str, Any] = {
-            "@odata.context": f"{self.base_url}/{version}/$metadata#informationProtection/bitlocker/recoveryKeys",
-            "value": keys[page : page + 100],
-        }
-        if page + 100 < len(keys):
-            body["@odata.nextLink"] = (
-                f"{self.base_url}/{version}/informationProtection/bitlocker/recoveryKeys?"
-                f"$filter={quote(query['$filter'][0], safe='')}&$skiptoken={page + 100}"
-            )
+            body["value"] = keys[start : start + 100]
+            if start + 100 < len(keys):
+                body["@odata.nextLink"] = (
+                    f"{root}?$filter={quote(flt, safe='')}&$skiptoken={start + 100}"
+                )
+            return 200, {"Content-Type": "application/json"}, body
+        # No filter: every key in the tenant, a page per 200 devices (Graph documents no size).
+        page: list[dict[str, Any]] = []
+        end = min(start + 200, len(self.fleet))
+        for index in range(start, end):
+            device = self.fleet[index]
+            if device.get("azureADDeviceId", "").strip("0-") == "":
+                continue
+            self.escrow.advance(self.fleet, device)
+            page.extend(self.escrow.device_keys(device))
+        body["value"] = page
+        if end < len(self.fleet):
+            body["@odata.nextLink"] = f"{root}?$skiptoken={end}"
         return 200, {"Content-Type": "application/json"}, body
 
     def _not_found(self, device_id: str, crid: str) -> Answer:
@@ -875,6 +889,11 @@ class SimTenant:
         """The same JSON as GET /_sim/metrics."""
         result: dict[str, Any] = self._on_loop(lambda t: t.metrics.snapshot())
         return result
+
+    def initial_key_count(self, device_id: str) -> int:
+        """How many keys Entra held for the device before any rotation (seeded, pure)."""
+        assert self._tenant is not None
+        return self._tenant.escrow.behaviour(device_id).initial_keys
 
     def verification_truth(self) -> dict[str, str]:
         """Ground truth per rotated device id: what `verify` must report now."""
