@@ -429,6 +429,16 @@ async def _rotate(
     return result
 
 
+def _recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
+    """A later command on a run talks to the tenant and cloud the run was made against."""
+    return Endpoints(
+        meta.get("authority_url", settings.endpoints.authority_url),
+        meta.get("graph_url", settings.endpoints.graph_url),
+        meta.get("scope", settings.endpoints.scope),
+        settings.endpoints.ca_bundle,
+    )
+
+
 async def verify_run(
     run_dir: Path,
     *,
@@ -439,12 +449,7 @@ async def verify_run(
     """Check every queued device of a run for a newly escrowed key, polling as asked."""
     with closing(Journal.open(run_dir)) as journal:
         meta = journal.meta()
-        endpoints = Endpoints(
-            meta.get("authority_url", settings.endpoints.authority_url),
-            meta.get("graph_url", settings.endpoints.graph_url),
-            meta.get("scope", settings.endpoints.scope),
-            settings.endpoints.ca_bundle,
-        )
+        endpoints = _recorded_endpoints(meta, settings)
         tokens = MsalTokenProvider(credentials, endpoints, timeout_s=settings.timeout_s)
         stop = asyncio.Event()
         try:
@@ -501,12 +506,7 @@ async def _resume(
                 f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "
                 f"run `batch-rotate rotate {meta.get('input_file', 'INPUT')}` instead"
             )
-        endpoints = Endpoints(
-            meta.get("authority_url", settings.endpoints.authority_url),
-            meta.get("graph_url", settings.endpoints.graph_url),
-            meta.get("scope", settings.endpoints.scope),
-            settings.endpoints.ca_bundle,
-        )
+        endpoints = _recorded_endpoints(meta, settings)
         settings = dataclasses.replace(settings, endpoints=endpoints)
         pending = len(journal.to_send())
         notify(f"resuming {run_dir.name}: {pending} devices still to send")

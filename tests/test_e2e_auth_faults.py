@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
 from batch_rotate.sim import FaultConfig, SimTenant
 
+from .certs import app_certificate
 from .conftest import SAMPLE, run_dirs, sim_flags
 
 Cli = Callable[..., object]
 
 
 def _certificate(tmp_path: Path) -> tuple[bytes, Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batch-rotate test app")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = app_certificate()
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     pem = tmp_path / "app.pem"
     pem.write_bytes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 import time
 from collections.abc import Callable
@@ -15,11 +14,10 @@ import msal
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from batch_rotate.sim import SimTenant
 
+from ..certs import app_certificate
 from .helpers import call, token
 
 LIST = "/beta/deviceManagement/managedDevices"
@@ -27,19 +25,7 @@ LIST = "/beta/deviceManagement/managedDevices"
 
 def _cert() -> tuple[bytes, bytes, str]:
     """A self-signed app certificate: (cert PEM, key PEM, SHA-1 thumbprint hex)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batch-rotate test app")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = app_certificate()
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
