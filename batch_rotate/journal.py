@@ -13,10 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate.errors import JournalError
-from batch_rotate.models import Outcome, ReportRow, Resolution, Status
+from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status
+from batch_rotate.plan import ineligibility
+
+_KEY_COLUMN = {
+    IdKind.INTUNE_ID: "k_intune",
+    IdKind.ENTRA_DEVICE_ID: "k_entra",
+    IdKind.DEVICE_NAME: "k_name",
+    IdKind.SERIAL_NUMBER: "k_serial",
+}
 
 JOURNAL_NAME = "journal.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,9 +47,22 @@ CREATE TABLE IF NOT EXISTS devices (
     attempts INTEGER NOT NULL DEFAULT 0,
     requested_at TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL DEFAULT '',
-    resent_after_interrupt INTEGER NOT NULL DEFAULT 0
+    resent_after_interrupt INTEGER NOT NULL DEFAULT 0,
+    ref_key TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
+CREATE TABLE IF NOT EXISTS inventory (
+    id TEXT PRIMARY KEY,
+    k_intune TEXT NOT NULL,
+    k_entra TEXT NOT NULL,
+    k_name TEXT NOT NULL,
+    k_serial TEXT NOT NULL,
+    name TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    entra TEXT NOT NULL,
+    os TEXT NOT NULL,
+    ineligible TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS verification (
     row INTEGER PRIMARY KEY REFERENCES devices(row),
     status TEXT NOT NULL,
@@ -164,33 +185,150 @@ class Journal:
             )
 
     # --- rows -----------------------------------------------------------------------------
-    def add_resolutions(self, resolutions: Iterable[Resolution]) -> None:
-        """Record every input row with its resolution; eligible devices start as `pending`."""
+    # --- resolution, done in SQL so memory follows a page, not the tenant ---------------------
+    def add_refs(self, refs: Iterable[DeviceRef]) -> None:
+        """Every input row, before resolution: unusable ones are final at once."""
         now = utc_now()
-
-        def rows() -> Iterator[tuple[object, ...]]:
-            for res in resolutions:
-                dev = res.device
-                yield (
-                    res.ref.row,
-                    res.ref.value,
-                    res.ref.kind.value if res.ref.kind else "",
-                    dev.id if dev else "",
-                    dev.name if dev else "",
-                    dev.serial_number if dev else "",
-                    dev.entra_device_id if dev else "",
-                    dev.os if dev else "",
-                    res.status.value,
-                    res.reason,
-                    now,
-                )
-
         with self._db:
             self._db.executemany(
-                "INSERT INTO devices(row, input_value, id_kind, intune_id, device_name, "
-                "serial_number, entra_device_id, os, status, reason, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows(),
+                "INSERT INTO devices(row, input_value, id_kind, ref_key, status, reason, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        ref.row,
+                        ref.value,
+                        ref.kind.value if ref.kind else "",
+                        ref.key,
+                        Status.RESOLVING.value if ref.kind else Status.INVALID_INPUT.value,
+                        ref.error or "",
+                        now,
+                    )
+                    for ref in refs
+                ),
+            )
+
+    def add_inventory(self, devices: Iterable[Device]) -> None:
+        """Managed devices some row may name, with their keys and eligibility."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        d.id,
+                        d.id.lower(),
+                        d.entra_device_id.lower(),
+                        d.name.strip().casefold(),
+                        d.serial_number.strip().casefold(),
+                        d.name,
+                        d.serial_number,
+                        d.entra_device_id,
+                        d.os,
+                        ineligibility(d) or "",
+                    )
+                    for d in devices
+                ),
+            )
+
+    def unresolved_keys(self) -> Iterator[tuple[IdKind, str]]:
+        """(kind, key) of rows not yet matched, streamed from disk."""
+        for kind, key in self._db.execute(
+            "SELECT id_kind, ref_key FROM devices WHERE status = ?", (Status.RESOLVING.value,)
+        ):
+            yield IdKind(kind), key
+
+    def fail_resolving(self, keys: dict[str, str]) -> None:
+        """Rows whose lookup failed for good (key -> reason)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = ? WHERE status = ? AND ref_key = ?",
+                [
+                    (Status.FAILED.value, f"lookup_failed: {reason}", Status.RESOLVING.value, key)
+                    for key, reason in keys.items()
+                ],
+            )
+
+    def resolve_rows(self, texts: dict[IdKind, tuple[str, str]]) -> None:
+        """Match rows to the inventory: not found, ambiguous, one device; then duplicates.
+
+        `texts` gives per kind the not-found reason and the identifier's label.
+        """
+        with self._db:
+            db = self._db
+            for column in ("k_intune", "k_entra", "k_name", "k_serial"):
+                db.execute(f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})")
+            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
+            for kind, (not_found, label) in texts.items():
+                # Column names come from _KEY_COLUMN, never from input: S608 does not apply.
+                column = _KEY_COLUMN[kind]
+                matches = f"SELECT COUNT(*) FROM inventory i WHERE i.{column} = devices.ref_key"  # noqa: S608
+                db.execute(
+                    f"UPDATE devices SET status = ?, reason = ? WHERE status = ? AND id_kind = ? "  # noqa: S608
+                    f"AND ({matches}) = 0",
+                    (Status.NOT_FOUND.value, not_found, Status.RESOLVING.value, kind.value),
+                )
+                db.execute(
+                    "UPDATE devices SET status = ?, reason = 'ambiguous: ' || "  # noqa: S608
+                    f"({matches}) || ' managed devices have this {label} (' || "
+                    "(SELECT group_concat(id, ', ') FROM (SELECT i.id FROM inventory i WHERE "
+                    f"i.{column} = devices.ref_key LIMIT 10)) || '); list the device by its "
+                    "Intune device ID instead' "
+                    f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1",
+                    (Status.AMBIGUOUS.value, Status.RESOLVING.value, kind.value),
+                )
+                db.execute(
+                    "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
+                    "serial_number = i.serial, entra_device_id = i.entra, os = i.os, "
+                    "status = CASE WHEN i.ineligible = '' THEN ? ELSE ? END, reason = i.ineligible "
+                    f"FROM inventory i WHERE devices.status = ? AND devices.id_kind = ? "
+                    f"AND i.{column} = devices.ref_key",
+                    (
+                        Status.PENDING.value,
+                        Status.INELIGIBLE.value,
+                        Status.RESOLVING.value,
+                        kind.value,
+                    ),
+                )
+            # The same device on several rows: rotated once, at its first row.
+            db.execute(
+                "UPDATE devices SET status = ?, reason = 'duplicate: same device as row ' || "
+                "first.row || '; rotated once there' "
+                "FROM (SELECT intune_id, MIN(row) AS row FROM devices WHERE status IN (?, ?) "
+                "GROUP BY intune_id) AS first "
+                "WHERE devices.intune_id = first.intune_id AND devices.row > first.row "
+                "AND devices.status IN (?, ?)",
+                (
+                    Status.DUPLICATE.value,
+                    Status.PENDING.value,
+                    Status.INELIGIBLE.value,
+                    Status.PENDING.value,
+                    Status.INELIGIBLE.value,
+                ),
+            )
+
+    def abandon_resolving(self, reason: str) -> None:
+        """Sign-in or Graph failed before planning: the rows still say why."""
+        with self._db:
+            self._db.execute(
+                "UPDATE devices SET reason = ? WHERE status = ?", (reason, Status.RESOLVING.value)
+            )
+
+    def pending_devices(self, limit: int | None = None) -> list[tuple[int, str, str, str]]:
+        """(row, Intune id, device name, Entra id) of devices planned for rotation."""
+        sql = (
+            "SELECT row, intune_id, device_name, entra_device_id FROM devices WHERE status = ? "
+            "ORDER BY row"
+        )
+        params: tuple[object, ...] = (Status.PENDING.value,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        return list(self._db.execute(sql, params))
+
+    def set_reasons(self, reasons: dict[int, str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET reason = ? WHERE row = ?",
+                [(reason, row) for row, reason in reasons.items()],
             )
 
     def to_send(self) -> list[SendItem]:
@@ -352,6 +490,8 @@ def _reason(outcome: Outcome) -> str:
 
 
 def _shown_status(status: str, dry_run: bool) -> str:
+    if status == Status.RESOLVING:
+        return Status.NOT_SENT.value
     if status == Status.PENDING:
         return Status.WOULD_ROTATE.value if dry_run else Status.NOT_SENT.value
     if status == Status.IN_FLIGHT:

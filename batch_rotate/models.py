@@ -31,6 +31,7 @@ class Status(StrEnum):
     WOULD_ROTATE = "would_rotate"  # dry run / plan only
     NOT_SENT = "not_sent"  # run stopped (Ctrl-C, outage) before this device was sent
     UNCERTAIN = "uncertain"  # sent, but the answer was never recorded (interrupted mid-flight)
+    RESOLVING = "resolving"  # journal-internal: read, not yet matched to a device
     PENDING = "pending"  # journal-internal: planned, not yet sent
     IN_FLIGHT = "in_flight"  # journal-internal: inside a batch that is on the wire
 
@@ -77,16 +78,6 @@ class Device:
     user_principal_name: str = ""
     last_sync: str = ""
     management_agent: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """What resolution made of one input row: a device, or a status with a reason."""
-
-    ref: DeviceRef
-    status: Status  # PENDING when `device` is eligible and should be rotated
-    device: Device | None = None
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

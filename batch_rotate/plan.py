@@ -1,4 +1,4 @@
-"""Pure decisions: is a resolved device eligible for rotation, and which rows are duplicates.
+"""Pure decision: can a resolved device rotate its BitLocker keys, and if not, why.
 
 Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, Entra joined
 or hybrid joined with an Entra device id, and managed by Intune MDM.
@@ -7,9 +7,8 @@ or hybrid joined with an Entra device id, and managed by Intune MDM.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 
-from batch_rotate.models import Device, Resolution, Status
+from batch_rotate.models import Device
 
 MIN_WINDOWS_BUILD = (10, 0, 18363)
 _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -47,27 +46,3 @@ def ineligibility(device: Device) -> str | None:
             "rotation is an Intune MDM action"
         )
     return None
-
-
-def apply_rules(resolutions: Iterable[Resolution]) -> Iterator[Resolution]:
-    """Mark repeated devices as duplicates of their first row, then ineligible devices."""
-    first_row: dict[str, int] = {}
-    for res in resolutions:
-        if res.status != Status.PENDING or res.device is None:
-            yield res
-            continue
-        device_id = res.device.id.lower()
-        if device_id in first_row:
-            yield Resolution(
-                res.ref,
-                Status.DUPLICATE,
-                res.device,
-                f"duplicate: same device as row {first_row[device_id]}; rotated once there",
-            )
-            continue
-        first_row[device_id] = res.ref.row
-        reason = ineligibility(res.device)
-        if reason:
-            yield Resolution(res.ref, Status.INELIGIBLE, res.device, reason)
-        else:
-            yield res

@@ -30,12 +30,11 @@ from batch_rotate.graph.batch import MAX_BATCH
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.retry import RunnerStats, Throttle
 from batch_rotate.graph.throttle import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
-from batch_rotate.inputs import DeviceList, read_device_list
+from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
-from batch_rotate.models import IdKind, Resolution, RunSummary, Status
-from batch_rotate.plan import apply_rules
+from batch_rotate.models import IdKind, RunSummary, Status
 from batch_rotate.report import ReportPaths, write_reports
-from batch_rotate.resolve import ResolveReport, resolve
+from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys, verify_journal
 
@@ -255,89 +254,82 @@ async def run_job(
         "id_kind": devices.kind.value,
         "state": "resolving",
     }
-    tokens = MsalTokenProvider(credentials, settings.endpoints, timeout_s=settings.timeout_s)
-    try:
-        async with GraphClient(settings.endpoints, tokens, timeout_s=settings.timeout_s) as graph:
-            try:
-                token = await tokens.token()
-                needed = READ_PERMISSIONS if settings.dry_run else WRITE_PERMISSIONS
-                _check_permissions(token, needed, "rotate BitLocker keys", credentials.tenant_id)
-                reads = _throttle(settings.read_budget, settings)
-                resolutions, resolve_report = await resolve(
-                    devices.refs,
-                    graph,
-                    reads,
-                    max_concurrency=settings.max_concurrency,
-                    max_attempts=settings.max_attempts,
-                )
-                planned = list(apply_rules(resolutions))
-                if settings.check_keys:
-                    planned = await _flag_key_ceiling(planned, graph, reads, settings)
-            except BatchRotateError as exc:
-                _abandon(run_dir, meta, devices, f"run stopped before any rotation: {exc}")
-                raise
-            meta["resolution"] = resolve_report.describe()
-            if resolve_report.inventory_size:
-                meta["inventory_size"] = str(resolve_report.inventory_size)
-            journal = Journal.create(run_dir, meta)
-            with closing(journal):
-                journal.add_resolutions(planned)
+    # Every row reaches the journal before anything can fail; resolution happens in SQL, so
+    # the rows need not stay in memory (a million rows would otherwise hold ~200 MB).
+    journal = Journal.create(run_dir, meta)
+    with closing(journal):
+        journal.add_refs(devices.refs)
+        del devices  # the rows live on disk now; what resolution needs is read back below
+        wanted = Wanted.of(journal.unresolved_keys())
+        tokens = MsalTokenProvider(credentials, settings.endpoints, timeout_s=settings.timeout_s)
+        try:
+            async with GraphClient(
+                settings.endpoints, tokens, timeout_s=settings.timeout_s
+            ) as graph:
+                try:
+                    token = await tokens.token()
+                    needed = READ_PERMISSIONS if settings.dry_run else WRITE_PERMISSIONS
+                    _check_permissions(
+                        token, needed, "rotate BitLocker keys", credentials.tenant_id
+                    )
+                    reads = _throttle(settings.read_budget, settings)
+                    resolve_report = await resolve(
+                        journal,
+                        wanted,
+                        graph,
+                        reads,
+                        max_concurrency=settings.max_concurrency,
+                        max_attempts=settings.max_attempts,
+                    )
+                    if settings.check_keys:
+                        await _flag_key_ceiling(journal, graph, reads, settings)
+                except BatchRotateError as exc:
+                    reason = f"run stopped before any rotation: {exc}"
+                    journal.abandon_resolving(reason)
+                    journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
+                    render(run_dir)
+                    raise
+                journal.set_meta(resolution=resolve_report.describe(), state="planned")
+                if resolve_report.inventory_size:
+                    journal.set_meta(inventory_size=str(resolve_report.inventory_size))
                 return await _after_plan(
                     journal,
                     run_dir,
                     graph,
                     settings,
                     credentials,
-                    planned,
                     confirm,
                     on_progress,
                     notify,
                     resolve_report,
                 )
-    finally:
-        tokens.close()
+        finally:
+            tokens.close()
 
 
 async def _flag_key_ceiling(
-    planned: list[Resolution], graph: GraphClient, reads: Throttle, settings: Settings
-) -> list[Resolution]:
+    journal: Journal, graph: GraphClient, reads: Throttle, settings: Settings
+) -> None:
     """Count escrowed keys of every device to rotate; flag those near Entra's 200-key limit."""
-    targets = [r for r in planned if r.status == Status.PENDING and r.device is not None]
+    targets = journal.pending_devices()
     found = await recovery_keys(
-        [r.device.entra_device_id for r in targets if r.device is not None],
+        [entra for _, _, _, entra in targets],
         graph,
         reads,
         strategy="per-device",
         max_attempts=settings.max_attempts,
     )
     flagged: dict[int, str] = {}
-    for res in targets:
-        assert res.device is not None
-        keys = found.get(res.device.entra_device_id.lower())
+    for row, _, _, entra in targets:
+        keys = found.get(entra.lower())
         if isinstance(keys, str):
-            flagged[res.ref.row] = f"key count unknown ({keys})"
+            flagged[row] = f"key count unknown ({keys})"
         elif keys is not None and len(keys) >= KEY_CEILING_WARN:
-            flagged[res.ref.row] = (
+            flagged[row] = (
                 f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
                 "keys first or the new key will not be escrowed"
             )
-    return [
-        dataclasses.replace(r, reason=flagged[r.ref.row]) if r.ref.row in flagged else r
-        for r in planned
-    ]
-
-
-def _abandon(run_dir: Path, meta: dict[str, str], devices: DeviceList, reason: str) -> None:
-    """Sign-in or Graph failed before planning: still account for every row."""
-    meta = {**meta, "state": "failed", "ended_at": utc_now(), "stopped_because": reason}
-    with closing(Journal.create(run_dir, meta)) as journal:
-        journal.add_resolutions(
-            Resolution(ref, Status.INVALID_INPUT, None, ref.error or "")
-            if ref.kind is None
-            else Resolution(ref, Status.PENDING, None, reason)
-            for ref in devices.refs
-        )
-    render(run_dir)
+    journal.set_reasons(flagged)
 
 
 async def _after_plan(
@@ -346,38 +338,38 @@ async def _after_plan(
     graph: GraphClient,
     settings: Settings,
     credentials: Credentials,
-    planned: list[Resolution],
     confirm: Callable[[ConfirmRequest], bool] | None,
     on_progress: Progress | None,
     notify: Callable[[str], None],
     resolve_report: ResolveReport,
 ) -> RunResult:
-    targets = [r for r in planned if r.status == Status.PENDING and r.device is not None]
+    count = journal.counts().get(
+        Status.WOULD_ROTATE.value if settings.dry_run else Status.NOT_SENT.value, 0
+    )
     result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report)
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
         result.reports, result.counts = render(run_dir)
         return result
-    if len(targets) > settings.max_devices:
+    if count > settings.max_devices:
         journal.set_meta(
             state="plan",
             ended_at=utc_now(),
-            stopped_because=f"guard: {len(targets)} devices > --max-devices {settings.max_devices}",
+            stopped_because=f"guard: {count} devices > --max-devices {settings.max_devices}",
         )
         render(run_dir)
         raise InputError(
-            f"{len(targets)} devices would be rotated, more than --max-devices "
+            f"{count} devices would be rotated, more than --max-devices "
             f"{settings.max_devices}; nothing was sent. Check the plan in {run_dir}, then "
-            f"run again with --max-devices {len(targets)} to allow it"
+            f"run again with --max-devices {count} to allow it"
         )
-    if targets and confirm is not None:
+    if count and confirm is not None:
         examples = [
-            f"row {r.ref.row}: {r.device.name or r.device.id} ({r.device.id})"
-            for r in targets[:5]
-            if r.device is not None
+            f"row {row}: {name or device_id} ({device_id})"
+            for row, device_id, name, _ in journal.pending_devices(limit=5)
         ]
         request = ConfirmRequest(
-            credentials.tenant_id, settings.endpoints.graph_url, len(targets), examples
+            credentials.tenant_id, settings.endpoints.graph_url, count, examples
         )
         if not confirm(request):
             journal.set_meta(state="plan", ended_at=utc_now(), stopped_because="not confirmed")

@@ -8,19 +8,27 @@ import pytest
 
 from batch_rotate.errors import JournalError
 from batch_rotate.journal import Journal
-from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Resolution, Status
+from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
+
+GOOD = {"os": "Windows", "os_version": "10.0.22631.1", "join_type": "azureADJoined"}
+
+
+def _device(n: int, **changes: str) -> Device:
+    values = {"id": f"dev{n}", "name": f"N{n}", "entra_device_id": f"e{n}", **GOOD, **changes}
+    return Device(management_agent="mdm", **values)
+
+
+def _resolve(journal: Journal) -> None:
+    journal.resolve_rows({kind: (f"not_found: {kind}", kind.value) for kind in IdKind})
 
 
 def _journal(tmp_path: Path, n: int = 3, dry_run: bool = False) -> Journal:
     journal = Journal.create(tmp_path / "run", {"tenant_id": "t", "dry_run": str(dry_run)})
-    journal.add_resolutions(
-        Resolution(
-            DeviceRef(row, f"dev{row}", IdKind.INTUNE_ID, f"dev{row}"),
-            Status.PENDING,
-            Device(id=f"dev{row}", name=f"N{row}"),
-        )
-        for row in range(2, 2 + n)
+    journal.add_refs(
+        DeviceRef(row, f"dev{row}", IdKind.INTUNE_ID, f"dev{row}") for row in range(2, 2 + n)
     )
+    journal.add_inventory(_device(row) for row in range(2, 2 + n))
+    _resolve(journal)
     return journal
 
 
@@ -84,3 +92,62 @@ def test_retry_outcome_keeps_row_pending_with_last_error(tmp_path: Path) -> None
     (row,) = journal.report_rows()
     assert row.status == "not_sent" and row.http_status == 429
     assert [t.row for t in journal.to_send()] == [2]
+
+
+def test_resolution_in_sql_gives_every_outcome(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "run", {})
+    journal.add_refs(
+        [
+            DeviceRef(2, "N2", IdKind.DEVICE_NAME, "n2"),  # one device
+            DeviceRef(3, "TWIN", IdKind.DEVICE_NAME, "twin"),  # two devices share the name
+            DeviceRef(4, "dev2", IdKind.INTUNE_ID, "dev2"),  # same device as row 2
+            DeviceRef(5, "nope", IdKind.DEVICE_NAME, "nope"),  # unknown
+            DeviceRef(6, "MAC", IdKind.DEVICE_NAME, "mac"),  # not Windows
+            DeviceRef(7, "", None, "", "empty Device name"),  # unusable
+            DeviceRef(8, "SN-9", IdKind.SERIAL_NUMBER, "sn-9"),
+        ]
+    )
+    journal.add_inventory(
+        [
+            _device(2),
+            _device(3, name="TWIN"),
+            _device(4, name="twin"),
+            _device(5, name="MAC", os="macOS"),
+            Device(
+                id="dev9",
+                name="N9",
+                serial_number="SN-9",
+                entra_device_id="e9",
+                management_agent="mdm",
+                **GOOD,
+            ),
+        ]
+    )
+    _resolve(journal)
+    rows = {r.row: r for r in journal.report_rows()}
+    assert rows[2].status == "not_sent" and rows[2].intune_device_id == "dev2"
+    assert rows[3].status == "ambiguous" and "dev3" in rows[3].reason and "dev4" in rows[3].reason
+    assert rows[4].status == "duplicate" and "row 2" in rows[4].reason
+    assert rows[5].status == "not_found"
+    assert rows[6].status == "ineligible" and rows[6].reason.startswith("not_windows")
+    assert rows[7].status == "invalid_input" and rows[7].reason == "empty Device name"
+    assert rows[8].status == "not_sent" and rows[8].intune_device_id == "dev9"
+    assert [t.row for t in journal.to_send()] == [2, 8]
+
+
+def test_an_ineligible_first_row_still_makes_later_rows_duplicates(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "run", {})
+    journal.add_refs(DeviceRef(row, "dev5", IdKind.INTUNE_ID, "dev5") for row in (2, 3))
+    journal.add_inventory([_device(5, os="iOS")])
+    _resolve(journal)
+    rows = {r.row: r.status for r in journal.report_rows()}
+    assert rows == {2: "ineligible", 3: "duplicate"}
+
+
+def test_rows_stopped_before_resolution_say_why(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "run", {})
+    journal.add_refs([DeviceRef(2, "dev2", IdKind.INTUNE_ID, "dev2")])
+    journal.abandon_resolving("run stopped before any rotation: sign-in failed")
+    (row,) = journal.report_rows()
+    assert row.status == "not_sent" and "sign-in failed" in row.reason
+    assert journal.to_send() == []

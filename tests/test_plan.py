@@ -1,11 +1,11 @@
-"""Eligibility rules and duplicate detection (pure)."""
+"""Eligibility rules (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from batch_rotate.models import Device, DeviceRef, IdKind, Resolution, Status
-from batch_rotate.plan import apply_rules, ineligibility
+from batch_rotate.models import Device
+from batch_rotate.plan import ineligibility
 
 GOOD = Device(
     id="11111111-1111-4111-8111-111111111111",
@@ -45,20 +45,3 @@ def test_eligible_windows_device_has_no_reason() -> None:
 def test_each_ineligibility_has_a_reason_code(changes: dict[str, str], code: str) -> None:
     reason = ineligibility(_with(**changes))
     assert reason is not None and reason.startswith(code + ":")
-
-
-def test_duplicates_point_to_first_row_and_are_not_rotated() -> None:
-    ref = lambda row: DeviceRef(row, GOOD.id, IdKind.INTUNE_ID, GOOD.id)  # noqa: E731
-    resolutions = [
-        Resolution(ref(2), Status.PENDING, GOOD),
-        Resolution(ref(5), Status.PENDING, GOOD),
-    ]
-    first, second = apply_rules(resolutions)
-    assert first.status == Status.PENDING
-    assert second.status == Status.DUPLICATE
-    assert "row 2" in second.reason
-
-
-def test_non_pending_rows_pass_through_unchanged() -> None:
-    res = Resolution(DeviceRef(3, "x", None, "", "bad"), Status.INVALID_INPUT, None, "bad")
-    assert list(apply_rules([res])) == [res]
