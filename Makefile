@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INPUT ?=
 
-.PHONY: install demo rotate plan test check lint bench clean
+.PHONY: install demo demo-plan rotate plan test check lint bench clean
 
 install: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.demo
+
+demo-plan: $(STAMP)
+	$(BIN)/python -m batch_rotate.sim.demo plan inputs/mixed-devices.csv
 
 rotate: $(STAMP)
 	@test -n "$(INPUT)" || { echo "usage: make rotate INPUT=devices.csv [ARGS='--yes ...']"; exit 2; }

@@ -239,7 +239,12 @@ class _ProgressView:
         done = stats.succeeded + stats.failed
         elapsed = max(time.monotonic() - stats.started, 1e-6)
         rate = stats.succeeded / elapsed
-        state = f"429s {stats.throttled + stats.outer_throttled}, retries {stats.transient}"
+        state = (
+            f"pacing {stats.pacing_per_s:.1f}/s, 429s {stats.throttled + stats.outer_throttled}, "
+            f"retries {stats.transient}"
+        )
+        if stats.paused_s > 0:
+            state += f", paused {stats.paused_s:.0f} s (Retry-After)"
         if self.tty:
             bar = self._start_bar()
             if self.task is None:

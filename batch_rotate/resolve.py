@@ -33,14 +33,15 @@ class ResolveReport:
     inventory_size: int  # devices listed (listing only)
 
     def describe(self) -> str:
+        plural = "" if self.requests == 1 else "s"
         if self.strategy == "lookup":
             return (
                 f"looked up devices by id: {self.inner_requests} reads in {self.requests} $batch "
-                "requests"
+                f"request{plural}"
             )
         return (
             f"listed the inventory ({self.inventory_size} managed devices) in {self.requests} "
-            "requests and matched locally"
+            f"request{plural} and matched locally"
         )
 
 

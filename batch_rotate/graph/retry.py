@@ -47,6 +47,8 @@ class RunnerStats:
     outer_throttled: int = 0
     transient: int = 0
     in_flight: int = 0
+    pacing_per_s: float = 0.0  # the pacer's current rate
+    paused_s: float = 0.0  # how long every sender still waits for a Retry-After
     started: float = field(default_factory=time.monotonic)
 
 
@@ -181,6 +183,8 @@ class BatchRunner:
             results = await self._exchange(batch)
         finally:
             self.stats.in_flight -= len(batch)
+        self.stats.pacing_per_s = self.throttle.pacer.rate
+        self.stats.paused_s = self.throttle.gate.remaining()
         on_answer(results)
         self._wake.set()
 

@@ -15,8 +15,12 @@ from batch_rotate.sim import SimConfig, SimTenant
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`demo [plan FILE] [extra options]`: rotate the sample, or plan another list."""
+    args = list(argv if argv is not None else sys.argv[1:])
     root = Path.cwd()
-    input_file = root / "inputs" / "sample-devices.csv"
+    verb, input_file = "rotate", root / "inputs" / "sample-devices.csv"
+    if args[:1] == ["plan"] and len(args) > 1:
+        verb, input_file, args = "plan", (root / args[1]).resolve(), args[2:]
     with (
         tempfile.TemporaryDirectory(prefix="batch-rotate-sim-") as workdir,
         SimTenant(SimConfig(), workdir=Path(workdir)) as sim,
@@ -26,16 +30,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.executable,
             "-m",
             "batch_rotate",
-            "rotate",
+            verb,
             str(input_file.relative_to(root)),
-            "--yes",
+            *(["--yes"] if verb == "rotate" else []),
             "--authority-url",
             sim.authority_url,
             "--graph-url",
             sim.graph_url,
             "--ca-bundle",
             str(sim.ca_path),
-            *(argv if argv is not None else sys.argv[1:]),
+            *args,
         ]
         env = {**os.environ, **sim.env()}
         return subprocess.call(command, env=env)  # noqa: S603
