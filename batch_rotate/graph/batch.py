@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from batch_rotate import __version__
+
 MAX_BATCH = 20
+# Sent on every request, inner ones too: recovery-key reads mark User-Agent as required.
+USER_AGENT = f"batch-rotate/{__version__}"
 
 
 class BatchFormatError(ValueError):
@@ -65,7 +69,7 @@ def build_payload(items: Sequence[BatchItem]) -> dict[str, Any]:
             "id": str(index),
             "method": item.method,
             "url": item.url,
-            "headers": {"client-request-id": item.client_request_id},
+            "headers": {"client-request-id": item.client_request_id, "User-Agent": USER_AGENT},
         }
         if item.method in ("POST", "PUT", "PATCH"):
             # A body needs an explicit Content-Type inside a batch; {} is fine for actions.

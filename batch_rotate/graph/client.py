@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from batch_rotate import __version__
 from batch_rotate.graph.auth import TokenProvider
 from batch_rotate.graph.batch import (
+    USER_AGENT,
     BatchFormatError,
     BatchItem,
     InnerResponse,
@@ -26,8 +26,6 @@ from batch_rotate.graph.batch import (
     match_responses,
 )
 from batch_rotate.settings import Endpoints
-
-USER_AGENT = f"batch-rotate/{__version__}"
 
 
 class TransportError(Exception):

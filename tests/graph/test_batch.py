@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from batch_rotate.graph.batch import (
     MAX_BATCH,
+    USER_AGENT,
     BatchFormatError,
     BatchItem,
     build_payload,
@@ -52,7 +53,11 @@ def test_payload_shape_for_rotate_matches_graph_docs() -> None:
         "id": "1",
         "method": "POST",
         "url": "/deviceManagement/managedDevices/d0/rotateBitLockerKeys",
-        "headers": {"client-request-id": "c0", "Content-Type": "application/json"},
+        "headers": {
+            "client-request-id": "c0",
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        },
         "body": {},
     }
     assert [r["id"] for r in payload["requests"]] == ["1", "2"]
