@@ -6,8 +6,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -182,7 +183,7 @@ def _credentials(
     return Credentials(tenant_id, client_id, secret or None, cert, cert_password or None)
 
 
-def _confirm_prompt(assume_yes: bool) -> object:
+def _confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
     def confirm(request: ConfirmRequest) -> bool:
         if assume_yes:
             return True
@@ -279,9 +280,9 @@ def _print_summary(result: RunResult) -> None:
         )
 
 
-def _execute(coro_factory: object) -> None:
+def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
     try:
-        result: RunResult = asyncio.run(coro_factory())  # type: ignore[operator]
+        result = asyncio.run(coro_factory())
     except BatchRotateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(exc.exit_code) from None
@@ -365,7 +366,7 @@ def _job(
                 inputs=inputs,
                 resume_dir=resume,
                 argv=sys.argv,
-                confirm=confirm,  # type: ignore[arg-type]
+                confirm=confirm,
                 on_progress=progress,
                 notify=lambda text: err.print(text, highlight=False, markup=False),
             )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate.errors import JournalError
-from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status
+from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status, Verdict
 from batch_rotate.plan import ineligibility
 
 _KEY_COLUMN = {
@@ -393,8 +393,8 @@ class Journal:
         )
         return [VerifyTarget(*row[:4]) for row in cursor if row[4] not in VERIFY_FINAL]
 
-    def record_verification(self, verdicts: Sequence[object]) -> None:
-        """Upsert one verdict per device (objects with the `verify.Verdict` fields)."""
+    def record_verification(self, verdicts: Sequence[Verdict]) -> None:
+        """Upsert one verdict per device."""
         now = utc_now()
         with self._db:
             self._db.executemany(
@@ -407,14 +407,14 @@ class Journal:
                 "checks=verification.checks + 1",
                 [
                     (
-                        v.row,  # type: ignore[attr-defined]
-                        v.status,  # type: ignore[attr-defined]
-                        v.detail,  # type: ignore[attr-defined]
-                        v.action_state,  # type: ignore[attr-defined]
-                        v.error_code,  # type: ignore[attr-defined]
-                        v.new_key_at,  # type: ignore[attr-defined]
-                        v.last_check_in,  # type: ignore[attr-defined]
-                        v.key_count,  # type: ignore[attr-defined]
+                        v.row,
+                        v.status,
+                        v.detail,
+                        v.action_state,
+                        v.error_code,
+                        v.new_key_at,
+                        v.last_check_in,
+                        v.key_count,
                         now,
                     )
                     for v in verdicts

@@ -95,6 +95,20 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """A device's verification status, from `verify` to the journal."""
+
+    row: int
+    status: str
+    detail: str
+    action_state: str
+    error_code: str
+    new_key_at: str
+    last_check_in: str
+    key_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReportRow:
     """One line of the per-device report, rendered from the journal."""
 

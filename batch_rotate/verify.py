@@ -20,6 +20,7 @@ from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
 from batch_rotate.journal import Journal, VerifyTarget
+from batch_rotate.models import Verdict
 
 KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
 KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
@@ -61,18 +62,6 @@ class Evidence:
     key_times: tuple[str, ...] | None = None  # createdDateTime per key; None when unreadable
     key_volumes: tuple[str, ...] = ()
     key_error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    row: int
-    status: str
-    detail: str
-    action_state: str
-    error_code: str
-    new_key_at: str
-    last_check_in: str
-    key_count: int | None
 
 
 def hresult_hex(code: int) -> str:
