@@ -28,8 +28,8 @@ from batch_rotate.errors import AuthError, BatchRotateError, InputError, Journal
 from batch_rotate.graph.auth import MsalTokenProvider, claims
 from batch_rotate.graph.batch import MAX_BATCH
 from batch_rotate.graph.client import GraphClient
+from batch_rotate.graph.pacer import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
 from batch_rotate.graph.retry import RunnerStats, Throttle
-from batch_rotate.graph.throttle import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
 from batch_rotate.models import IdKind, RunSummary, Status

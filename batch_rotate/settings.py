@@ -6,85 +6,18 @@ Secrets live only in `Credentials`, never in `public()` (what journals and repor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from batch_rotate.errors import InputError
+from batch_rotate.graph.endpoints import CLOUD_HOSTS, Cloud, Credentials, Endpoints
 
+__all__ = ["CLOUD_HOSTS", "WRITE_PERMISSIONS", "Cloud", "Credentials", "Endpoints", "Settings"]
 
-class Cloud(StrEnum):
-    GLOBAL = "global"
-    USGOV = "usgov"
-    USGOV_DOD = "usgov-dod"
-    CHINA = "china"
-
-
-# (login host, Graph host) per national cloud (GRAPH_NOTES.md "Identity platform and MSAL").
-CLOUD_HOSTS: dict[Cloud, tuple[str, str]] = {
-    Cloud.GLOBAL: ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
-    Cloud.USGOV: ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
-    Cloud.USGOV_DOD: ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-    Cloud.CHINA: ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
-}
 
 WRITE_PERMISSIONS = (
     "DeviceManagementManagedDevices.ReadWrite.All",
     "DeviceManagementManagedDevices.PrivilegedOperations.All",
 )
-
-
-@dataclass(frozen=True, repr=False)
-class Credentials:
-    """App registration credentials; repr never shows the secret or certificate password."""
-
-    tenant_id: str
-    client_id: str
-    client_secret: str | None = None
-    certificate_path: Path | None = None
-    certificate_password: str | None = None
-
-    def __repr__(self) -> str:
-        kind = (
-            "secret" if self.client_secret else "certificate" if self.certificate_path else "none"
-        )
-        return f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, {kind})"
-
-    @property
-    def method(self) -> str:
-        return "certificate" if self.certificate_path else "client_secret"
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    authority_url: str  # https://login.../{tenant}
-    graph_url: str  # https://graph.microsoft.com (no version)
-    scope: str  # {graph}/.default
-    ca_bundle: Path | None = None
-
-    @classmethod
-    def for_cloud(
-        cls,
-        cloud: Cloud,
-        tenant_id: str,
-        *,
-        graph_url: str | None = None,
-        authority_url: str | None = None,
-        scope: str | None = None,
-        ca_bundle: Path | None = None,
-    ) -> Endpoints:
-        login, graph = CLOUD_HOSTS[cloud]
-        graph = (graph_url or graph).rstrip("/")
-        authority = (authority_url or f"{login}/{tenant_id}").rstrip("/")
-        for name, url in (("--graph-url", graph), ("--authority-url", authority)):
-            if not url.startswith("https://"):
-                raise InputError(
-                    f"{name} {url!r} must be an https:// URL (TLS is never switched off)"
-                )
-        if ca_bundle is not None and not ca_bundle.is_file():
-            raise InputError(
-                f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates"
-            )
-        return cls(authority, graph, scope or f"{graph}/.default", ca_bundle)
 
 
 @dataclass(frozen=True)

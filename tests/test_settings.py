@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from batch_rotate.errors import InputError
+from batch_rotate.graph.errors import ConfigError
 from batch_rotate.run import redacted_argv
 from batch_rotate.settings import Cloud, Credentials, Endpoints, Settings
 
@@ -44,12 +45,12 @@ def test_overrides_and_scope_follow_graph_url(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url", ["http://graph.example", "graph.example"])
 def test_plain_http_is_refused(url: str) -> None:
-    with pytest.raises(InputError, match="https"):
+    with pytest.raises(ConfigError, match="https"):
         Endpoints.for_cloud(Cloud.GLOBAL, "t", graph_url=url)
 
 
-def test_missing_ca_bundle_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="--ca-bundle"):
+def test_missing_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--ca-bundle"):
         Endpoints.for_cloud(Cloud.GLOBAL, "t", ca_bundle=tmp_path / "nope.pem")
 
 

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from batch_rotate.errors import AuthError, GraphError
-from batch_rotate.settings import Credentials, Endpoints
+from batch_rotate.graph.endpoints import Credentials, Endpoints
 
 REFRESH_BEFORE_EXPIRY_S = 300.0  # the same 5 minutes MSAL's own cache uses
 

@@ -25,7 +25,7 @@ from batch_rotate.graph.batch import (
     build_payload,
     match_responses,
 )
-from batch_rotate.settings import Endpoints
+from batch_rotate.graph.endpoints import Endpoints
 
 
 class TransportError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 from batch_rotate.errors import AuthError, GraphError
 from batch_rotate.graph.batch import BatchItem, GraphErrorInfo, InnerResponse, error_info
 from batch_rotate.graph.client import GraphClient, GraphResponse, TransportError
-from batch_rotate.graph.throttle import AdaptivePacer, Backoff, Clock, RetryGate, parse_retry_after
+from batch_rotate.graph.pacer import AdaptivePacer, Backoff, Clock, RetryGate, parse_retry_after
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 MAX_THROTTLED = 100  # throttles are the service pacing us, not failures; this only stops a loop

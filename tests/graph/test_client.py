@@ -12,7 +12,7 @@ from aioresponses import CallbackResult, aioresponses
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.client import GraphClient, TransportError
-from batch_rotate.settings import Endpoints
+from batch_rotate.graph.endpoints import Endpoints
 
 GRAPH = "https://graph.example.test"
 ENDPOINTS = Endpoints("https://login.example.test/t", GRAPH, f"{GRAPH}/.default")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_rotate.graph.throttle import (
+from batch_rotate.graph.pacer import (
     MAX_RETRY_AFTER_S,
     AdaptivePacer,
     Backoff,

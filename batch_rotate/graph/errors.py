@@ -1,0 +1,32 @@
+"""The Graph layer's own exceptions, mapped to the application's errors once, at the run boundary.
+
+    GraphLayerError          anything that stops the Graph layer's caller
+    ├── ConfigError          endpoints or credentials that cannot be used (bad URL, missing file)
+    ├── SignInError          no token, a token refused after renewal, or a missing permission
+    ├── ServiceError         Graph answered in a way that stops the run (malformed batch, bad link)
+    └── TransportError       no usable HTTP answer (reset, timeout, TLS, unreadable body)
+
+A single device's failure is data (an `ItemResult`), never one of these.
+"""
+
+from __future__ import annotations
+
+
+class GraphLayerError(Exception):
+    """Base of every error raised by `batch_rotate.graph`."""
+
+
+class ConfigError(GraphLayerError):
+    """The endpoints or credentials given cannot be used; the message names the option and fix."""
+
+
+class SignInError(GraphLayerError):
+    """Sign-in failed, Graph refused the token after renewal, or a permission is missing."""
+
+
+class ServiceError(GraphLayerError):
+    """Graph answered in a way that stops the whole run."""
+
+
+class TransportError(GraphLayerError):
+    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body."""
