@@ -1,12 +1,15 @@
-"""Command line: options in, a `Settings` object to the library, outcomes out as exit codes."""
+"""Command line, thin: options are parsed into typed values and checked here, before the input is
+read or anything goes on the network; the run layer does the work; one handler maps errors to exits.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,19 +27,31 @@ from rich.table import Table
 
 from batch_rotate import __version__
 from batch_rotate.errors import BatchRotateError, InputError
-from batch_rotate.graph.retry import RunnerStats
 from batch_rotate.models import IdKind
 from batch_rotate.run import (
     EXIT_INTERRUPTED,
     ConfirmRequest,
     InputOptions,
+    RunnerStats,
     RunResult,
     render,
     run_job,
     verify_run,
 )
-from batch_rotate.settings import Cloud, Credentials, Endpoints, Settings
-from batch_rotate.verify import parse_duration
+from batch_rotate.settings import (
+    Budget,
+    Cloud,
+    Credentials,
+    KeysStrategy,
+    Settings,
+    check_ca_bundle,
+    check_certificate,
+    check_reports_dir,
+    endpoints_for,
+    parse_budget,
+    parse_duration,
+    parse_timeout,
+)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
@@ -52,6 +67,26 @@ app = typer.Typer(
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def _typed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A Typer parser from a plain one: ValueError becomes a usage error naming the option."""
+
+    def parser(value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parser
+
+
+def _checked_path(check: Callable[[Path], Path]) -> Callable[[Path | None], Path | None]:
+    def callback(value: Path | None) -> Path | None:
+        return None if value is None else _typed(check)(value)
+
+    return callback
+
 
 TenantOpt = Annotated[
     str, typer.Option("--tenant-id", envvar="AZURE_TENANT_ID", help="Entra tenant id.")
@@ -73,6 +108,7 @@ CertOpt = Annotated[
     typer.Option(
         "--certificate-path",
         envvar="AZURE_CLIENT_CERTIFICATE_PATH",
+        callback=_checked_path(check_certificate),
         help="PEM (key + certificate) or PFX.",
     ),
 ]
@@ -99,15 +135,32 @@ ScopeOpt = Annotated[
 CaOpt = Annotated[
     Path | None,
     typer.Option(
-        "--ca-bundle", envvar="SSL_CERT_FILE", help="Extra trusted CA (PEM) for sign-in and Graph."
+        "--ca-bundle",
+        envvar="SSL_CERT_FILE",
+        callback=_checked_path(check_ca_bundle),
+        help="Extra trusted CA (PEM) for sign-in and Graph.",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Requests per $batch (1-20).")]
 ConcOpt = Annotated[int, typer.Option("--max-concurrency", help="Batches in flight at once.")]
 WriteOpt = Annotated[
-    str, typer.Option("--write-budget", help="Write budget for this app, e.g. 200/20s.")
+    Budget,
+    typer.Option(
+        "--write-budget",
+        parser=_typed(parse_budget),
+        metavar="COUNT/WINDOW",
+        help="Write budget for this app, e.g. 200/20s.",
+    ),
 ]
-ReadOpt = Annotated[str, typer.Option("--read-budget", help="Read budget, e.g. 2000/20s.")]
+ReadOpt = Annotated[
+    Budget,
+    typer.Option(
+        "--read-budget",
+        parser=_typed(parse_budget),
+        metavar="COUNT/WINDOW",
+        help="Read budget, e.g. 2000/20s.",
+    ),
+]
 AttemptsOpt = Annotated[
     int, typer.Option("--max-attempts", help="Tries per device on transient errors.")
 ]
@@ -116,14 +169,27 @@ RetryDelayOpt = Annotated[
     typer.Option("--retry-delay", help="Base seconds of the backoff between transient retries."),
 ]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds before one HTTP request times out.")
+    float,
+    typer.Option(
+        "--timeout",
+        parser=_typed(parse_timeout),
+        metavar="SECONDS",
+        help="Seconds before one HTTP request times out (above 0, at most 3600).",
+    ),
 ]
-ReportsOpt = Annotated[Path, typer.Option("--reports-dir", help="Where run folders are written.")]
+ReportsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--reports-dir",
+        callback=_checked_path(check_reports_dir),
+        help="Where run folders are written.",
+    ),
+]
 MaxDevOpt = Annotated[int, typer.Option("--max-devices", help="Refuse a plan larger than this.")]
 IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding the identifier.")]
 IdKindOpt = Annotated[IdKind | None, typer.Option("--id-kind", help="What the column holds.")]
 KeysOpt = Annotated[
-    str,
+    KeysStrategy,
     typer.Option(
         "--keys-strategy",
         help="How verify reads recovery keys: auto (cheaper of the two), per-device, listing.",
@@ -140,25 +206,8 @@ CheckKeysOpt = Annotated[
 SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (default: the first).")]
 
 
-def _settings(
-    *,
-    tenant_id: str,
-    cloud: Cloud,
-    graph_url: str | None,
-    authority_url: str | None,
-    scope: str | None,
-    ca_bundle: Path | None,
-    **values: object,
-) -> Settings:
-    endpoints = Endpoints.for_cloud(
-        cloud,
-        tenant_id or "organizations",
-        graph_url=graph_url,
-        authority_url=authority_url,
-        scope=scope,
-        ca_bundle=ca_bundle,
-    )
-    return Settings(endpoints=endpoints, **values)  # type: ignore[arg-type]
+def _duration_option(name: str, help_text: str) -> Any:
+    return typer.Option(name, parser=_typed(parse_duration), metavar="DURATION", help=help_text)
 
 
 def _credentials(
@@ -180,7 +229,10 @@ def _credentials(
             + ", ".join(missing)
             + " (see README: 'Running against a real tenant')"
         )
-    return Credentials(tenant_id, client_id, secret or None, cert, cert_password or None)
+    # A certificate given is the credential used (and recorded); the secret is then ignored.
+    return Credentials(
+        tenant_id, client_id, None if cert else secret or None, cert, cert_password or None
+    )
 
 
 def _confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
@@ -280,81 +332,44 @@ def _print_summary(result: RunResult) -> None:
         )
 
 
-def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
+@contextlib.contextmanager
+def _exits() -> Iterator[None]:
+    """The one place where the project's errors become a line on stderr and an exit code."""
     try:
-        result = asyncio.run(coro_factory())
+        yield
     except BatchRotateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
+    with _exits():
+        result = asyncio.run(coro_factory())
     _print_summary(result)
     raise typer.Exit(result.exit_code)
+
+
+def _notify(text: str) -> None:
+    err.print(text, highlight=False, markup=False)
 
 
 def _job(
     *,
     input_file: Path | None,
     resume: Path | None,
-    dry_run: bool,
     assume_yes: bool,
-    tenant_id: str,
-    client_id: str,
-    client_secret: str,
-    certificate_path: Path | None,
-    certificate_password: str,
-    cloud: Cloud,
-    graph_url: str | None,
-    authority_url: str | None,
-    scope: str | None,
-    ca_bundle: Path | None,
-    batch_size: int,
-    max_concurrency: int,
-    write_budget: str,
-    read_budget: str,
-    max_attempts: int,
-    retry_delay: float,
-    timeout: float,
-    reports_dir: Path,
-    max_devices: int,
     id_column: str | None,
     id_kind: IdKind | None,
     sheet: str | None,
-    verify_wait_s: float | None = None,
-    verify_every_s: float | None = None,
-    check_keys: bool = False,
+    credentials: Credentials,
+    settings: Settings,
 ) -> None:
-    try:
-        if (input_file is None) == (resume is None):
+    if (input_file is None) == (resume is None):
+        with _exits():
             raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
-        credentials = _credentials(
-            tenant_id, client_id, client_secret, certificate_path, certificate_password
-        )
-        settings = _settings(
-            tenant_id=tenant_id,
-            cloud=cloud,
-            graph_url=graph_url,
-            authority_url=authority_url,
-            scope=scope,
-            ca_bundle=ca_bundle,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            write_budget=write_budget,
-            read_budget=read_budget,
-            max_attempts=max_attempts,
-            retry_delay_s=retry_delay,
-            timeout_s=timeout,
-            reports_dir=reports_dir,
-            dry_run=dry_run,
-            max_devices=max_devices,
-            verify_wait_s=verify_wait_s,
-            verify_every_s=verify_every_s or 300.0,
-            check_keys=check_keys,
-        )
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(exc.exit_code) from None
     inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
     confirm = _confirm_prompt(assume_yes)
 
@@ -368,10 +383,28 @@ def _job(
                 argv=sys.argv,
                 confirm=confirm,
                 on_progress=progress,
-                notify=lambda text: err.print(text, highlight=False, markup=False),
+                notify=_notify,
             )
 
     _execute(job)
+
+
+def _version_flag(value: bool) -> None:
+    if value:
+        out.print(f"batch-rotate {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_flag, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft Graph."""
 
 
 @app.command()
@@ -398,8 +431,8 @@ def rotate(
     ca_bundle: CaOpt = None,
     batch_size: BatchOpt = 20,
     max_concurrency: ConcOpt = 4,
-    write_budget: WriteOpt = "200/20s",
-    read_budget: ReadOpt = "2000/20s",
+    write_budget: WriteOpt = "200/20s",  # type: ignore[assignment]  # parsed by Typer
+    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
     max_attempts: AttemptsOpt = 8,
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
@@ -410,18 +443,51 @@ def rotate(
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
     verify_wait: Annotated[
-        str | None,
-        typer.Option("--verify-wait", help="After rotating, verify for this long (e.g. 4h)."),
+        float | None,
+        _duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h)."),
     ] = None,
     verify_every: Annotated[
-        str, typer.Option("--verify-every", help="Time between verification checks.")
-    ] = "5m",
+        float | None, _duration_option("--verify-every", "Time between verification checks.")
+    ] = "5m",  # type: ignore[assignment]
 ) -> None:
     """Resolve the devices of INPUT and rotate their BitLocker recovery keys."""
-    values = locals()
-    values["verify_wait_s"] = _duration(values.pop("verify_wait"), "--verify-wait")
-    values["verify_every_s"] = _duration(values.pop("verify_every"), "--verify-every")
-    _job(**values)
+    with _exits():
+        credentials = _credentials(
+            tenant_id, client_id, client_secret, certificate_path, certificate_password
+        )
+        settings = Settings(
+            endpoints=endpoints_for(
+                cloud,
+                tenant_id,
+                graph_url=graph_url,
+                authority_url=authority_url,
+                scope=scope,
+                ca_bundle=ca_bundle,
+            ),
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            write_budget=write_budget,
+            read_budget=read_budget,
+            max_attempts=max_attempts,
+            retry_delay_s=retry_delay,
+            timeout_s=timeout,
+            reports_dir=reports_dir,
+            dry_run=dry_run,
+            max_devices=max_devices,
+            verify_wait_s=verify_wait,
+            verify_every_s=verify_every if verify_every is not None else 300.0,
+            check_keys=check_keys,
+        )
+    _job(
+        input_file=input_file,
+        resume=resume,
+        assume_yes=assume_yes,
+        id_column=id_column,
+        id_kind=id_kind,
+        sheet=sheet,
+        credentials=credentials,
+        settings=settings,
+    )
 
 
 @app.command()
@@ -441,7 +507,7 @@ def plan(
     ca_bundle: CaOpt = None,
     batch_size: BatchOpt = 20,
     max_concurrency: ConcOpt = 4,
-    read_budget: ReadOpt = "2000/20s",
+    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
     max_attempts: AttemptsOpt = 8,
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
@@ -452,87 +518,84 @@ def plan(
     check_keys: CheckKeysOpt = False,
 ) -> None:
     """Dry run: resolve and check every row, write the plan report, send no write."""
+    with _exits():
+        credentials = _credentials(
+            tenant_id, client_id, client_secret, certificate_path, certificate_password
+        )
+        settings = Settings(
+            endpoints=endpoints_for(
+                cloud,
+                tenant_id,
+                graph_url=graph_url,
+                authority_url=authority_url,
+                scope=scope,
+                ca_bundle=ca_bundle,
+            ),
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            read_budget=read_budget,
+            max_attempts=max_attempts,
+            retry_delay_s=retry_delay,
+            timeout_s=timeout,
+            reports_dir=reports_dir,
+            dry_run=True,
+            max_devices=sys.maxsize,
+            check_keys=check_keys,
+        )
     _job(
-        **locals(),
+        input_file=input_file,
         resume=None,
-        dry_run=True,
         assume_yes=True,
-        write_budget="200/20s",
-        max_devices=sys.maxsize,
+        id_column=id_column,
+        id_kind=id_kind,
+        sheet=sheet,
+        credentials=credentials,
+        settings=settings,
     )
-
-
-def _keys_choice(text: str) -> str:
-    if text not in ("auto", "per-device", "listing"):
-        raise InputError(f"--keys-strategy {text!r}: use auto, per-device or listing")
-    return text
-
-
-def _duration(text: str | None, option: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        err.print(f"error: {option}: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
 
 
 @app.command()
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
     wait: Annotated[
-        str | None, typer.Option("--wait", help="Keep checking for this long, e.g. 2h.")
+        float | None, _duration_option("--wait", "Keep checking for this long, e.g. 2h.")
     ] = None,
-    every: Annotated[str, typer.Option("--every", help="Time between checks, e.g. 10m.")] = "5m",
+    every: Annotated[
+        float | None, _duration_option("--every", "Time between checks, e.g. 10m.")
+    ] = "5m",  # type: ignore[assignment]
     tenant_id: TenantOpt = "",
     client_id: ClientOpt = "",
     client_secret: SecretOpt = "",
     certificate_path: CertOpt = None,
     certificate_password: CertPwOpt = "",
     ca_bundle: CaOpt = None,
-    read_budget: ReadOpt = "2000/20s",
+    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
     max_attempts: AttemptsOpt = 8,
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
-    keys_strategy: KeysOpt = "auto",
+    keys_strategy: KeysOpt = KeysStrategy.AUTO,
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
     Needs BitLockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
     """
-    wait_s = _duration(wait, "--wait") or 0.0
-    every_s = _duration(every, "--every") or 300.0
-    try:
+    with _exits():
         credentials = _credentials(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
-        settings = _settings(
-            tenant_id=tenant_id,
-            cloud=Cloud.GLOBAL,
-            graph_url=None,
-            authority_url=None,
-            scope=None,
-            ca_bundle=ca_bundle,
+        settings = Settings(
+            endpoints=endpoints_for(Cloud.GLOBAL, tenant_id, ca_bundle=ca_bundle),
             read_budget=read_budget,
             max_attempts=max_attempts,
             retry_delay_s=retry_delay,
             timeout_s=timeout,
-            verify_wait_s=wait_s,
-            verify_every_s=every_s,
-            keys_strategy=_keys_choice(keys_strategy),
+            verify_wait_s=wait or 0.0,
+            verify_every_s=every if every is not None else 300.0,
+            keys_strategy=keys_strategy,
         )
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(exc.exit_code) from None
 
     async def job() -> RunResult:
-        return await verify_run(
-            run_dir,
-            settings=settings,
-            credentials=credentials,
-            notify=lambda text: err.print(text, highlight=False, markup=False),
-        )
+        return await verify_run(run_dir, settings=settings, credentials=credentials, notify=_notify)
 
     _execute(job)
 
@@ -542,36 +605,20 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
 ) -> None:
     """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
-    try:
+    with _exits():
         paths, counts = render(run_dir)
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(exc.exit_code) from None
     out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
     out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
 
 
-@app.command()
-def simulate(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8443,
-    devices: Annotated[int, typer.Option(help="Size of the generated fleet.")] = 500,
-    seed: Annotated[int, typer.Option(help="Seed for the fleet and faults.")] = 1,
-    time_scale: Annotated[
-        float, typer.Option("--time-scale", help="10 makes a 20 s throttle window 2 s.")
-    ] = 1.0,
-    workdir: Annotated[Path, typer.Option(help="Where the CA certificate is written.")] = Path(
-        ".sim"
-    ),
-    inventory: Annotated[
-        Path | None, typer.Option(help="Load the fleet from a JSON or CSV file.")
-    ] = None,
-) -> None:
-    """Run the simulated tenant (identity platform + Graph) to rehearse a run without a tenant."""
-    from batch_rotate.sim import SimConfig  # the product path never imports the simulator
-    from batch_rotate.sim.server import serve_forever
-
-    config = SimConfig(devices=devices, seed=seed, time_scale=time_scale, inventory_file=inventory)
-    serve_forever(config, host="127.0.0.1", port=port, workdir=workdir)
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def simulate(ctx: typer.Context) -> None:
+    """Run the simulated tenant: the same as `python -m batch_rotate.sim` (see its --help)."""
+    # A pointer, not a second copy: the product never imports the simulator.
+    os.execv(sys.executable, [sys.executable, "-m", "batch_rotate.sim", *ctx.args])  # noqa: S606
 
 
 @app.command()

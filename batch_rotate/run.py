@@ -38,6 +38,8 @@ from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys, verify_journal
 
+__all__ = ["ConfirmRequest", "InputOptions", "RunResult", "RunnerStats", "render", "run_job"]
+
 READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -112,10 +114,10 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
     return found
 
 
-def _throttle(budget: str, settings: Settings) -> Throttle:
+def _throttle(budget: Budget | str, settings: Settings) -> Throttle:
     clock = SystemClock()
     try:
-        parsed = Budget.parse(budget)
+        parsed = budget if isinstance(budget, Budget) else Budget.parse(budget)
     except ValueError as exc:
         raise InputError(f"budget {budget!r}: {exc}") from None
     gate = RetryGate(clock)

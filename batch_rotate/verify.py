@@ -364,11 +364,3 @@ async def verify_journal(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=min(every_s, remaining))
     return journal.verification_counts()
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from '90s', '10m', '2h', '1d' or a plain number of seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration; write e.g. 90s, 10m, 2h or 1d")
-    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
