@@ -13,6 +13,8 @@ from batch_rotate.journal import Journal
 from batch_rotate.models import Outcome, Status
 from batch_rotate.settings import Settings
 
+QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
+
 
 def rotate_url(device_id: str) -> str:
     """Beta only: there is no v1.0 rotateBitLockerKeys (GRAPH_NOTES.md "The rotate action")."""
@@ -21,12 +23,15 @@ def rotate_url(device_id: str) -> str:
 
 def to_outcome(result: ItemResult) -> Outcome:
     """Map one item's answer to the journal: 204 queued, other final answers failed."""
+    reason = ""
     if not result.final:
         status = Status.PENDING
     elif result.status is not None and 200 <= result.status < 300:
         status = Status.QUEUED
+        reason = QUEUED_REASON
     else:
         status = Status.FAILED
+        reason = result.reason or result.error.message
     return Outcome(
         row=result.item.key,
         status=status,
@@ -35,7 +40,7 @@ def to_outcome(result: ItemResult) -> Outcome:
         message=result.error.message,
         request_id=result.request_id,
         client_request_id=result.item.client_request_id,
-        reason=result.reason,
+        reason=reason,
     )
 
 

@@ -1,8 +1,8 @@
 """The run journal: one SQLite database per run, the source of truth for resume and reports.
 
-Writes are ordered for crash safety: rows are marked `in_flight` and committed before their batch
-is sent, and each answer is committed as soon as it is read, so a kill at any instant resumes.
-"""
+It stores; it never decides: eligibility, reason wording and display come from their stages.
+Rows are marked `in_flight` and committed before their batch is sent; each answer is committed
+as soon as it is read, so a kill at any instant resumes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate.errors import JournalError
-from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status, Verdict
-from batch_rotate.plan import ineligibility
+from batch_rotate.models import (
+    Device,
+    DeviceRef,
+    IdKind,
+    Outcome,
+    ReportRow,
+    Status,
+    Target,
+    Verdict,
+    Verification,
+)
 
 _KEY_COLUMN = {
     IdKind.INTUNE_ID: "k_intune",
@@ -99,7 +108,13 @@ class VerifyTarget:
     requested_at: str
 
 
-VERIFY_FINAL = ("verified", "done_no_new_key", "failed", "not_supported", "unknown")
+@dataclass(frozen=True, slots=True)
+class MatchTexts:
+    """The resolution stage's wording for one identifier kind (the journal only stores it)."""
+
+    not_found: str  # the whole reason
+    ambiguous_head: str  # "ambiguous: " + count + head + ids + tail
+    ambiguous_tail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +222,8 @@ class Journal:
                 ),
             )
 
-    def add_inventory(self, devices: Iterable[Device]) -> None:
-        """Managed devices some row may name, with their keys and eligibility."""
+    def add_inventory(self, devices: Iterable[tuple[Device, str]]) -> None:
+        """Managed devices some row may name, each with why it is ineligible ('' if it is not)."""
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -223,9 +238,9 @@ class Journal:
                         d.serial_number,
                         d.entra_device_id,
                         d.os,
-                        ineligibility(d) or "",
+                        ineligible,
                     )
-                    for d in devices
+                    for d, ineligible in devices
                 ),
             )
 
@@ -247,33 +262,38 @@ class Journal:
                 ],
             )
 
-    def resolve_rows(self, texts: dict[IdKind, tuple[str, str]]) -> None:
+    def resolve_rows(self, texts: dict[IdKind, MatchTexts], duplicate: tuple[str, str]) -> None:
         """Match rows to the inventory: not found, ambiguous, one device; then duplicates.
 
-        `texts` gives per kind the not-found reason and the identifier's label.
+        `duplicate` is (head, tail) around the first row's number.
         """
         with self._db:
             db = self._db
             for column in ("k_intune", "k_entra", "k_name", "k_serial"):
                 db.execute(f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})")
             db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
-            for kind, (not_found, label) in texts.items():
+            for kind, text in texts.items():
                 # Column names come from _KEY_COLUMN, never from input: S608 does not apply.
                 column = _KEY_COLUMN[kind]
                 matches = f"SELECT COUNT(*) FROM inventory i WHERE i.{column} = devices.ref_key"  # noqa: S608
                 db.execute(
                     f"UPDATE devices SET status = ?, reason = ? WHERE status = ? AND id_kind = ? "  # noqa: S608
                     f"AND ({matches}) = 0",
-                    (Status.NOT_FOUND.value, not_found, Status.RESOLVING.value, kind.value),
+                    (Status.NOT_FOUND.value, text.not_found, Status.RESOLVING.value, kind.value),
                 )
                 db.execute(
-                    "UPDATE devices SET status = ?, reason = 'ambiguous: ' || "  # noqa: S608
-                    f"({matches}) || ' managed devices have this {label} (' || "
+                    f"UPDATE devices SET status = ?, reason = ? || ({matches}) || ? || "  # noqa: S608
                     "(SELECT group_concat(id, ', ') FROM (SELECT i.id FROM inventory i WHERE "
-                    f"i.{column} = devices.ref_key LIMIT 10)) || '); list the device by its "
-                    "Intune device ID instead' "
+                    f"i.{column} = devices.ref_key LIMIT 10)) || ? "
                     f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1",
-                    (Status.AMBIGUOUS.value, Status.RESOLVING.value, kind.value),
+                    (
+                        Status.AMBIGUOUS.value,
+                        "ambiguous: ",
+                        text.ambiguous_head,
+                        text.ambiguous_tail,
+                        Status.RESOLVING.value,
+                        kind.value,
+                    ),
                 )
                 db.execute(
                     "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
@@ -290,14 +310,14 @@ class Journal:
                 )
             # The same device on several rows: rotated once, at its first row.
             db.execute(
-                "UPDATE devices SET status = ?, reason = 'duplicate: same device as row ' || "
-                "first.row || '; rotated once there' "
+                "UPDATE devices SET status = ?, reason = ? || first.row || ? "
                 "FROM (SELECT intune_id, MIN(row) AS row FROM devices WHERE status IN (?, ?) "
                 "GROUP BY intune_id) AS first "
                 "WHERE devices.intune_id = first.intune_id AND devices.row > first.row "
                 "AND devices.status IN (?, ?)",
                 (
                     Status.DUPLICATE.value,
+                    *duplicate,
                     Status.PENDING.value,
                     Status.INELIGIBLE.value,
                     Status.PENDING.value,
@@ -312,8 +332,8 @@ class Journal:
                 "UPDATE devices SET reason = ? WHERE status = ?", (reason, Status.RESOLVING.value)
             )
 
-    def pending_devices(self, limit: int | None = None) -> list[tuple[int, str, str, str]]:
-        """(row, Intune id, device name, Entra id) of devices planned for rotation."""
+    def pending_devices(self, limit: int | None = None) -> list[Target]:
+        """Devices planned for rotation, in row order."""
         sql = (
             "SELECT row, intune_id, device_name, entra_device_id FROM devices WHERE status = ? "
             "ORDER BY row"
@@ -322,7 +342,7 @@ class Journal:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return list(self._db.execute(sql, params))
+        return [Target(*row) for row in self._db.execute(sql, params)]
 
     def set_reasons(self, reasons: dict[int, str]) -> None:
         with self._db:
@@ -335,9 +355,7 @@ class Journal:
         """Devices still to send. Rows left `in_flight` by an interrupt are flagged as re-sent."""
         with self._db:
             self._db.execute(
-                "UPDATE devices SET status = ?, resent_after_interrupt = 1, "
-                "reason = 'sent before an interrupt without a recorded answer; sent again' "
-                "WHERE status = ?",
+                "UPDATE devices SET status = ?, resent_after_interrupt = 1 WHERE status = ?",
                 (Status.PENDING.value, Status.IN_FLIGHT.value),
             )
         return [
@@ -374,8 +392,8 @@ class Journal:
                         o.error_code,
                         o.message,
                         o.request_id,
-                        _reason(o),
-                        _reason(o),
+                        o.reason,
+                        o.reason,
                         now,
                         o.row,
                     )
@@ -391,7 +409,11 @@ class Journal:
             "WHERE d.status = ? ORDER BY d.row",
             (Status.QUEUED.value,),
         )
-        return [VerifyTarget(*row[:4]) for row in cursor if row[4] not in VERIFY_FINAL]
+        return [
+            VerifyTarget(*row[:4])
+            for row in cursor
+            if row[4] is None or not Verification(row[4]).final
+        ]
 
     def record_verification(self, verdicts: Sequence[Verdict]) -> None:
         """Upsert one verdict per device."""
@@ -408,7 +430,7 @@ class Journal:
                 [
                     (
                         v.row,
-                        v.status,
+                        v.status.value,
                         v.detail,
                         v.action_state,
                         v.error_code,
@@ -427,20 +449,13 @@ class Journal:
         )
 
     def counts(self) -> dict[str, int]:
-        """Counts by report status (pending shows as not_sent, in_flight as uncertain)."""
-        counts: dict[str, int] = {}
-        for status, n in self._db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"):
-            shown = _shown_status(status, self._dry_run())
-            counts[shown] = counts.get(shown, 0) + n
-        return counts
-
-    def _dry_run(self) -> bool:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'dry_run'").fetchone()
-        return bool(row and row[0] == "True")
+        """Rows by stored status (the report side maps them to what it shows)."""
+        return dict(
+            self._db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status").fetchall()
+        )
 
     def report_rows(self) -> Iterator[ReportRow]:
-        """Rows in input order, as the report shows them."""
-        dry_run = self._dry_run()
+        """Rows in input order, as stored (statuses and reasons are shown by the report)."""
         cursor = self._db.execute(
             "SELECT d.row, d.input_value, d.id_kind, d.intune_id, d.device_name, "
             "d.serial_number, d.entra_device_id, d.os, d.status, d.reason, d.http_status, "
@@ -450,10 +465,6 @@ class Journal:
             "FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
         )
         for r in cursor:
-            status = _shown_status(r[8], dry_run)
-            reason = r[9] or _default_reason(status)
-            if r[17] and status != Status.PENDING:
-                reason = f"resent_after_interrupt: {reason}" if reason else "resent_after_interrupt"
             yield ReportRow(
                 row=r[0],
                 input_value=r[1],
@@ -463,8 +474,8 @@ class Journal:
                 serial_number=r[5],
                 entra_device_id=r[6],
                 os=r[7],
-                status=status,
-                reason=reason,
+                status=r[8],
+                reason=r[9],
                 http_status=r[10],
                 error_code=r[11],
                 error_message=r[12],
@@ -472,6 +483,7 @@ class Journal:
                 client_request_id=r[14],
                 attempts=r[15],
                 requested_at=r[16],
+                resent_after_interrupt=bool(r[17]),
                 verification=r[18] or "",
                 verification_detail=r[19] or "",
                 action_state=r[20] or "",
@@ -481,31 +493,6 @@ class Journal:
                 key_count=r[24],
                 verified_at=r[25] or "",
             )
-
-
-def _reason(outcome: Outcome) -> str:
-    if outcome.status == Status.QUEUED:
-        return "accepted by Intune; the device rotates at its next check-in"
-    return (outcome.reason or outcome.message) if outcome.status == Status.FAILED else ""
-
-
-def _shown_status(status: str, dry_run: bool) -> str:
-    if status == Status.RESOLVING:
-        return Status.NOT_SENT.value
-    if status == Status.PENDING:
-        return Status.WOULD_ROTATE.value if dry_run else Status.NOT_SENT.value
-    if status == Status.IN_FLIGHT:
-        return Status.UNCERTAIN.value
-    return status
-
-
-def _default_reason(status: str) -> str:
-    return {
-        Status.WOULD_ROTATE.value: "eligible; a rotate request would be sent",
-        Status.NOT_SENT.value: "run stopped before this device was sent; resume the run",
-        Status.UNCERTAIN.value: "sent, but the run stopped before the answer was recorded; "
-        "resume to send it again",
-    }.get(status, "")
 
 
 def has_journal(run_dir: Path) -> bool:

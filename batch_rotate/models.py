@@ -49,6 +49,22 @@ FINAL_STATUSES = frozenset(
 )
 
 
+class Verification(StrEnum):
+    """What `verify` concluded about one queued rotation."""
+
+    VERIFIED = "verified"  # a key escrowed after the request
+    DONE_NO_NEW_KEY = "done_no_new_key"
+    PENDING = "pending"  # not checked in yet, or still running
+    FAILED = "failed"
+    NOT_SUPPORTED = "not_supported"
+    UNKNOWN = "unknown"  # done, but keys cannot be read
+
+    @property
+    def final(self) -> bool:
+        """No later check can change it: stop polling this device."""
+        return self is not Verification.PENDING
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceRef:
     """One input row: where it came from and what it names.
@@ -81,6 +97,16 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved, eligible device planned for rotation."""
+
+    row: int
+    device_id: str
+    name: str
+    entra_device_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The answer Graph gave to one rotate request (one attempt)."""
 
@@ -99,7 +125,7 @@ class Verdict:
     """A device's verification status, from `verify` to the journal."""
 
     row: int
-    status: str
+    status: Verification
     detail: str
     action_state: str
     error_code: str
@@ -129,6 +155,7 @@ class ReportRow:
     client_request_id: str
     attempts: int
     requested_at: str
+    resent_after_interrupt: bool = False
     verification: str = ""  # verified, pending, failed, ... (after `verify`)
     verification_detail: str = ""
     action_state: str = ""

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
-from batch_rotate.journal import Journal
+from batch_rotate.journal import Journal, MatchTexts
 from batch_rotate.models import Device, IdKind
 
 SELECT = (
@@ -94,22 +94,39 @@ async def resolve(
     graph: GraphClient,
     throttle: Throttle,
     *,
+    eligibility: Eligibility,
     max_concurrency: int = 4,
     max_attempts: int = 8,
 ) -> ResolveReport:
     """Match the journal's rows to managed devices; results land in the journal."""
+    store = _Store(journal, eligibility)
     if wanted.strategy == "lookup":
-        report = await _by_lookup(journal, wanted, graph, throttle, max_concurrency, max_attempts)
+        report = await _by_lookup(store, wanted, graph, throttle, max_concurrency, max_attempts)
     else:
-        report = await _by_listing(journal, wanted, graph, throttle, max_attempts)
+        report = await _by_listing(store, wanted, graph, throttle, max_attempts)
     journal.resolve_rows(
-        {kind: (_not_found(kind), _label(kind)) for kind in IdKind if wanted.keys[kind]}
+        {kind: _match_texts(kind) for kind in IdKind if wanted.keys[kind]},
+        duplicate=("duplicate: same device as row ", "; rotated once there"),
     )
     return report
 
 
+Eligibility = Callable[[Device], str | None]
+
+
+@dataclass(frozen=True)
+class _Store:
+    """Where found devices go: the journal, each with its eligibility decided here."""
+
+    journal: Journal
+    eligibility: Eligibility
+
+    def add(self, devices: Iterable[Device]) -> None:
+        self.journal.add_inventory((d, self.eligibility(d) or "") for d in devices)
+
+
 async def _by_listing(
-    journal: Journal, wanted: Wanted, graph: GraphClient, throttle: Throttle, max_attempts: int
+    store: _Store, wanted: Wanted, graph: GraphClient, throttle: Throttle, max_attempts: int
 ) -> ResolveReport:
     requests = size = 0
     path: str = "deviceManagement/managedDevices"
@@ -123,13 +140,13 @@ async def _by_listing(
             body = response.body if isinstance(response.body, dict) else {}
             page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
             size += len(page)
-            journal.add_inventory(d for d in page if wanted.names(d))
+            store.add(d for d in page if wanted.names(d))
             path, params = str(body.get("@odata.nextLink") or ""), None
     return ResolveReport("listing", requests, requests, size)
 
 
 async def _by_lookup(
-    journal: Journal,
+    store: _Store,
     wanted: Wanted,
     graph: GraphClient,
     throttle: Throttle,
@@ -157,13 +174,13 @@ async def _by_lookup(
                 found.append(device_from_graph(result.body))
             elif result.status != 404:
                 failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
-        journal.add_inventory(found)
+        store.add(found)
 
     runner = BatchRunner(
         graph, throttle, max_concurrency=max_concurrency, max_attempts=max_attempts
     )
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
-    journal.fail_resolving(failures)
+    store.journal.fail_resolving(failures)
     return ResolveReport("lookup", runner.stats.batches, len(items), 0)
 
 
@@ -174,6 +191,14 @@ def _label(kind: IdKind) -> str:
         IdKind.DEVICE_NAME: "device name",
         IdKind.SERIAL_NUMBER: "serial number",
     }[kind]
+
+
+def _match_texts(kind: IdKind) -> MatchTexts:
+    return MatchTexts(
+        not_found=_not_found(kind),
+        ambiguous_head=f" managed devices have this {_label(kind)} (",
+        ambiguous_tail="); list the device by its Intune device ID instead",
+    )
 
 
 def _not_found(kind: IdKind) -> str:

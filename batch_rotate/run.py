@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate import __version__
+from batch_rotate.eligibility import ineligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import AuthError, BatchRotateError, InputError, JournalError
 from batch_rotate.graph.auth import MsalTokenProvider, claims
@@ -33,6 +34,7 @@ from batch_rotate.graph.retry import RunnerStats, Throttle
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
 from batch_rotate.models import IdKind, RunSummary, Status
+from batch_rotate.present import shown_counts, shown_rows
 from batch_rotate.report import ReportPaths, write_reports
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
@@ -169,7 +171,7 @@ def _summary(journal: Journal, run_dir: Path) -> RunSummary:
         ended_at=meta.get("ended_at", ""),
         input_file=meta.get("input_file", ""),
         input_sha256=meta.get("input_sha256", ""),
-        counts=journal.counts(),
+        counts=shown_counts(journal.counts(), dry_run=meta.get("dry_run") == "True"),
         details=details,
         verification_counts=journal.verification_counts(),
     )
@@ -179,7 +181,8 @@ def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
     """(Re-)render report.xlsx and report.csv from the journal; safe while a run is going."""
     with closing(Journal.open(run_dir)) as journal:
         summary = _summary(journal, run_dir)
-        return write_reports(run_dir, journal.report_rows(), summary), summary.counts
+        rows = shown_rows(journal.report_rows(), dry_run=journal.meta().get("dry_run") == "True")
+        return write_reports(run_dir, rows, summary), summary.counts
 
 
 def exit_code_for(counts: dict[str, int], interrupted: bool) -> int:
@@ -280,6 +283,7 @@ async def run_job(
                         wanted,
                         graph,
                         reads,
+                        eligibility=ineligibility,
                         max_concurrency=settings.max_concurrency,
                         max_attempts=settings.max_attempts,
                     )
@@ -315,19 +319,19 @@ async def _flag_key_ceiling(
     """Count escrowed keys of every device to rotate; flag those near Entra's 200-key limit."""
     targets = journal.pending_devices()
     found = await recovery_keys(
-        [entra for _, _, _, entra in targets],
+        [target.entra_device_id for target in targets],
         graph,
         reads,
         strategy="per-device",
         max_attempts=settings.max_attempts,
     )
     flagged: dict[int, str] = {}
-    for row, _, _, entra in targets:
-        keys = found.get(entra.lower())
+    for target in targets:
+        keys = found.get(target.entra_device_id.lower())
         if isinstance(keys, str):
-            flagged[row] = f"key count unknown ({keys})"
+            flagged[target.row] = f"key count unknown ({keys})"
         elif keys is not None and len(keys) >= KEY_CEILING_WARN:
-            flagged[row] = (
+            flagged[target.row] = (
                 f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
                 "keys first or the new key will not be escrowed"
             )
@@ -345,9 +349,7 @@ async def _after_plan(
     notify: Callable[[str], None],
     resolve_report: ResolveReport,
 ) -> RunResult:
-    count = journal.counts().get(
-        Status.WOULD_ROTATE.value if settings.dry_run else Status.NOT_SENT.value, 0
-    )
+    count = journal.counts().get(Status.PENDING.value, 0)
     result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report)
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
@@ -367,8 +369,8 @@ async def _after_plan(
         )
     if count and confirm is not None:
         examples = [
-            f"row {row}: {name or device_id} ({device_id})"
-            for row, device_id, name, _ in journal.pending_devices(limit=5)
+            f"row {t.row}: {t.name or t.device_id} ({t.device_id})"
+            for t in journal.pending_devices(limit=5)
         ]
         request = ConfirmRequest(
             credentials.tenant_id, settings.endpoints.graph_url, count, examples

@@ -20,11 +20,10 @@ from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
 from batch_rotate.journal import Journal, VerifyTarget
-from batch_rotate.models import Verdict
+from batch_rotate.models import Verdict, Verification
 
 KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
 KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
-FINAL = frozenset({"verified", "done_no_new_key", "failed", "not_supported", "unknown"})
 
 # HRESULTs a rotation reports (GRAPH_NOTES.md): code -> (cause, fix)
 ERROR_CODES: dict[int, tuple[str, str]] = {
@@ -105,7 +104,7 @@ def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
     if count is not None and count >= KEY_CEILING_WARN:
         ceiling = f"; key_ceiling: {count} keys escrowed, Entra keeps at most 200: delete old keys"
 
-    def make(status: str, detail: str) -> Verdict:
+    def make(status: Verification, detail: str) -> Verdict:
         return Verdict(
             row,
             status,
@@ -119,39 +118,40 @@ def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
 
     if new:
         volumes = ", ".join(sorted(set(ev.key_volumes))) or "unknown volume"
-        return make("verified", f"new recovery key escrowed at {new[0]} ({volumes})")
+        return make(Verification.VERIFIED, f"new recovery key escrowed at {new[0]} ({volumes})")
     state = ev.action_state.lower()
     if state == "failed":
         return make(
-            "failed",
+            Verification.FAILED,
             explain(ev.action_error)
             if ev.action_error is not None
             else "the device reported failure without an error code",
         )
     if state == "notsupported":
         return make(
-            "not_supported", "the device cannot rotate BitLocker keys (edition, OS or hardware)"
+            Verification.NOT_SUPPORTED,
+            "the device cannot rotate BitLocker keys (edition, OS or hardware)",
         )
     if times is None:
         if state == "done":
             return make(
-                "unknown",
+                Verification.UNKNOWN,
                 f"the device reports done, but recovery keys cannot be read ({ev.key_error}); "
                 f"grant {KEY_PERMISSION}",
             )
         return make(
-            "pending",
+            Verification.PENDING,
             f"waiting for the device to check in (last check-in "
             f"{ev.last_check_in or 'unknown'}); keys unreadable: {ev.key_error}",
         )
     if state == "done":
         return make(
-            "done_no_new_key",
+            Verification.DONE_NO_NEW_KEY,
             "the device reports the rotation done but no key newer than the request is in "
             "Entra ID; check the escrow policy and the key count",
         )
     return make(
-        "pending",
+        Verification.PENDING,
         f"waiting for the device to check in (last check-in {ev.last_check_in or 'unknown'}; "
         f"action {ev.action_state or 'not listed yet'})",
     )
@@ -359,7 +359,7 @@ async def verify_journal(
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         )
         remaining = deadline - loop.time()
-        if stop.is_set() or remaining <= 0 or all(v.status in FINAL for v in verdicts):
+        if stop.is_set() or remaining <= 0 or all(v.status.final for v in verdicts):
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=min(every_s, remaining))

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from batch_rotate.eligibility import ineligibility
 from batch_rotate.errors import JournalError
-from batch_rotate.journal import Journal
-from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
+from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status
+from batch_rotate.present import shown_counts, shown_rows
 
 GOOD = {"os": "Windows", "os_version": "10.0.22631.1", "join_type": "azureADJoined"}
 
@@ -19,7 +21,24 @@ def _device(n: int, **changes: str) -> Device:
 
 
 def _resolve(journal: Journal) -> None:
-    journal.resolve_rows({kind: (f"not_found: {kind}", kind.value) for kind in IdKind})
+    journal.resolve_rows(
+        {kind: MatchTexts(f"not_found: {kind}", f" share this {kind} (", ")") for kind in IdKind},
+        duplicate=("duplicate: same device as row ", ""),
+    )
+
+
+def _add(journal: Journal, devices: list[Device]) -> None:
+    journal.add_inventory((d, ineligibility(d) or "") for d in devices)
+
+
+def _rows(journal: Journal) -> list[ReportRow]:
+    """Rows as the report shows them."""
+    dry_run = journal.meta().get("dry_run") == "True"
+    return list(shown_rows(journal.report_rows(), dry_run=dry_run))
+
+
+def _counts(journal: Journal) -> dict[str, int]:
+    return shown_counts(journal.counts(), dry_run=journal.meta().get("dry_run") == "True")
 
 
 def _journal(tmp_path: Path, n: int = 3, dry_run: bool = False) -> Journal:
@@ -27,7 +46,7 @@ def _journal(tmp_path: Path, n: int = 3, dry_run: bool = False) -> Journal:
     journal.add_refs(
         DeviceRef(row, f"dev{row}", IdKind.INTUNE_ID, f"dev{row}") for row in range(2, 2 + n)
     )
-    journal.add_inventory(_device(row) for row in range(2, 2 + n))
+    _add(journal, [_device(row) for row in range(2, 2 + n)])
     _resolve(journal)
     return journal
 
@@ -50,10 +69,10 @@ def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> Non
     journal.close()  # the process "dies" with row 3 on the wire
 
     reopened = Journal.open(tmp_path / "run")
-    assert reopened.counts() == {"queued": 1, "uncertain": 1, "not_sent": 1}
+    assert _counts(reopened) == {"queued": 1, "uncertain": 1, "not_sent": 1}
     todo = reopened.to_send()
     assert [(t.row, t.attempts) for t in todo] == [(3, 1), (4, 0)]
-    rows = {r.row: r for r in reopened.report_rows()}
+    rows = {r.row: r for r in _rows(reopened)}
     assert rows[2].status == "queued" and rows[2].attempts == 1
     assert rows[3].reason.startswith("resent_after_interrupt")
     reopened.mark_in_flight([(3, "c3b"), (4, "c4")])
@@ -70,7 +89,7 @@ def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> Non
             ),
         ]
     )
-    rows = {r.row: r for r in reopened.report_rows()}
+    rows = {r.row: r for r in _rows(reopened)}
     assert rows[3].status == "queued" and rows[3].attempts == 2
     assert "resent_after_interrupt" in rows[3].reason
     assert rows[4].status == "failed" and rows[4].error_code == "ResourceNotFound"
@@ -79,8 +98,8 @@ def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> Non
 
 def test_dry_run_shows_pending_as_would_rotate(tmp_path: Path) -> None:
     journal = _journal(tmp_path, dry_run=True)
-    assert journal.counts() == {"would_rotate": 3}
-    assert all(r.status == "would_rotate" for r in journal.report_rows())
+    assert _counts(journal) == {"would_rotate": 3}
+    assert all(r.status == "would_rotate" for r in _rows(journal))
 
 
 def test_retry_outcome_keeps_row_pending_with_last_error(tmp_path: Path) -> None:
@@ -89,7 +108,7 @@ def test_retry_outcome_keeps_row_pending_with_last_error(tmp_path: Path) -> None
     journal.record(
         [Outcome(row=2, status=Status.PENDING, http_status=429, error_code="TooManyRequests")]
     )
-    (row,) = journal.report_rows()
+    (row,) = _rows(journal)
     assert row.status == "not_sent" and row.http_status == 429
     assert [t.row for t in journal.to_send()] == [2]
 
@@ -107,7 +126,8 @@ def test_resolution_in_sql_gives_every_outcome(tmp_path: Path) -> None:
             DeviceRef(8, "SN-9", IdKind.SERIAL_NUMBER, "sn-9"),
         ]
     )
-    journal.add_inventory(
+    _add(
+        journal,
         [
             _device(2),
             _device(3, name="TWIN"),
@@ -121,10 +141,10 @@ def test_resolution_in_sql_gives_every_outcome(tmp_path: Path) -> None:
                 management_agent="mdm",
                 **GOOD,
             ),
-        ]
+        ],
     )
     _resolve(journal)
-    rows = {r.row: r for r in journal.report_rows()}
+    rows = {r.row: r for r in _rows(journal)}
     assert rows[2].status == "not_sent" and rows[2].intune_device_id == "dev2"
     assert rows[3].status == "ambiguous" and "dev3" in rows[3].reason and "dev4" in rows[3].reason
     assert rows[4].status == "duplicate" and "row 2" in rows[4].reason
@@ -138,9 +158,9 @@ def test_resolution_in_sql_gives_every_outcome(tmp_path: Path) -> None:
 def test_an_ineligible_first_row_still_makes_later_rows_duplicates(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "run", {})
     journal.add_refs(DeviceRef(row, "dev5", IdKind.INTUNE_ID, "dev5") for row in (2, 3))
-    journal.add_inventory([_device(5, os="iOS")])
+    _add(journal, [_device(5, os="iOS")])
     _resolve(journal)
-    rows = {r.row: r.status for r in journal.report_rows()}
+    rows = {r.row: r.status for r in _rows(journal)}
     assert rows == {2: "ineligible", 3: "duplicate"}
 
 
@@ -148,6 +168,6 @@ def test_rows_stopped_before_resolution_say_why(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "run", {})
     journal.add_refs([DeviceRef(2, "dev2", IdKind.INTUNE_ID, "dev2")])
     journal.abandon_resolving("run stopped before any rotation: sign-in failed")
-    (row,) = journal.report_rows()
+    (row,) = _rows(journal)
     assert row.status == "not_sent" and "sign-in failed" in row.reason
     assert journal.to_send() == []

@@ -8,8 +8,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_rotate.journal import Journal
+from batch_rotate.eligibility import ineligibility
+from batch_rotate.journal import Journal, MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind
+from batch_rotate.present import shown_rows
 
 NAMES = st.sampled_from(["LT-1", "lt-1", "LT-2", "WS-3", "MAC-4", "PC-5"])
 GOOD = {"os": "Windows", "os_version": "10.0.22631.1", "join_type": "azureADJoined"}
@@ -41,9 +43,12 @@ def test_every_row_resolves_to_exactly_what_it_names(
             else DeviceRef(row, "", None, "", "empty")
             for row, name in enumerate(names, start=2)
         )
-        journal.add_inventory(devices)
-        journal.resolve_rows({IdKind.DEVICE_NAME: ("not_found", "device name")})
-        rows = list(journal.report_rows())
+        journal.add_inventory((d, ineligibility(d) or "") for d in devices)
+        journal.resolve_rows(
+            {IdKind.DEVICE_NAME: MatchTexts("not_found", " devices (", ")")},
+            duplicate=("duplicate: same device as row ", ""),
+        )
+        rows = list(shown_rows(journal.report_rows(), dry_run=False))
         journal.close()
     assert [r.row for r in rows] == list(range(2, len(names) + 2))  # none lost, none invented
     first_row: dict[str, int] = {}

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from batch_rotate.journal import Journal
+from batch_rotate.journal import Journal, MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
-from batch_rotate.verify import Evidence, explain, keys_strategy, parse_duration, verdict
+from batch_rotate.settings import parse_duration
+from batch_rotate.verify import Evidence, explain, keys_strategy, verdict
 
 REQUESTED = "2026-11-27T01:00:00.000Z"
 
@@ -83,17 +84,22 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
     journal = Journal.create(tmp_path / "run", {})
     journal.add_refs(DeviceRef(r, f"d{r}", IdKind.INTUNE_ID, f"d{r}") for r in (2, 3))
     journal.add_inventory(
-        Device(
-            id=f"d{r}",
-            entra_device_id=f"e{r}",
-            os="Windows",
-            os_version="10.0.22631.1",
-            join_type="azureADJoined",
-            management_agent="mdm",
+        (
+            Device(
+                id=f"d{r}",
+                entra_device_id=f"e{r}",
+                os="Windows",
+                os_version="10.0.22631.1",
+                join_type="azureADJoined",
+                management_agent="mdm",
+            ),
+            "",
         )
         for r in (2, 3)
     )
-    journal.resolve_rows({IdKind.INTUNE_ID: ("not_found", "Intune device ID")})
+    journal.resolve_rows(
+        {IdKind.INTUNE_ID: MatchTexts("not_found", " devices (", ")")}, duplicate=("dup ", "")
+    )
     journal.mark_in_flight([(2, "c2"), (3, "c3")])
     journal.record(
         [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from batch_rotate.eligibility import ineligibility
 from batch_rotate.models import Device
-from batch_rotate.plan import ineligibility
 
 GOOD = Device(
     id="11111111-1111-4111-8111-111111111111",

@@ -1,0 +1,52 @@
+"""How stored states are shown: the report's statuses, default reasons and counts (pure).
+
+The journal keeps its own states (`pending`, `in_flight`, `resolving`); people see `not_sent`,
+`would_rotate` and `uncertain`, with a reason that says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+
+from batch_rotate.models import ReportRow, Status
+
+_DEFAULT_REASONS = {
+    Status.WOULD_ROTATE: "eligible; a rotate request would be sent",
+    Status.NOT_SENT: "run stopped before this device was sent; resume the run",
+    Status.UNCERTAIN: "sent, but the run stopped before the answer was recorded; "
+    "resume to check and, if needed, send it again",
+}
+
+
+def shown_status(stored: str, *, dry_run: bool) -> Status:
+    """The status a report shows for a journal state."""
+    status = Status(stored)
+    if status == Status.RESOLVING:
+        return Status.NOT_SENT
+    if status == Status.PENDING:
+        return Status.WOULD_ROTATE if dry_run else Status.NOT_SENT
+    if status == Status.IN_FLIGHT:
+        return Status.UNCERTAIN
+    return status
+
+
+def shown_counts(stored: Mapping[str, int], *, dry_run: bool) -> dict[str, int]:
+    """Counts by shown status."""
+    counts: dict[str, int] = {}
+    for status, n in stored.items():
+        shown = shown_status(status, dry_run=dry_run).value
+        counts[shown] = counts.get(shown, 0) + n
+    return counts
+
+
+def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRow]:
+    """Rows as the report shows them: shown status, a reason for every row, resends flagged."""
+    for row in rows:
+        status = shown_status(row.status, dry_run=dry_run)
+        reason = row.reason or _DEFAULT_REASONS.get(status, "")
+        if row.resent_after_interrupt:
+            if status == Status.NOT_SENT and not row.reason:
+                reason = "sent before an interrupt without a recorded answer; resume sends it again"
+            reason = f"resent_after_interrupt: {reason}"
+        yield dataclasses.replace(row, status=status.value, reason=reason)
