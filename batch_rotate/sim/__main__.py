@@ -1,27 +1,125 @@
-"""`python -m batch_rotate.sim`: run the simulated tenant standalone."""
+"""`python -m batch_rotate.sim`: run the simulated tenant standalone.
+
+Behaviours that make the tenant harder on a client are off unless an option turns them on
+(except `or` filters, answered like Graph: first match only).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from batch_rotate.sim.config import LOST_PREFIX, FaultConfig
+from batch_rotate.sim.escrow import EscrowConfig
 from batch_rotate.sim.server import SimConfig, serve_forever
+
+_LOST = ("timeout", "reset", "5xx", "truncated", "omit_ids")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m batch_rotate.sim", description=__doc__)
+    add = parser.add_argument
+    add("--port", type=int, default=8443)
+    add("--devices", type=int, default=500)
+    add("--seed", type=int, default=1)
+    add("--time-scale", type=float, default=1.0)
+    add("--workdir", type=Path, default=Path(".sim"))
+    add("--inventory", type=Path, default=None)
+    add(
+        "--window-mode",
+        choices=("fixed", "sliding"),
+        default="fixed",
+        help="throttling windows aligned on the server's start, or sliding (default: fixed)",
+    )
+    add(
+        "--listing-omit-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of devices broad managedDevices listings silently leave out",
+    )
+    add(
+        "--or-filter-all-matches",
+        action="store_true",
+        help="answer `or`-chained $filter with every match (default: the first match only)",
+    )
+    add(
+        "--clock-offset-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="tenant clock minus real time; negative: the tenant is behind",
+    )
+    add(
+        "--stale-action-results-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of devices holding a months-old failed rotate result before any request",
+    )
+    escrow = EscrowConfig()
+    add(
+        "--offline-share",
+        type=float,
+        default=escrow.never_share,
+        metavar="SHARE",
+        help="share of devices that never check in after a rotate",
+    )
+    add(
+        "--checkin-fail-share",
+        type=float,
+        default=escrow.fail_share,
+        metavar="SHARE",
+        help="share of devices whose rotation fails at check-in",
+    )
+    add(
+        "--checkin-mean-s",
+        type=float,
+        default=escrow.checkin_mean_s,
+        metavar="SECONDS",
+        help="mean (simulated) seconds from a rotate to the device's check-in",
+    )
+    for kind in _LOST:
+        add(
+            f"--lost-after-processing-{kind.replace('_', '-')}",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help=f"probability a processed batch's answer is lost ({kind})",
+        )
+    add(
+        "--fault-timeout-s",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long timeout faults hold a batch",
+    )
+    return parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m batch_rotate.sim", description=__doc__)
-    parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--devices", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--time-scale", type=float, default=1.0)
-    parser.add_argument("--workdir", type=Path, default=Path(".sim"))
-    parser.add_argument("--inventory", type=Path, default=None)
-    args = parser.parse_args()
+    args = _parser().parse_args()
+    faults = FaultConfig(
+        timeout_s=args.fault_timeout_s,
+        **{LOST_PREFIX + k: getattr(args, f"lost_after_processing_{k}") for k in _LOST},
+    )
+    escrow = EscrowConfig(
+        never_share=args.offline_share,
+        fail_share=args.checkin_fail_share,
+        checkin_mean_s=args.checkin_mean_s,
+    )
     config = SimConfig(
         devices=args.devices,
         seed=args.seed,
         time_scale=args.time_scale,
         inventory_file=args.inventory,
+        window_mode=args.window_mode,
+        listing_omit_share=args.listing_omit_share,
+        or_filter_first_match_only=not args.or_filter_all_matches,
+        clock_offset_s=args.clock_offset_s,
+        stale_action_results_share=args.stale_action_results_share,
+        faults=faults,
+        escrow=escrow,
     )
     serve_forever(config, host="127.0.0.1", port=args.port, workdir=args.workdir)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from batch_rotate.sim.escrow import EscrowConfig
 
+LOST_PREFIX = "lost_after_processing_"
+
 
 @dataclass
 class FaultConfig:
@@ -26,12 +28,25 @@ class FaultConfig:
     truncated_body: float = 0.0
     non_json_body: float = 0.0
     omit_ids: float = 0.0
+    # The batch is processed (its rotations accepted), then its answer is lost (issue 11 item 2).
+    lost_after_processing_timeout: float = 0.0  # held for timeout_s, then 504
+    lost_after_processing_reset: float = 0.0  # connection closed
+    lost_after_processing_5xx: float = 0.0  # 502 or 503 (seeded coin)
+    lost_after_processing_truncated: float = 0.0  # the real answer cut short
+    lost_after_processing_omit_ids: float = 0.0  # every request processed, some ids unanswered
     timeout_s: float = 30.0
 
     @classmethod
-    def mix(cls, rate: float = 0.02, timeout_s: float = 3.0) -> FaultConfig:
-        """Every fault at `rate` (the benchmark's and tests' "full fault mix")."""
-        names = [f.name for f in fields(cls) if f.name != "timeout_s"]
+    def mix(
+        cls, rate: float = 0.02, timeout_s: float = 3.0, *, lost_after_processing: bool = False
+    ) -> FaultConfig:
+        """Every fault at `rate` (the "full fault mix"); lost answers only when asked for."""
+        names = [
+            f.name
+            for f in fields(cls)
+            if f.name != "timeout_s"
+            and (lost_after_processing or not f.name.startswith(LOST_PREFIX))
+        ]
         return cls(**{name: rate for name in names}, timeout_s=timeout_s)
 
 
@@ -63,8 +78,14 @@ class SimConfig:
     app_any_limit: int = 2000
     tenant_any_limit: int = 4000
     window_s: float = 20.0
+    window_mode: str = "fixed"  # "fixed" (aligned on the server's start) or "sliding"
     throttling: bool = True
     neighbour_write_share: float = 0.0  # another app's share of the tenant write budget
     faults: FaultConfig = field(default_factory=FaultConfig)
     latency_s: float = 0.0  # per inner request (scaled by time_scale)
     escrow: EscrowConfig = field(default_factory=EscrowConfig)  # what devices do after a rotate
+    # Behaviours of a real tenant the tool must survive (issue 10); all off by default.
+    listing_omit_share: float = 0.0  # broad managedDevices listings silently skip these devices
+    or_filter_first_match_only: bool = True  # `a eq 'x' or a eq 'y'` answers one device only
+    clock_offset_s: float = 0.0  # tenant clock minus real time (negative: the tenant is behind)
+    stale_action_results_share: float = 0.0  # devices holding a months-old failed rotate result

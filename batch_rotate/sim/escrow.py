@@ -10,12 +10,21 @@ import hashlib
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from batch_rotate.sim.clock import TenantClock, device_fraction, iso
+
 # HRESULTs (GRAPH_NOTES.md), as Graph returns them: signed Int32.
 FAILURE_CODES = (-2144272166, -2144272165, -2144272159, -2144272295, -2144272376)
+# Codes seen in the field on old results (issue 10 item 3: 0x8031004A, 0x8000FFFF, 0x80310012,
+# 0x8031002D) and the generic invalid parameter (0x80070057).
+STALE_CODES = tuple(
+    code - 2**32 for code in (0x8031004A, 0x8000FFFF, 0x80310012, 0x8031002D, 0x80070057)
+)
+ROTATE_RESULT_TYPE = "#microsoft.graph.rotateBitLockerKeysDeviceActionResult"
 OS_VOLUME, FIXED_VOLUME = "operatingSystemVolume", "fixedDataVolume"
 KEY_LIMIT = 200
 
@@ -61,6 +70,8 @@ class Escrow:
     config: EscrowConfig = field(default_factory=EscrowConfig)
     keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by Entra device id
     pending: dict[str, _Pending] = field(default_factory=dict)  # by Intune device id
+    clock: TenantClock = field(default_factory=TenantClock)  # the tenant's stamps
+    monotonic: Callable[[], float] = time.monotonic  # when check-ins fall due (scaled)
 
     def behaviour(self, device_id: str) -> Behaviour:
         digest = hashlib.sha256(f"{self.seed}:{device_id}".encode()).digest()
@@ -102,8 +113,7 @@ class Escrow:
     def requested(self, device: dict[str, Any]) -> None:
         """A rotate was accepted (204): the device will act on it at its next check-in."""
         if device["id"] not in self.pending:
-            now = datetime.now(UTC)
-            self.pending[device["id"]] = _Pending(time.monotonic(), _iso(now))
+            self.pending[device["id"]] = _Pending(self.monotonic(), self.clock.iso(ms=True))
 
     def advance(self, fleet: FleetWriter, device: dict[str, Any]) -> bool:
         """Play the device's check-in if it is due; update its action result and keys."""
@@ -114,14 +124,14 @@ class Escrow:
         if behaviour.checkin_after_s is None:
             return False
         due = pending.requested_real + behaviour.checkin_after_s / self.time_scale
-        if time.monotonic() < due:
+        if self.monotonic() < due:
             return False
         del self.pending[device["id"]]
-        now = datetime.now(UTC)
+        now = self.clock.now()
         fleet.set_property(device["id"], "lastSyncDateTime", _iso(now))
         keys = self.device_keys(device)
         result: dict[str, Any] = {
-            "@odata.type": "#microsoft.graph.rotateBitLockerKeysDeviceActionResult",
+            "@odata.type": ROTATE_RESULT_TYPE,
             "actionName": "rotateBitLockerKeys",
             "startDateTime": pending.requested_iso,
             "lastUpdatedDateTime": _iso(now),
@@ -152,8 +162,26 @@ class Escrow:
         return "done_no_new_key" if behaviour.initial_keys >= KEY_LIMIT else "verified"
 
 
+def stale_result(seed: int, device_id: str, now: datetime) -> dict[str, Any]:
+    """A months-old failed rotate result, as Intune keeps one per action name (seeded)."""
+    rng = random.Random(f"{seed}:stale:{device_id.lower()}")
+    started = now - timedelta(days=rng.uniform(60, 240), seconds=rng.uniform(0, 86400))
+    return {
+        "@odata.type": ROTATE_RESULT_TYPE,
+        "actionName": "rotateBitLockerKeys",
+        "actionState": "failed",
+        "startDateTime": _iso(started),
+        "lastUpdatedDateTime": _iso(started + timedelta(minutes=rng.uniform(5, 600))),
+        "errorCode": rng.choice(STALE_CODES),
+    }
+
+
+def has_stale_result(seed: int, share: float, device_id: str) -> bool:
+    return share > 0 and device_fraction(seed, "stale", device_id) < share
+
+
 def _iso(when: datetime) -> str:
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(when, ms=True)
 
 
 def _key(entra: str, volume: str, created: datetime) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class Fleet(Sequence[dict[str, Any]]):
         self._changed: dict[str, dict[str, Any]] = {}  # properties devices changed since
         self._indexes: dict[str, dict[str, list[int]]] = {}
         # The one eager structure: every request names a device by id.
-        self._by_id: dict[str, int] = {self._id_at(i).lower(): i for i in range(self._count)}
+        self._by_id: dict[str, int] = {self.id_at(i).lower(): i for i in range(self._count)}
 
     @classmethod
     def generated(cls, count: int, seed: int = 1) -> Fleet:
@@ -172,7 +172,8 @@ class Fleet(Sequence[dict[str, Any]]):
     def load(cls, path: Path) -> Fleet:
         return cls(records=load(path))
 
-    def _id_at(self, index: int) -> str:
+    def id_at(self, index: int) -> str:
+        """The device id at `index`, without building the device."""
         if self._records is not None:
             return str(self._records[index]["id"])
         return self._packed[index][:36]

@@ -1,4 +1,4 @@
-"""Seeded faults: batch-level ones come before any processing; omitted ids were never processed."""
+"""Seeded faults: before processing nothing was accepted; lost answers were processed first."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_omitted_ids_were_not_processed(make_sim: Callable[..., SimTenant]) -> N
 
 
 def test_faults_replay_for_a_seed(make_sim: Callable[..., SimTenant]) -> None:
-    def run(seed: int) -> list[tuple[str, int]]:
+    def run(seed: int) -> tuple[list[tuple[str, int]], dict[str, int]]:
         sim = make_sim(faults=FaultConfig.mix(rate=0.2, timeout_s=0.05), seed=seed)
         tok = token(sim)
         seen = []
@@ -110,6 +110,47 @@ def test_faults_replay_for_a_seed(make_sim: Callable[..., SimTenant]) -> None:
                 status, _, body = batch(sim, tok, rotate_requests(sim, 5))
                 answers = body.get("responses", []) if isinstance(body, dict) else []
                 seen += [(str(status), 0), *sorted((r["id"], r["status"]) for r in answers)]
-        return seen
+        return seen, sim.metrics()["faults_injected"]
 
-    assert run(5) == run(5)
+    first, fired = run(5)
+    assert sum(fired.values()) > 0 and len(fired) > 1  # the mix really hit
+    assert run(5) == (first, fired)
+    assert run(6) != (first, fired)  # the control: the seed drives the faults
+
+
+@pytest.mark.parametrize("kind", ["timeout", "reset", "5xx", "truncated", "omit_ids"])
+def test_answers_lost_after_processing_were_processed(
+    make_sim: Callable[..., SimTenant], kind: str
+) -> None:
+    fault = f"lost_after_processing_{kind}"
+    sim = make_sim(faults=FaultConfig(**{fault: 1.0}, timeout_s=0.2))
+    tok = token(sim)
+    requests = rotate_requests(sim, 5)
+    devices = {r["url"].split("/")[3] for r in requests}
+    for attempt in (1, 2):  # a blind re-send rotates every device twice
+        status, body = 0, None
+        with contextlib.suppress(aiohttp.ClientError):
+            status, _, body = batch(sim, tok, requests)
+        answers = body.get("responses", []) if isinstance(body, dict) else []
+        answered = {r["id"] for r in answers}
+        if kind == "timeout":
+            assert status == 504
+        elif kind == "reset":
+            assert status == 0
+        elif kind == "5xx":
+            assert status in (502, 503) and body["error"]["code"]
+        elif kind == "truncated":
+            assert status == 200 and isinstance(body, str)
+        else:
+            assert status == 200 and 0 < len(answered) < 5
+        assert len(answered) < 5
+        metrics = sim.metrics()
+        assert metrics["accepted_by_device"] == {d: attempt for d in devices}
+        assert metrics["faults_injected"] == {fault: attempt}
+        assert metrics["answers_lost_after_processing"] == attempt
+        assert 0 < metrics["rotations_answer_lost"] <= 5 * attempt
+
+
+def test_the_fault_mix_loses_answers_after_processing_only_when_asked() -> None:
+    assert FaultConfig.mix().lost_after_processing_reset == 0.0
+    assert FaultConfig.mix(0.1, lost_after_processing=True).lost_after_processing_reset == 0.1

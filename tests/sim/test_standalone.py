@@ -41,3 +41,23 @@ def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "export AZURE_TENANT_ID=" in text and "AZURE_CLIENT_SECRET=" in text
     assert "--authority-url https://127.0.0.1:" in text and "--ca-bundle" in text
     assert (tmp_path / "sim" / "ca.pem").exists()
+
+
+def test_help_lists_every_behaviour_switch() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "batch_rotate.sim", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for option in (
+        "--window-mode",
+        "--listing-omit-share",
+        "--or-filter-all-matches",
+        "--clock-offset-s",
+        "--stale-action-results-share",
+        "--offline-share",
+        "--checkin-fail-share",
+        "--lost-after-processing-omit-ids",
+    ):
+        assert option in out

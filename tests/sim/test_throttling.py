@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from batch_rotate.sim import SimTenant
+from batch_rotate.sim import SimConfig, SimTenant
+from batch_rotate.sim.throttling import Budget
 
 from .helpers import batch, call, rotate_requests, token
 
@@ -82,3 +83,47 @@ def test_throttling_can_be_switched_off(make_sim: Callable[..., SimTenant]) -> N
     _, _, body = batch(sim, tok, rotate_requests(sim, 20))
     assert all(r["status"] == 204 for r in body["responses"])
     assert sim.metrics()["write_windows"] == [20]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _admitted(budget: Budget, clock: _Clock, times: list[float]) -> list[float | None]:
+    waits = []
+    for when in times:
+        clock.now = when
+        waits.append(budget.take("app", write=True)[1])
+    return waits
+
+
+def test_sliding_window_refuses_a_burst_that_fixed_windows_let_through() -> None:
+    burst = [9.5, 9.6, 9.7, 10.0, 10.1, 10.2]  # across the fixed boundary at 10 s
+    for mode, refused in (("fixed", 0), ("sliding", 3)):
+        clock = _Clock()
+        budget = Budget(SimConfig(app_write_limit=3, window_s=10.0, window_mode=mode), clock)
+        waits = _admitted(budget, clock, burst)
+        assert sum(w is not None for w in waits) == refused
+
+
+def test_sliding_retry_after_is_when_one_more_fits() -> None:
+    clock = _Clock()
+    budget = Budget(SimConfig(app_write_limit=3, window_s=10.0, window_mode="sliding"), clock)
+    waits = _admitted(budget, clock, [0.0, 1.0, 2.0, 3.0])
+    assert waits[:3] == [None] * 3 and waits[3] == 8.0  # the 1.0 request leaves at 11.0
+    assert _admitted(budget, clock, [10.9]) != [None]  # too early: refused, and counted
+    assert _admitted(budget, clock, [13.0]) == [None]  # only 10.9 is left in the window: room
+
+
+def test_metrics_report_the_busiest_window_of_writes(make_sim: Callable[..., SimTenant]) -> None:
+    sim = make_sim(app_write_limit=5, window_mode="sliding")
+    tok = token(sim)
+    _, _, body = batch(sim, tok, rotate_requests(sim, 10))
+    assert sum(r["status"] == 204 for r in body["responses"]) == 5
+    metrics = sim.metrics()
+    assert metrics["max_writes_any_window"] == 10
+    assert metrics["max_admitted_writes_any_window"] == 5

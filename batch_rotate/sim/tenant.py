@@ -1,0 +1,179 @@
+"""The tenant's state and Graph front door: authorise, count and throttle, then route.
+
+Direct calls and `$batch` inner requests go through the same `dispatch`, so both are treated alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections import defaultdict
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from batch_rotate.sim.batch import BatchEndpoint
+from batch_rotate.sim.clock import Answer, TenantClock, graph_error
+from batch_rotate.sim.config import SimConfig
+from batch_rotate.sim.devices import READ_ROLES, Devices
+from batch_rotate.sim.escrow import Escrow
+from batch_rotate.sim.faults import Faults
+from batch_rotate.sim.identity import Identity
+from batch_rotate.sim.inventory import Fleet
+from batch_rotate.sim.keys import RecoveryKeys
+from batch_rotate.sim.metrics import Metrics
+from batch_rotate.sim.throttling import WRITE_METHODS, Budget, RetryAfter
+from batch_rotate.sim.tokens import AssertionVerifier, TokenIssuer
+
+_READ_DENIED = (
+    "Application is not authorized to perform this operation. Application must have one of the "
+    "following scopes: DeviceManagementManagedDevices.Read.All, "
+    "DeviceManagementManagedDevices.ReadWrite.All"
+)
+
+
+class Tenant:
+    """State and request handling; runs on the server's event loop."""
+
+    def __init__(self, config: SimConfig, base_url_ref: list[str]) -> None:
+        self.config = config
+        self._base = base_url_ref
+        self.clock = TenantClock(config.clock_offset_s)
+        self.budget = Budget(config)
+        self.retry = RetryAfter(config.time_scale)
+        self.metrics = Metrics(self.budget.window_real_s)
+        self.faults = Faults(config.faults, config.seed)
+        self.metrics.faults = self.faults.injected
+        self.shuffle_rng = random.Random(config.seed + 1)
+        self.tokens = TokenIssuer()
+        self.assertions = AssertionVerifier(config.certificates, config.client_id)
+        self.fleet = (
+            Fleet.load(config.inventory_file)
+            if config.inventory_file
+            else Fleet.generated(config.devices, config.seed)
+        )
+        self.escrow = Escrow(config.seed, config.time_scale, config.escrow, clock=self.clock)
+        self.identity = Identity(self)
+        self.devices = Devices(self)
+        self.keys = RecoveryKeys(self)
+        self.batch = BatchEndpoint(self)
+
+    @property
+    def base_url(self) -> str:
+        return self._base[0]
+
+    def reset(self) -> None:
+        self.metrics.reset(self.budget.window()[0])
+        self.metrics.faults = self.faults.injected = defaultdict(int)
+        self.retry.deadline.clear()
+
+    def error(self, status: int, code: str, message: str, crid: str) -> Answer:
+        return graph_error(self.clock, status, code, message, crid)
+
+    def respond(self, status: int, headers: dict[str, str], body: Any, crid: str) -> web.Response:
+        out = {**headers, "request-id": str(uuid.uuid4()), "client-request-id": crid}
+        if status == 204 or body is None:
+            out.pop("Content-Type", None)
+            return web.Response(status=status, headers=out)
+        out["Content-Type"] = "application/json"
+        return web.Response(status=status, text=json.dumps(body), headers=out)
+
+    async def graph(self, request: web.Request) -> web.StreamResponse:
+        self.metrics.counts["graph_requests"] += 1
+        crid = request.headers.get("client-request-id") or str(uuid.uuid4())
+        claims, problem = self.tokens.verify(request.headers.get("Authorization"), self.base_url)
+        version, rest = request.match_info["version"], request.match_info["rest"]
+        if claims is None:
+            status, headers, body = self.error(401, "InvalidAuthenticationToken", problem, crid)
+            headers["WWW-Authenticate"] = (
+                f'Bearer realm="", authorization_uri="{self.base_url}/common/oauth2/authorize", '
+                'client_id="00000003-0000-0000-c000-000000000000"'
+            )
+            return self.respond(status, headers, body, crid)
+        if rest == "$batch":
+            if request.method != "POST":
+                message = "Only POST is supported on $batch."
+                return self.respond(*self.error(405, "BadRequest", message, crid), crid)
+            return await self.batch.handle(request, version, claims, crid)
+        raw = await request.read()
+        try:
+            json.loads(raw) if raw else None  # no body-taking route yet, but reject bad JSON
+        except (ValueError, UnicodeDecodeError):
+            message = "Unable to read JSON request payload."
+            return self.respond(*self.error(400, "BadRequest", message, crid), crid)
+        answer = await self.dispatch(
+            request.method, version, rest, request.query_string, claims, crid
+        )
+        return self.respond(*answer, crid)
+
+    async def dispatch(
+        self, method: str, version: str, path: str, query: str, claims: dict[str, Any], crid: str
+    ) -> Answer:
+        """One Graph request (direct or inside a batch): budget first, then routing."""
+        self.metrics.counts["inner_requests"] += 1
+        write = method in WRITE_METHODS
+        self.metrics.counts["writes" if write else "reads"] += 1
+        segments = [s for s in path.strip("/").split("/") if s]
+        device_id = segments[2].lower() if len(segments) >= 3 else ""
+        window, wait = self.budget.take(str(claims.get("appid")), write)
+        if write:
+            self.metrics.write(window, self.budget.clock(), admitted=wait is None)
+            if self.retry.is_early(device_id):
+                self.metrics.counts["early_retries"] += 1
+        if wait is not None:
+            self.metrics.counts["throttled_429_inner"] += 1
+            self.retry.note(device_id, wait)
+            message = "Too many requests. Please retry after the time in the Retry-After header."
+            status, hdrs, err = self.error(429, "TooManyRequests", message, crid)
+            hdrs["Retry-After"] = self.retry.header(wait)
+            return status, hdrs, err
+        if self.config.latency_s:
+            await asyncio.sleep(self.config.latency_s / self.config.time_scale)
+        return self.route(method, version, segments, parse_qs(query), claims, crid, window)
+
+    def route(
+        self,
+        method: str,
+        version: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        claims: dict[str, Any],
+        crid: str,
+        window: int,
+    ) -> Answer:
+        roles = set(claims.get("roles") or [])
+        if segments == ["informationProtection", "bitlocker", "recoveryKeys"] and method == "GET":
+            return self.keys.list(version, query, roles, crid)
+        if segments[:2] != ["deviceManagement", "managedDevices"] or len(segments) > 4:
+            expected = ("deviceManagement", "managedDevices")
+            bad = next(
+                (s for s, want in zip(segments, expected, strict=False) if s != want),
+                segments[-1] if segments else "",
+            )
+            message = f"Resource not found for the segment '{bad}'."
+            return self.error(400, "BadRequest", message, crid)
+        if method == "GET" and len(segments) <= 3:
+            if not roles & READ_ROLES:
+                return self.error(403, "Authorization_RequestDenied", _READ_DENIED, crid)
+            if len(segments) == 2:
+                return self.devices.list(version, query, crid)
+            return self.devices.get(segments[2], query, crid)
+        if len(segments) == 4 and segments[3] == "rotateBitLockerKeys":
+            if method != "POST":
+                message = f"{method} is not supported on this action."
+                return self.error(405, "BadRequest", message, crid)
+            return self.devices.rotate(version, segments[2], roles, crid, window)
+        if len(segments) == 4:
+            message = f"Resource not found for the segment '{segments[3]}'."
+            return self.error(400, "BadRequest", message, crid)
+        return self.error(405, "BadRequest", f"{method} is not supported on this resource.", crid)
+
+    async def metrics_view(self, request: web.Request) -> web.Response:
+        return web.json_response(self.metrics.snapshot())
+
+    async def reset_view(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
