@@ -6,6 +6,7 @@ as soon as it is read, so a kill at any instant resumes."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from batch_rotate.models import (
     Verdict,
     Verification,
 )
+from batch_rotate.runlock import RunLock
 
 _KEY_COLUMN = {
     IdKind.INTUNE_ID: "k_intune",
@@ -129,17 +131,28 @@ class SendItem:
 class Journal:
     """Open with `Journal.create(run_dir)` for a new run or `Journal.open(run_dir)` to resume."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, lock: RunLock | None = None
+    ) -> None:
         self.path = path
         self._db = connection
+        self._lock = lock
 
     @classmethod
     def create(cls, run_dir: Path, meta: dict[str, str]) -> Journal:
+        """A new run: folder 0700, journal 0600, locked for this process until `close()`."""
         path = run_dir / JOURNAL_NAME
         if path.exists():
             raise JournalError(f"{path} already exists; resume it with --resume {run_dir}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        journal = cls(path, cls._connect(path))
+        try:
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            raise JournalError(
+                f"{run_dir}: cannot create the run folder ({exc.strerror})"
+            ) from None
+        lock = RunLock(run_dir).acquire()
+        journal = cls(path, cls._connect(path), lock)
         with journal._db:
             journal._db.executescript(_SCHEMA)
             journal._db.executemany(
@@ -149,13 +162,20 @@ class Journal:
         return journal
 
     @classmethod
-    def open(cls, run_dir: Path) -> Journal:
+    def open(cls, run_dir: Path, *, write: bool = True) -> Journal:
+        """An earlier run. To write, the run is locked for this process; reading needs no lock."""
         path = run_dir / JOURNAL_NAME
         if not path.is_file():
             raise JournalError(
                 f"{run_dir}: no {JOURNAL_NAME} here; give a run folder such as reports/<run-id>"
             )
-        journal = cls(path, cls._connect(path))
+        lock = RunLock(run_dir).acquire() if write else None
+        try:
+            journal = cls(path, cls._connect(path), lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         try:
             version = journal.meta().get("schema_version")
         except sqlite3.DatabaseError as exc:
@@ -166,6 +186,8 @@ class Journal:
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
+        # The journal names devices, the tenant and the command line: owner-only, WAL and SHM too.
+        old_umask = os.umask(0o077)
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -174,11 +196,15 @@ class Journal:
             db.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot open the run journal ({exc})") from None
+        finally:
+            os.umask(old_umask)
         db.isolation_level = "DEFERRED"
         return db
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # --- metadata -------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:

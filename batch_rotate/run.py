@@ -108,7 +108,10 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
     found = []
     for journal_path in sorted(reports_dir.glob("*/journal.sqlite")):
         run_dir = journal_path.parent
-        with contextlib.suppress(BatchRotateError), closing(Journal.open(run_dir)) as journal:
+        with (
+            contextlib.suppress(BatchRotateError),
+            closing(Journal.open(run_dir, write=False)) as journal,
+        ):
             meta = journal.meta()
             resumable = "resolution" in meta and meta.get("state") not in ("finished", "plan")
             if meta.get("input_sha256") == sha256 and resumable:
@@ -179,7 +182,7 @@ def _summary(journal: Journal, run_dir: Path) -> RunSummary:
 
 def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
     """(Re-)render report.xlsx and report.csv from the journal; safe while a run is going."""
-    with closing(Journal.open(run_dir)) as journal:
+    with closing(Journal.open(run_dir, write=False)) as journal:
         summary = _summary(journal, run_dir)
         rows = shown_rows(journal.report_rows(), dry_run=journal.meta().get("dry_run") == "True")
         return write_reports(run_dir, rows, summary), summary.counts

@@ -97,3 +97,48 @@ def test_interrupt_then_resume(
     assert all(n <= 2 for n in accepted.values())
     assert twice <= flagged  # only in-flight devices may have been sent twice, and they say so
     assert len(flagged) <= 20 * 4  # at most the batches in flight (batch size x concurrency)
+
+
+def test_two_resumes_of_one_run_one_sends_the_other_exits_2(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    sim = make_sim(devices=600, time_scale=20.0)
+    ids = _device_list(sim, tmp_path / "devices.csv", 200)
+    flags = ["--write-budget", "40/1s", "--max-devices", "1000", *sim_flags(sim)]
+    # a run that planned but never sent: refused at the prompt (no terminal to confirm on)
+    first = _start(["rotate", "devices.csv", *flags], sim, tmp_path)
+    output, _ = first.communicate(timeout=60)
+    assert first.returncode == 2, output
+    (run_dir,) = run_dirs(tmp_path)
+    assert sim.metrics()["rotate_accepted"] == 0
+
+    one = _start(["rotate", "--resume", str(run_dir), "--yes", *flags], sim, tmp_path)
+    _wait_for_sends(sim, 1)  # it holds the run now
+    two = _start(["rotate", "--resume", str(run_dir), "--yes", *flags], sim, tmp_path)
+    second, _ = two.communicate(timeout=60)
+    assert two.returncode == 2, second
+    assert "in use by another batch-rotate process" in second
+    assert f"pid {one.pid}" in second  # names the holder
+    # the report of a run in use can still be read and rendered
+    busy = subprocess.run(
+        [sys.executable, "-m", "batch_rotate", "report", str(run_dir)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert busy.returncode == 0, busy.stdout + busy.stderr
+    output, _ = one.communicate(timeout=120)
+    assert one.returncode == 0, output
+    accepted = sim.metrics()["accepted_by_device"]
+    assert set(accepted) == set(ids)
+    assert all(n == 1 for n in accepted.values())  # nobody rotated twice
+    # the lock went with the process: the run can be opened again
+    again = subprocess.run(
+        [sys.executable, "-m", "batch_rotate", "rotate", "--resume", str(run_dir), "--yes", *flags],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **sim.env()},
+    )
+    assert "in use" not in again.stdout + again.stderr
