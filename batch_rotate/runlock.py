@@ -36,9 +36,9 @@ class RunLock:
         try:
             self._lock.acquire()
         except filelock.Timeout:
-            holder = _holder(self.run_dir)
+            who = _holder(self.run_dir)
             raise JournalError(
-                f"{self.run_dir} is in use by another batch-rotate process ({holder});"
+                f"{self.run_dir} is in use by another batch-rotate process ({who});"
                 " wait for it to finish or stop it, then run this command again "
                 "(`batch-rotate report` can read a run in use)"
             ) from None
