@@ -104,7 +104,11 @@ def redacted_argv(argv: Sequence[str]) -> str:
 
 
 def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
-    """Earlier runs of the same input file that did not finish (for a resume hint)."""
+    """Earlier runs of the same input file that sent writes and did not finish (resume hint).
+
+    A plan, a refused guard or an unconfirmed prompt sent nothing: resuming it would only repeat
+    the decision, so no hint offers it.
+    """
     found = []
     for journal_path in sorted(reports_dir.glob("*/journal.sqlite")):
         run_dir = journal_path.parent
@@ -113,10 +117,17 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
             closing(Journal.open(run_dir, write=False)) as journal,
         ):
             meta = journal.meta()
-            resumable = "resolution" in meta and meta.get("state") not in ("finished", "plan")
-            if meta.get("input_sha256") == sha256 and resumable:
+            if meta.get("input_sha256") != sha256 or "resolution" not in meta:
+                continue
+            if meta.get("state") in ("finished", "plan", "refused"):
+                continue
+            counts = journal.counts()
+            if any(counts.get(s.value) for s in _SENT):
                 found.append(run_dir)
     return found
+
+
+_SENT = (Status.QUEUED, Status.FAILED, Status.IN_FLIGHT)
 
 
 def _throttle(budget: Budget | str, settings: Settings) -> Throttle:
@@ -360,7 +371,7 @@ async def _after_plan(
         return result
     if count > settings.max_devices:
         journal.set_meta(
-            state="plan",
+            state="refused",
             ended_at=utc_now(),
             stopped_because=f"guard: {count} devices > --max-devices {settings.max_devices}",
         )
@@ -378,8 +389,14 @@ async def _after_plan(
         request = ConfirmRequest(
             credentials.tenant_id, settings.endpoints.graph_url, count, examples
         )
-        if not confirm(request):
-            journal.set_meta(state="plan", ended_at=utc_now(), stopped_because="not confirmed")
+        try:
+            confirmed = confirm(request)
+        except BatchRotateError as exc:  # e.g. no terminal to confirm on
+            journal.set_meta(state="refused", ended_at=utc_now(), stopped_because=str(exc))
+            render(run_dir)
+            raise
+        if not confirmed:
+            journal.set_meta(state="refused", ended_at=utc_now(), stopped_because="not confirmed")
             result.reports, result.counts = render(run_dir)
             result.exit_code = EXIT_USAGE
             result.messages.append("not confirmed: nothing was sent")

@@ -184,3 +184,23 @@ def test_inner_throttling_resends_only_throttled_items(
     assert metrics["duplicate_rotations"] == 0
     assert metrics["early_retries"] == 0
     assert any(int(r["Attempts"]) > 1 for r in queued)
+
+
+def test_runs_that_never_sent_are_not_offered_for_resume(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    refused = run_cli(["rotate", str(SAMPLE), *sim_flags(sim)], env=sim.env())  # no terminal
+    assert refused.exit_code == 2
+    guarded = run_cli(
+        ["rotate", str(SAMPLE), "--yes", "--max-devices", "1", *sim_flags(sim)], env=sim.env()
+    )
+    assert guarded.exit_code == 2 and "--max-devices" in guarded.output
+    assert sim.metrics()["rotate_calls"] == 0
+    again = run_cli(["rotate", str(SAMPLE), "--dry-run", *sim_flags(sim)], env=sim.env())
+    assert again.exit_code == 0
+    assert "--resume" not in again.output  # neither refused run is offered
+    states = set()
+    for run_dir in run_dirs(tmp_path):
+        with sqlite3.connect(run_dir / "journal.sqlite") as db:
+            states.add(db.execute("SELECT value FROM meta WHERE key='state'").fetchone()[0])
+    assert states == {"refused", "plan"}
