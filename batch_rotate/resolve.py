@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
 from batch_rotate.journal import Journal
 from batch_rotate.models import Device, IdKind
 
@@ -91,17 +91,17 @@ class Wanted:
 async def resolve(
     journal: Journal,
     wanted: Wanted,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     max_concurrency: int = 4,
     max_attempts: int = 8,
 ) -> ResolveReport:
     """Match the journal's rows to managed devices; results land in the journal."""
     if wanted.strategy == "lookup":
-        report = await _by_lookup(journal, wanted, graph, throttle, max_concurrency, max_attempts)
+        report = await _by_lookup(journal, wanted, graph, reads, max_concurrency, max_attempts)
     else:
-        report = await _by_listing(journal, wanted, graph, throttle, max_attempts)
+        report = await _by_listing(journal, wanted, graph, reads, max_attempts)
     journal.resolve_rows(
         {kind: (_not_found(kind), _label(kind)) for kind in IdKind if wanted.keys[kind]}
     )
@@ -109,7 +109,7 @@ async def resolve(
 
 
 async def _by_listing(
-    journal: Journal, wanted: Wanted, graph: GraphClient, throttle: Throttle, max_attempts: int
+    journal: Journal, wanted: Wanted, graph: Transport, reads: Lane, max_attempts: int
 ) -> ResolveReport:
     requests = size = 0
     path: str = "deviceManagement/managedDevices"
@@ -117,7 +117,7 @@ async def _by_listing(
     if any(wanted.keys.values()):
         while path:
             response = await get_with_retry(
-                graph, throttle, path, params=params, max_attempts=max_attempts
+                graph, reads, path, params=params, max_attempts=max_attempts
             )
             requests += 1
             body = response.body if isinstance(response.body, dict) else {}
@@ -131,8 +131,8 @@ async def _by_listing(
 async def _by_lookup(
     journal: Journal,
     wanted: Wanted,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     max_concurrency: int,
     max_attempts: int,
 ) -> ResolveReport:
@@ -159,9 +159,7 @@ async def _by_lookup(
                 failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
         journal.add_inventory(found)
 
-    runner = BatchRunner(
-        graph, throttle, max_concurrency=max_concurrency, max_attempts=max_attempts
-    )
+    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     journal.fail_resolving(failures)
     return ResolveReport("lookup", runner.stats.batches, len(items), 0)

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict
 
@@ -190,8 +190,8 @@ KeysFound = dict[str, list[dict[str, Any]] | str]  # by lower-case Entra device 
 
 async def recovery_keys(
     entra_ids: Sequence[str],
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     strategy: str = "per-device",
     max_attempts: int = 8,
@@ -209,11 +209,11 @@ async def recovery_keys(
         while link:
             page = await get_with_retry(
                 graph,
-                throttle,
+                reads,
                 link,
                 version="v1.0",
                 max_attempts=max_attempts,
-                pass_through=(403,),
+                passed=(403,),
             )
             if page.status == 403:
                 return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
@@ -252,12 +252,12 @@ async def recovery_keys(
             else:
                 found[entra] = r.reason or f"HTTP {r.status}"
 
-    await BatchRunner(graph, throttle, max_attempts=max_attempts, version="v1.0").run(
+    await BatchRunner(graph, reads, max_attempts=max_attempts, version="v1.0").run(
         items, on_send=lambda _: None, on_answer=on_keys
     )
     for entra, link in next_links.items():  # a device with many keys: follow its pages
         while link:
-            page = await get_with_retry(graph, throttle, link, max_attempts=max_attempts)
+            page = await get_with_retry(graph, reads, link, max_attempts=max_attempts)
             body = page.body if isinstance(page.body, dict) else {}
             keys = found[entra]
             if isinstance(keys, list):
@@ -268,8 +268,8 @@ async def recovery_keys(
 
 async def check(
     targets: Sequence[VerifyTarget],
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     strategy: str = "per-device",
     max_attempts: int = 8,
@@ -292,13 +292,13 @@ async def check(
             if r.final and r.status == 200 and isinstance(r.body, dict):
                 devices[r.item.key] = r.body
 
-    await BatchRunner(graph, throttle, max_attempts=max_attempts).run(
+    await BatchRunner(graph, reads, max_attempts=max_attempts).run(
         items, on_send=lambda _: None, on_answer=on_device
     )
     keys = await recovery_keys(
         [t.entra_device_id for t in targets],
         graph,
-        throttle,
+        reads,
         strategy=strategy,
         max_attempts=max_attempts,
     )
@@ -331,8 +331,8 @@ async def check(
 
 async def verify_journal(
     journal: Journal,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     wait_s: float = 0.0,
     every_s: float = 60.0,
@@ -351,7 +351,7 @@ async def verify_journal(
             break
         inventory = int(journal.meta().get("inventory_size") or 0) or None
         chosen = keys_strategy(len(targets), inventory, strategy)
-        verdicts = await check(targets, graph, throttle, strategy=chosen, max_attempts=max_attempts)
+        verdicts = await check(targets, graph, reads, strategy=chosen, max_attempts=max_attempts)
         journal.record_verification(verdicts)
         counts = journal.verification_counts()
         notify(

@@ -10,7 +10,7 @@ import asyncio
 import json
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,9 @@ from batch_rotate.graph.batch import (
     match_responses,
 )
 from batch_rotate.graph.endpoints import Endpoints
+from batch_rotate.graph.errors import TransportError
 
-
-class TransportError(Exception):
-    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body."""
+__all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +73,6 @@ class GraphClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self.requests_sent = 0  # HTTP requests (a batch is one)
-        self.inner_requests_sent = 0  # requests inside batches
 
     async def __aenter__(self) -> GraphClient:
         connector = aiohttp.TCPConnector(
@@ -129,7 +126,6 @@ class GraphClient:
             "client-request-id": client_request_id,
             "return-client-request-id": "true",
         }
-        self.requests_sent += 1
         try:
             async with self._session.request(
                 method, url, json=json_body, params=params, headers=headers
@@ -161,7 +157,6 @@ class GraphClient:
     async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
         """POST one `$batch`. A non-200 outer answer is returned as is for the caller to handle."""
         payload = build_payload(items)
-        self.inner_requests_sent += len(items)
         outer = await self.request("POST", "$batch", version=version, json_body=payload)
         if outer.status != 200:
             return BatchResult(outer=outer, missing=list(items))
@@ -170,20 +165,6 @@ class GraphClient:
         except BatchFormatError as exc:
             raise TransportError(f"$batch answer unusable: {exc}") from None
         return BatchResult(outer=outer, responses=responses, missing=missing)
-
-    async def pages(
-        self, path: str, *, params: Mapping[str, str] | None = None, version: str = "beta"
-    ) -> AsyncIterator[GraphResponse]:
-        """Follow `@odata.nextLink` as given (it already carries the query)."""
-        response = await self.request("GET", path, version=version, params=params)
-        while True:
-            yield response
-            if response.status != 200 or not isinstance(response.body, dict):
-                return
-            next_link = response.body.get("@odata.nextLink")
-            if not next_link:
-                return
-            response = await self.request("GET", str(next_link))
 
 
 def _describe_transport(exc: BaseException, url: str) -> str:
