@@ -14,7 +14,8 @@ from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
+from batch_rotate.graph.pages import pages
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal
 from batch_rotate.models import Device, IdKind
 
@@ -112,19 +113,20 @@ async def _by_listing(
     journal: Journal, wanted: Wanted, graph: Transport, reads: Lane, max_attempts: int
 ) -> ResolveReport:
     requests = size = 0
-    path: str = "deviceManagement/managedDevices"
-    params: dict[str, str] | None = {"$select": SELECT}
     if any(wanted.keys.values()):
-        while path:
-            response = await get_with_retry(
-                graph, reads, path, params=params, max_attempts=max_attempts
-            )
+        listing = pages(
+            graph,
+            reads,
+            "deviceManagement/managedDevices",
+            params={"$select": SELECT},
+            max_attempts=max_attempts,
+        )
+        async for response in listing:
             requests += 1
             body = response.body if isinstance(response.body, dict) else {}
             page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
             size += len(page)
             journal.add_inventory(d for d in page if wanted.names(d))
-            path, params = str(body.get("@odata.nextLink") or ""), None
     return ResolveReport("listing", requests, requests, size)
 
 

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
+from batch_rotate.graph.pages import pages
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict
 
@@ -202,19 +203,19 @@ async def recovery_keys(
     if not wanted:
         return found
     if strategy == "listing":
-        link = "informationProtection/bitlocker/recoveryKeys"
         keep = set(wanted)
         for entra in wanted:
             found[entra] = []
-        while link:
-            page = await get_with_retry(
-                graph,
-                reads,
-                link,
-                version="v1.0",
-                max_attempts=max_attempts,
-                passed=(403,),
-            )
+        listing = pages(
+            graph,
+            reads,
+            "informationProtection/bitlocker/recoveryKeys",
+            version="v1.0",
+            max_attempts=max_attempts,
+            passed=(403,),
+            permission=KEY_PERMISSION,
+        )
+        async for page in listing:
             if page.status == 403:
                 return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
             body = page.body if isinstance(page.body, dict) else {}
@@ -224,7 +225,6 @@ async def recovery_keys(
                     found_list = found[entra]
                     assert isinstance(found_list, list)
                     found_list.append(key)
-            link = str(body.get("@odata.nextLink") or "")
         return found
     next_links: dict[str, str] = {}
     items = [
@@ -256,13 +256,12 @@ async def recovery_keys(
         items, on_send=lambda _: None, on_answer=on_keys
     )
     for entra, link in next_links.items():  # a device with many keys: follow its pages
-        while link:
-            page = await get_with_retry(graph, reads, link, max_attempts=max_attempts)
+        more = pages(graph, reads, link, max_attempts=max_attempts, permission=KEY_PERMISSION)
+        async for page in more:
             body = page.body if isinstance(page.body, dict) else {}
             keys = found[entra]
             if isinstance(keys, list):
                 keys.extend(k for k in body.get("value", []) if isinstance(k, dict))
-            link = str(body.get("@odata.nextLink") or "")
     return found
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from batch_rotate.graph.auth import TokenProvider
 from batch_rotate.graph.batch import (
@@ -26,7 +27,7 @@ from batch_rotate.graph.batch import (
     match_responses,
 )
 from batch_rotate.graph.endpoints import Endpoints
-from batch_rotate.graph.errors import TransportError
+from batch_rotate.graph.errors import ServiceError, TransportError
 
 __all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
 
@@ -91,9 +92,16 @@ class GraphClient:
             self._session = None
 
     def url(self, path: str, version: str = "beta") -> str:
-        if path.startswith("https://"):
-            return path
-        return f"{self.endpoints.graph_url}/{version}/{path.lstrip('/')}"
+        """The URL for a relative path, or an absolute link checked to stay on Graph's origin."""
+        if "://" not in path:
+            return f"{self.endpoints.graph_url}/{version}/{path.lstrip('/')}"
+        home = _origin(self.endpoints.graph_url)
+        if _origin(path) != home:  # the request would carry the bearer token there
+            raise ServiceError(
+                f"refusing to send the access token to {_origin(path)}: Graph returned a link "
+                f"outside its own origin {home}; nothing was sent there"
+            )
+        return path
 
     async def request(
         self,
@@ -128,13 +136,19 @@ class GraphClient:
         }
         try:
             async with self._session.request(
-                method, url, json=json_body, params=params, headers=headers
+                method, url, json=json_body, params=params, headers=headers, allow_redirects=False
             ) as resp:
                 raw = await resp.read()
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise TransportError(_describe_transport(exc, url)) from None
+        if 300 <= status < 400:  # a redirect could lead the token elsewhere: never follow it
+            location = resp_headers.get("location", "nowhere")
+            raise ServiceError(
+                f"{method} {url}: Graph answered {status} redirect to {location}; redirects are "
+                f"not followed so the token stays on {_origin(url)}"
+            )
         body: Any = None
         if raw:
             try:
@@ -165,6 +179,15 @@ class GraphClient:
         except BatchFormatError as exc:
             raise TransportError(f"$batch answer unusable: {exc}") from None
         return BatchResult(outer=outer, responses=responses, missing=missing)
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port, lower-cased, with the default port spelled out."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return url.split("/", 3)[2] if url.count("/") >= 2 else url
+    return f"{(parsed.scheme or '').lower()}://{(parsed.host or '').lower()}:{parsed.port}"
 
 
 def _describe_transport(exc: BaseException, url: str) -> str:
