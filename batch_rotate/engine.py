@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.retry import BatchRunner, ItemResult, RunnerStats, Throttle
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.runner import BatchRunner, ItemResult, RunnerStats, Transport
 from batch_rotate.journal import Journal
 from batch_rotate.models import Outcome, Status
 from batch_rotate.settings import Settings
@@ -46,8 +46,8 @@ def to_outcome(result: ItemResult) -> Outcome:
 
 async def rotate_pending(
     journal: Journal,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    writes: Lane,
     settings: Settings,
     *,
     stop: asyncio.Event,
@@ -66,7 +66,7 @@ async def rotate_pending(
     ]
     runner = BatchRunner(
         graph,
-        throttle,
+        writes,
         batch_size=settings.batch_size,
         max_concurrency=settings.max_concurrency,
         max_attempts=settings.max_attempts,

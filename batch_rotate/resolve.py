@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.pages import pages
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal, MatchTexts
 from batch_rotate.models import Device, IdKind
 
@@ -91,8 +92,8 @@ class Wanted:
 async def resolve(
     journal: Journal,
     wanted: Wanted,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     eligibility: Eligibility,
     max_concurrency: int = 4,
@@ -101,9 +102,9 @@ async def resolve(
     """Match the journal's rows to managed devices; results land in the journal."""
     store = _Store(journal, eligibility)
     if wanted.strategy == "lookup":
-        report = await _by_lookup(store, wanted, graph, throttle, max_concurrency, max_attempts)
+        report = await _by_lookup(store, wanted, graph, reads, max_concurrency, max_attempts)
     else:
-        report = await _by_listing(store, wanted, graph, throttle, max_attempts)
+        report = await _by_listing(store, wanted, graph, reads, max_attempts)
     journal.resolve_rows(
         {kind: _match_texts(kind) for kind in IdKind if wanted.keys[kind]},
         duplicate=("duplicate: same device as row ", "; rotated once there"),
@@ -126,30 +127,31 @@ class _Store:
 
 
 async def _by_listing(
-    store: _Store, wanted: Wanted, graph: GraphClient, throttle: Throttle, max_attempts: int
+    store: _Store, wanted: Wanted, graph: Transport, reads: Lane, max_attempts: int
 ) -> ResolveReport:
     requests = size = 0
-    path: str = "deviceManagement/managedDevices"
-    params: dict[str, str] | None = {"$select": SELECT}
     if any(wanted.keys.values()):
-        while path:
-            response = await get_with_retry(
-                graph, throttle, path, params=params, max_attempts=max_attempts
-            )
+        listing = pages(
+            graph,
+            reads,
+            "deviceManagement/managedDevices",
+            params={"$select": SELECT},
+            max_attempts=max_attempts,
+        )
+        async for response in listing:
             requests += 1
             body = response.body if isinstance(response.body, dict) else {}
             page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
             size += len(page)
             store.add(d for d in page if wanted.names(d))
-            path, params = str(body.get("@odata.nextLink") or ""), None
     return ResolveReport("listing", requests, requests, size)
 
 
 async def _by_lookup(
     store: _Store,
     wanted: Wanted,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     max_concurrency: int,
     max_attempts: int,
 ) -> ResolveReport:
@@ -176,9 +178,7 @@ async def _by_lookup(
                 failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
         store.add(found)
 
-    runner = BatchRunner(
-        graph, throttle, max_concurrency=max_concurrency, max_attempts=max_attempts
-    )
+    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     store.journal.fail_resolving(failures)
     return ResolveReport("lookup", runner.stats.batches, len(items), 0)

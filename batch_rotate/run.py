@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import getpass
 import os
-import random
 import secrets
 import signal
 import socket
@@ -25,12 +24,12 @@ from pathlib import Path
 from batch_rotate import __version__
 from batch_rotate.eligibility import ineligibility
 from batch_rotate.engine import rotate_pending
-from batch_rotate.errors import AuthError, BatchRotateError, InputError, JournalError
-from batch_rotate.graph.auth import MsalTokenProvider, claims
-from batch_rotate.graph.batch import MAX_BATCH
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.pacer import AdaptivePacer, Backoff, Budget, RetryGate, SystemClock
-from batch_rotate.graph.retry import RunnerStats, Throttle
+from batch_rotate.errors import AuthError, BatchRotateError, GraphError, InputError, JournalError
+from batch_rotate.graph import errors as graph_layer
+from batch_rotate.graph.lane import Lane, lane
+from batch_rotate.graph.pacer import Budget, SystemClock
+from batch_rotate.graph.runner import RunnerStats, Transport
+from batch_rotate.graph.session import Needs, graph_session
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
 from batch_rotate.models import IdKind, RunSummary, Status
@@ -43,6 +42,8 @@ from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys, verify_journal
 __all__ = ["ConfirmRequest", "InputOptions", "RunResult", "RunnerStats", "render", "run_job"]
 
 READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
+TO_ROTATE = Needs(WRITE_PERMISSIONS, "rotate BitLocker keys")
+TO_READ_RESULTS = Needs(READ_PERMISSIONS, "read device action results")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -130,35 +131,24 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
 _SENT = (Status.QUEUED, Status.FAILED, Status.IN_FLIGHT)
 
 
-def _throttle(budget: Budget | str, settings: Settings) -> Throttle:
-    clock = SystemClock()
+@contextlib.contextmanager
+def graph_errors() -> Iterator[None]:
+    """The one place the Graph layer's errors become the application's (and exit codes)."""
     try:
-        parsed = budget if isinstance(budget, Budget) else Budget.parse(budget)
-    except ValueError as exc:
-        raise InputError(f"budget {budget!r}: {exc}") from None
-    gate = RetryGate(clock)
-    return Throttle(
-        # Room for two batches: a late wake-up must not waste budget (tokens above the cap are
-        # lost). With the gate, a batch already waiting for tokens also waits out a 429 pause.
-        AdaptivePacer(parsed, clock=clock, burst=2 * MAX_BATCH, gate=gate),
-        gate,
-        Backoff(base_s=settings.retry_delay_s, rng=random.Random(settings.seed)),
-        clock,
+        yield
+    except graph_layer.ConfigError as exc:
+        raise InputError(str(exc)) from None
+    except graph_layer.SignInError as exc:
+        raise AuthError(str(exc)) from None
+    except graph_layer.GraphLayerError as exc:  # ServiceError, TransportError
+        raise GraphError(str(exc)) from None
+
+
+def _lane(budget: Budget, settings: Settings) -> Lane:
+    """The pacing lane for a budget (parsed and checked by settings)."""
+    return lane(
+        budget, clock=SystemClock(), retry_delay_s=settings.retry_delay_s, seed=settings.seed
     )
-
-
-def _check_permissions(token: str, needed: Sequence[str], what: str, tenant_id: str) -> None:
-    """Stop before any write when the token plainly lacks the permission (roles or scp claim)."""
-    token_claims = claims(token)
-    if not token_claims:
-        return  # opaque token: let Graph decide
-    granted = set(token_claims.get("roles") or []) | set(str(token_claims.get("scp", "")).split())
-    if not granted & set(needed):
-        raise AuthError(
-            f"the app's token for tenant {tenant_id} lacks {needed[0]} (needed to {what}); "
-            "in Entra ID > App registrations > API permissions add the Microsoft Graph "
-            f"application permission {needed[0]} and grant admin consent, then run again"
-        )
 
 
 def _summary(journal: Journal, run_dir: Path) -> RunSummary:
@@ -280,18 +270,14 @@ async def run_job(
         journal.add_refs(devices.refs)
         del devices  # the rows live on disk now; what resolution needs is read back below
         wanted = Wanted.of(journal.unresolved_keys())
-        tokens = MsalTokenProvider(credentials, settings.endpoints, timeout_s=settings.timeout_s)
+        needs = TO_ROTATE if not settings.dry_run else Needs(READ_PERMISSIONS, TO_ROTATE.purpose)
+        planned = False
         try:
-            async with GraphClient(
-                settings.endpoints, tokens, timeout_s=settings.timeout_s
-            ) as graph:
-                try:
-                    token = await tokens.token()
-                    needed = READ_PERMISSIONS if settings.dry_run else WRITE_PERMISSIONS
-                    _check_permissions(
-                        token, needed, "rotate BitLocker keys", credentials.tenant_id
-                    )
-                    reads = _throttle(settings.read_budget, settings)
+            with graph_errors():
+                async with graph_session(
+                    credentials, settings.endpoints, needs=needs, timeout_s=settings.timeout_s
+                ) as graph:
+                    reads = _lane(settings.read_budget, settings)
                     resolve_report = await resolve(
                         journal,
                         wanted,
@@ -303,32 +289,32 @@ async def run_job(
                     )
                     if settings.check_keys:
                         await _flag_key_ceiling(journal, graph, reads, settings)
-                except BatchRotateError as exc:
-                    reason = f"run stopped before any rotation: {exc}"
-                    journal.abandon_resolving(reason)
-                    journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
-                    render(run_dir)
-                    raise
-                journal.set_meta(resolution=resolve_report.describe(), state="planned")
-                if resolve_report.inventory_size:
-                    journal.set_meta(inventory_size=str(resolve_report.inventory_size))
-                return await _after_plan(
-                    journal,
-                    run_dir,
-                    graph,
-                    settings,
-                    credentials,
-                    confirm,
-                    on_progress,
-                    notify,
-                    resolve_report,
-                )
-        finally:
-            tokens.close()
+                    planned = True
+                    journal.set_meta(resolution=resolve_report.describe(), state="planned")
+                    if resolve_report.inventory_size:
+                        journal.set_meta(inventory_size=str(resolve_report.inventory_size))
+                    return await _after_plan(
+                        journal,
+                        run_dir,
+                        graph,
+                        settings,
+                        credentials,
+                        confirm,
+                        on_progress,
+                        notify,
+                        resolve_report,
+                    )
+        except BatchRotateError as exc:
+            if not planned:
+                reason = f"run stopped before any rotation: {exc}"
+                journal.abandon_resolving(reason)
+                journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
+                render(run_dir)
+            raise
 
 
 async def _flag_key_ceiling(
-    journal: Journal, graph: GraphClient, reads: Throttle, settings: Settings
+    journal: Journal, graph: Transport, reads: Lane, settings: Settings
 ) -> None:
     """Count escrowed keys of every device to rotate; flag those near Entra's 200-key limit."""
     targets = journal.pending_devices()
@@ -355,7 +341,7 @@ async def _flag_key_ceiling(
 async def _after_plan(
     journal: Journal,
     run_dir: Path,
-    graph: GraphClient,
+    graph: Transport,
     settings: Settings,
     credentials: Credentials,
     confirm: Callable[[ConfirmRequest], bool] | None,
@@ -407,7 +393,7 @@ async def _after_plan(
 async def _rotate(
     journal: Journal,
     run_dir: Path,
-    graph: GraphClient,
+    graph: Transport,
     settings: Settings,
     on_progress: Progress | None,
     notify: Callable[[str], None],
@@ -415,9 +401,9 @@ async def _rotate(
 ) -> RunResult:
     journal.set_meta(state="rotating")
     stop = asyncio.Event()
-    writes = _throttle(settings.write_budget, settings)
+    writes = _lane(settings.write_budget, settings)
     try:
-        with interrupt_handler(stop, notify):
+        with interrupt_handler(stop, notify), graph_errors():
             await rotate_pending(
                 journal, graph, writes, settings, stop=stop, on_progress=on_progress
             )
@@ -428,11 +414,11 @@ async def _rotate(
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
     if settings.verify_wait_s is not None and not result.interrupted:
-        with interrupt_handler(stop, notify):
+        with interrupt_handler(stop, notify), graph_errors():
             await verify_journal(
                 journal,
                 graph,
-                _throttle(settings.read_budget, settings),
+                _lane(settings.read_budget, settings),
                 wait_s=settings.verify_wait_s,
                 every_s=settings.verify_every_s,
                 stop=stop,
@@ -466,20 +452,17 @@ async def verify_run(
     with closing(Journal.open(run_dir)) as journal:
         meta = journal.meta()
         endpoints = _recorded_endpoints(meta, settings)
-        tokens = MsalTokenProvider(credentials, endpoints, timeout_s=settings.timeout_s)
         stop = asyncio.Event()
-        try:
-            async with GraphClient(endpoints, tokens, timeout_s=settings.timeout_s) as graph:
-                token = await tokens.token()
-                _check_permissions(
-                    token, READ_PERMISSIONS, "read device action results", credentials.tenant_id
-                )
+        with graph_errors():
+            async with graph_session(
+                credentials, endpoints, needs=TO_READ_RESULTS, timeout_s=settings.timeout_s
+            ) as graph:
                 journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
                 with interrupt_handler(stop, notify):
                     await verify_journal(
                         journal,
                         graph,
-                        _throttle(settings.read_budget, settings),
+                        _lane(settings.read_budget, settings),
                         wait_s=settings.verify_wait_s or 0.0,
                         every_s=settings.verify_every_s,
                         stop=stop,
@@ -487,8 +470,6 @@ async def verify_run(
                         max_attempts=settings.max_attempts,
                         strategy=settings.keys_strategy,
                     )
-        finally:
-            tokens.close()
         counts = journal.verification_counts()
     result = RunResult(run_dir, {}, EXIT_OK, interrupted=stop.is_set())
     result.reports, result.counts = render(run_dir)
@@ -527,13 +508,10 @@ async def _resume(
         pending = len(journal.to_send())
         notify(f"resuming {run_dir.name}: {pending} devices still to send")
         journal.event("resume", f"{pending} to send")
-        tokens = MsalTokenProvider(credentials, endpoints, timeout_s=settings.timeout_s)
-        try:
-            async with GraphClient(endpoints, tokens, timeout_s=settings.timeout_s) as graph:
-                token = await tokens.token()
-                _check_permissions(
-                    token, WRITE_PERMISSIONS, "rotate BitLocker keys", credentials.tenant_id
-                )
+        with graph_errors():
+            async with graph_session(
+                credentials, endpoints, needs=TO_ROTATE, timeout_s=settings.timeout_s
+            ) as graph:
                 result = RunResult(run_dir, {}, EXIT_OK)
                 if pending and confirm is not None:
                     request = ConfirmRequest(
@@ -545,5 +523,3 @@ async def _resume(
                         result.messages.append("not confirmed: nothing was sent")
                         return result
                 return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
-        finally:
-            tokens.close()

@@ -17,8 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.retry import BatchRunner, ItemResult, Throttle, get_with_retry
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.pages import pages
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict, Verification
 
@@ -190,8 +191,8 @@ KeysFound = dict[str, list[dict[str, Any]] | str]  # by lower-case Entra device 
 
 async def recovery_keys(
     entra_ids: Sequence[str],
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     strategy: str = "per-device",
     max_attempts: int = 8,
@@ -202,19 +203,19 @@ async def recovery_keys(
     if not wanted:
         return found
     if strategy == "listing":
-        link = "informationProtection/bitlocker/recoveryKeys"
         keep = set(wanted)
         for entra in wanted:
             found[entra] = []
-        while link:
-            page = await get_with_retry(
-                graph,
-                throttle,
-                link,
-                version="v1.0",
-                max_attempts=max_attempts,
-                pass_through=(403,),
-            )
+        listing = pages(
+            graph,
+            reads,
+            "informationProtection/bitlocker/recoveryKeys",
+            version="v1.0",
+            max_attempts=max_attempts,
+            passed=(403,),
+            permission=KEY_PERMISSION,
+        )
+        async for page in listing:
             if page.status == 403:
                 return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
             body = page.body if isinstance(page.body, dict) else {}
@@ -224,7 +225,6 @@ async def recovery_keys(
                     found_list = found[entra]
                     assert isinstance(found_list, list)
                     found_list.append(key)
-            link = str(body.get("@odata.nextLink") or "")
         return found
     next_links: dict[str, str] = {}
     items = [
@@ -252,24 +252,23 @@ async def recovery_keys(
             else:
                 found[entra] = r.reason or f"HTTP {r.status}"
 
-    await BatchRunner(graph, throttle, max_attempts=max_attempts, version="v1.0").run(
+    await BatchRunner(graph, reads, max_attempts=max_attempts, version="v1.0").run(
         items, on_send=lambda _: None, on_answer=on_keys
     )
     for entra, link in next_links.items():  # a device with many keys: follow its pages
-        while link:
-            page = await get_with_retry(graph, throttle, link, max_attempts=max_attempts)
+        more = pages(graph, reads, link, max_attempts=max_attempts, permission=KEY_PERMISSION)
+        async for page in more:
             body = page.body if isinstance(page.body, dict) else {}
             keys = found[entra]
             if isinstance(keys, list):
                 keys.extend(k for k in body.get("value", []) if isinstance(k, dict))
-            link = str(body.get("@odata.nextLink") or "")
     return found
 
 
 async def check(
     targets: Sequence[VerifyTarget],
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     strategy: str = "per-device",
     max_attempts: int = 8,
@@ -292,13 +291,13 @@ async def check(
             if r.final and r.status == 200 and isinstance(r.body, dict):
                 devices[r.item.key] = r.body
 
-    await BatchRunner(graph, throttle, max_attempts=max_attempts).run(
+    await BatchRunner(graph, reads, max_attempts=max_attempts).run(
         items, on_send=lambda _: None, on_answer=on_device
     )
     keys = await recovery_keys(
         [t.entra_device_id for t in targets],
         graph,
-        throttle,
+        reads,
         strategy=strategy,
         max_attempts=max_attempts,
     )
@@ -331,8 +330,8 @@ async def check(
 
 async def verify_journal(
     journal: Journal,
-    graph: GraphClient,
-    throttle: Throttle,
+    graph: Transport,
+    reads: Lane,
     *,
     wait_s: float = 0.0,
     every_s: float = 60.0,
@@ -351,7 +350,7 @@ async def verify_journal(
             break
         inventory = int(journal.meta().get("inventory_size") or 0) or None
         chosen = keys_strategy(len(targets), inventory, strategy)
-        verdicts = await check(targets, graph, throttle, strategy=chosen, max_attempts=max_attempts)
+        verdicts = await check(targets, graph, reads, strategy=chosen, max_attempts=max_attempts)
         journal.record_verification(verdicts)
         counts = journal.verification_counts()
         notify(

@@ -21,8 +21,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from batch_rotate.errors import AuthError, GraphError
 from batch_rotate.graph.endpoints import Credentials, Endpoints
+from batch_rotate.graph.errors import SignInError
 
 REFRESH_BEFORE_EXPIRY_S = 300.0  # the same 5 minutes MSAL's own cache uses
 
@@ -53,7 +53,7 @@ def combined_ca_bundle(extra_ca: Path) -> Path:
 def _certificate_credential(path: Path, password: str | None) -> dict[str, Any]:
     """MSAL client_credential for a PEM (key + certificate) or a PFX file."""
     if not path.is_file():
-        raise AuthError(f"certificate {path}: no such file (AZURE_CLIENT_CERTIFICATE_PATH)")
+        raise SignInError(f"certificate {path}: no such file (AZURE_CLIENT_CERTIFICATE_PATH)")
     if path.suffix.lower() in (".pfx", ".p12"):
         return {"private_key_pfx_path": str(path), "passphrase": password}
     data = path.read_bytes()
@@ -64,7 +64,7 @@ def _certificate_credential(path: Path, password: str | None) -> dict[str, Any]:
         cert = x509.load_pem_x509_certificate(data)
     except (ValueError, TypeError) as exc:
         kind = type(exc).__name__
-        raise AuthError(
+        raise SignInError(
             f"certificate {path}: cannot read a private key and certificate from it ({kind}); "
             "give a PEM holding both, or a .pfx with AZURE_CLIENT_CERTIFICATE_PASSWORD"
         ) from None
@@ -119,7 +119,6 @@ class MsalTokenProvider:
         self._lock = asyncio.Lock()
         self._ca_file: Path | None = None
         self._http: _HttpClient | None = None
-        self.acquired = 0  # tokens fetched from the identity platform (not the cache)
 
     def _build_app(self) -> msal.ConfidentialClientApplication:
         creds = self._credentials
@@ -128,7 +127,7 @@ class MsalTokenProvider:
         elif creds.certificate_path:
             credential = _certificate_credential(creds.certificate_path, creds.certificate_password)
         else:
-            raise AuthError(
+            raise SignInError(
                 "no credential: set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH "
                 "(and AZURE_CLIENT_CERTIFICATE_PASSWORD for a protected file)"
             )
@@ -147,12 +146,12 @@ class MsalTokenProvider:
                 timeout=self._timeout_s,
             )
         except ValueError as exc:
-            raise AuthError(
+            raise SignInError(
                 f"sign-in setup failed for authority {self._endpoints.authority_url}: "
                 f"{_first_line(exc)}; check AZURE_TENANT_ID, --cloud and --authority-url"
             ) from None
         except Exception as exc:  # requests' connection errors and the like
-            raise GraphError(
+            raise SignInError(
                 f"cannot reach the identity platform at {self._endpoints.authority_url} "
                 f"({type(exc).__name__}); check the network, proxy, --authority-url and --ca-bundle"
             ) from None
@@ -169,7 +168,7 @@ class MsalTokenProvider:
                 scopes=[self._endpoints.scope]
             )
         except Exception as exc:
-            raise GraphError(
+            raise SignInError(
                 f"cannot reach the identity platform at {self._endpoints.authority_url} "
                 f"({type(exc).__name__}); check the network, proxy and --ca-bundle"
             ) from None
@@ -184,9 +183,7 @@ class MsalTokenProvider:
                 return self._token
             result = await asyncio.to_thread(self._acquire, force_refresh)
             if "access_token" not in result:
-                raise AuthError(_describe_failure(result, self._credentials))
-            if result.get("token_source") != "cache":
-                self.acquired += 1
+                raise SignInError(_describe_failure(result, self._credentials))
             self._token = str(result["access_token"])
             self._expires_at = self._now() + float(result.get("expires_in", 3599))
             return self._token

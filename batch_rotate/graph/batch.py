@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from itertools import islice
 from typing import Any
 
-from batch_rotate import __version__
-
 MAX_BATCH = 20
+
+
+def _version() -> str:
+    try:
+        return metadata.version("batch-rotate")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
 # Sent on every request, inner ones too: recovery-key reads mark User-Agent as required.
-USER_AGENT = f"batch-rotate/{__version__}"
+USER_AGENT = f"batch-rotate/{_version()}"
 
 
 class BatchFormatError(ValueError):
@@ -105,14 +113,20 @@ def match_responses(
 
 
 def error_info(body: Any) -> GraphErrorInfo:
-    """Code, message and request-id from a standard Graph error body (tolerates odd shapes)."""
-    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+    """Code, message and request-id from a Graph error body; any other shape gives blanks."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return GraphErrorInfo(message=error)
+    if not isinstance(error, dict):
         return GraphErrorInfo()
-    error = body["error"]
-    inner = error.get("innerError") or error.get("innererror") or {}
-    request_id = inner.get("request-id") or inner.get("requestId") or ""
+    inner = error.get("innerError") or error.get("innererror")
+    request_id = ""
+    if isinstance(inner, dict):
+        request_id = _text(inner.get("request-id") or inner.get("requestId"))
     return GraphErrorInfo(
-        code=str(error.get("code") or ""),
-        message=str(error.get("message") or ""),
-        request_id=str(request_id) if isinstance(inner, dict) else "",
+        code=_text(error.get("code")), message=_text(error.get("message")), request_id=request_id
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)

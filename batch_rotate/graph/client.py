@@ -10,11 +10,12 @@ import asyncio
 import json
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from batch_rotate.graph.auth import TokenProvider
 from batch_rotate.graph.batch import (
@@ -26,10 +27,9 @@ from batch_rotate.graph.batch import (
     match_responses,
 )
 from batch_rotate.graph.endpoints import Endpoints
+from batch_rotate.graph.errors import ServiceError, TransportError
 
-
-class TransportError(Exception):
-    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body."""
+__all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +74,6 @@ class GraphClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self.requests_sent = 0  # HTTP requests (a batch is one)
-        self.inner_requests_sent = 0  # requests inside batches
 
     async def __aenter__(self) -> GraphClient:
         connector = aiohttp.TCPConnector(
@@ -94,9 +92,16 @@ class GraphClient:
             self._session = None
 
     def url(self, path: str, version: str = "beta") -> str:
-        if path.startswith("https://"):
-            return path
-        return f"{self.endpoints.graph_url}/{version}/{path.lstrip('/')}"
+        """The URL for a relative path, or an absolute link checked to stay on Graph's origin."""
+        if "://" not in path:
+            return f"{self.endpoints.graph_url}/{version}/{path.lstrip('/')}"
+        home = _origin(self.endpoints.graph_url)
+        if _origin(path) != home:  # the request would carry the bearer token there
+            raise ServiceError(
+                f"refusing to send the access token to {_origin(path)}: Graph returned a link "
+                f"outside its own origin {home}; nothing was sent there"
+            )
+        return path
 
     async def request(
         self,
@@ -129,16 +134,21 @@ class GraphClient:
             "client-request-id": client_request_id,
             "return-client-request-id": "true",
         }
-        self.requests_sent += 1
         try:
             async with self._session.request(
-                method, url, json=json_body, params=params, headers=headers
+                method, url, json=json_body, params=params, headers=headers, allow_redirects=False
             ) as resp:
                 raw = await resp.read()
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise TransportError(_describe_transport(exc, url)) from None
+        if 300 <= status < 400:  # a redirect could lead the token elsewhere: never follow it
+            location = resp_headers.get("location", "nowhere")
+            raise ServiceError(
+                f"{method} {url}: Graph answered {status} redirect to {location}; redirects are "
+                f"not followed so the token stays on {_origin(url)}"
+            )
         body: Any = None
         if raw:
             try:
@@ -161,7 +171,6 @@ class GraphClient:
     async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
         """POST one `$batch`. A non-200 outer answer is returned as is for the caller to handle."""
         payload = build_payload(items)
-        self.inner_requests_sent += len(items)
         outer = await self.request("POST", "$batch", version=version, json_body=payload)
         if outer.status != 200:
             return BatchResult(outer=outer, missing=list(items))
@@ -171,19 +180,14 @@ class GraphClient:
             raise TransportError(f"$batch answer unusable: {exc}") from None
         return BatchResult(outer=outer, responses=responses, missing=missing)
 
-    async def pages(
-        self, path: str, *, params: Mapping[str, str] | None = None, version: str = "beta"
-    ) -> AsyncIterator[GraphResponse]:
-        """Follow `@odata.nextLink` as given (it already carries the query)."""
-        response = await self.request("GET", path, version=version, params=params)
-        while True:
-            yield response
-            if response.status != 200 or not isinstance(response.body, dict):
-                return
-            next_link = response.body.get("@odata.nextLink")
-            if not next_link:
-                return
-            response = await self.request("GET", str(next_link))
+
+def _origin(url: str) -> str:
+    """scheme://host:port, lower-cased, with the default port spelled out."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return url.split("/", 3)[2] if url.count("/") >= 2 else url
+    return f"{(parsed.scheme or '').lower()}://{(parsed.host or '').lower()}:{parsed.port}"
 
 
 def _describe_transport(exc: BaseException, url: str) -> str:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import heapq
-import itertools
 import math
 import random
 import re
 import time
 from collections import deque
-from collections.abc import Sized
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol
@@ -24,91 +21,27 @@ MAX_RETRY_AFTER_S = 3600.0  # a longer Retry-After is a server bug; an hour is p
 
 
 class Clock(Protocol):
-    """Monotonic time and sleeping, injected so pacing is tested on virtual time."""
+    """Monotonic time, wall time and sleeping, injected so pacing is tested on virtual time."""
 
     def now(self) -> float: ...
+
+    def epoch(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
-    """The real clock: `time.monotonic` and `asyncio.sleep`."""
+    """The real clock: `time.monotonic`, `time.time` and `asyncio.sleep`."""
 
     def now(self) -> float:
         return time.monotonic()
 
+    def epoch(self) -> float:
+        """Wall-clock seconds since 1970, to read Retry-After dates."""
+        return time.time()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
-
-
-class FakeClock:
-    """Virtual time for tests: sleepers wake instantly, in deadline order, one instant at a time.
-
-    A driver task waits until every other task is blocked, then jumps to the earliest deadline.
-    Only sleeps through this clock are virtual: `asyncio.wait(timeout=...)` still uses real time.
-    """
-
-    _SETTLE_MIN = 2  # yields before trusting an empty ready queue
-    _SETTLE_BLIND = 50  # yields when the loop does not expose its ready queue
-    _SETTLE_MAX = 1000  # stops a busy-looping task from freezing time forever
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if math.isnan(seconds) or math.isinf(seconds):
-            raise ValueError(f"FakeClock.sleep({seconds}): the delay must be a finite number")
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
-        if self._driver is None or self._driver.done():
-            self._driver = loop.create_task(self._drive())
-        try:
-            await future
-        finally:
-            future.cancel()  # no-op when woken; otherwise the driver skips this entry
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by hand and wake whoever is due (call from inside the loop)."""
-        self._now += max(seconds, 0.0)
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, future = heapq.heappop(self._sleepers)
-            if not future.done():
-                future.set_result(None)
-
-    async def _drive(self) -> None:
-        while True:
-            await self._settle()
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)  # cancelled sleepers do not move time
-            if not self._sleepers:
-                return
-            wake_at = self._sleepers[0][0]
-            self._now = max(self._now, wake_at)
-            while self._sleepers and self._sleepers[0][0] <= wake_at:
-                _, _, future = heapq.heappop(self._sleepers)
-                if not future.done():
-                    future.set_result(None)
-
-    async def _settle(self) -> None:
-        # asyncio has no public "all tasks are blocked" hook; the loop's ready queue is the
-        # honest signal (with a fixed number of yields where an event loop does not expose it).
-        ready: Sized | None = getattr(asyncio.get_running_loop(), "_ready", None)
-        for i in range(1, self._SETTLE_MAX + 1):
-            await asyncio.sleep(0)
-            if ready is None and i >= self._SETTLE_BLIND:
-                return
-            if ready is not None and i >= self._SETTLE_MIN and len(ready) == 0:
-                return
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -199,16 +132,13 @@ class RetryGate:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._until = clock.now()
-        self.pauses = 0  # times the pause was extended, for progress displays
 
     def pause(self, seconds: float) -> None:
         """Pause everyone until now + `seconds`, unless already paused for longer."""
         if math.isnan(seconds):
             raise ValueError("RetryGate.pause(nan): the pause must be a number of seconds")
         until = self._clock.now() + max(seconds, 0.0)
-        if until > self._until:
-            self._until = until
-            self.pauses += 1
+        self._until = max(self._until, until)
 
     @property
     def paused_until(self) -> float:
@@ -221,19 +151,6 @@ class RetryGate:
         """Return once not paused; the pause may grow while we sleep, so look again on waking."""
         while (left := self.remaining()) > 0:
             await self._clock.sleep(left)
-
-
-@dataclass(frozen=True)
-class PacerStats:
-    """A snapshot for progress displays."""
-
-    rate: float
-    max_rate: float
-    w_max: float
-    throttle_events: int  # decreases (one per burst of 429s)
-    throttles_seen: int  # every on_throttle call
-    acquired: int  # tokens handed out
-    accepted: int  # requests reported by on_success
 
 
 class AdaptivePacer:
@@ -293,10 +210,7 @@ class AdaptivePacer:
         self._since: float | None = None  # first success, or first success after the last cut
         self._span_s = 2 * window_s
         self._ok: deque[tuple[float, int]] = deque()  # (when, how many) accepted lately
-        self.throttle_events = 0
-        self.throttles_seen = 0
-        self.acquired = 0
-        self.accepted = 0
+        self.throttle_events = 0  # decreases: one per burst of 429s
 
     @property
     def rate(self) -> float:
@@ -311,17 +225,6 @@ class AdaptivePacer:
     def w_max(self) -> float:
         """The ceiling CUBIC climbs back to: the estimated rate at the last throttle."""
         return self._w_max
-
-    def stats(self) -> PacerStats:
-        return PacerStats(
-            rate=self._rate,
-            max_rate=self._max_rate,
-            w_max=self._w_max,
-            throttle_events=self.throttle_events,
-            throttles_seen=self.throttles_seen,
-            acquired=self.acquired,
-            accepted=self.accepted,
-        )
 
     async def acquire(self, n: int = 1) -> None:
         """Wait until `n` tokens (1 <= n <= burst) can be taken; first come, first served."""
@@ -349,7 +252,6 @@ class AdaptivePacer:
     def on_success(self, n: int = 1) -> None:
         """`n` requests were accepted: count them and follow the CUBIC curve up."""
         now = self._clock.now()
-        self.accepted += n
         self._ok.append((now, n))
         if self._ok_since_cut == 0:
             self._since = now  # the first success after a cut: a fresh server window
@@ -360,7 +262,6 @@ class AdaptivePacer:
     def on_throttle(self) -> None:
         """A 429 arrived: one multiplicative decrease per congestion event."""
         now = self._clock.now()
-        self.throttles_seen += 1
         if self._cut_at is not None and self._same_event(now):
             return
         self.throttle_events += 1
@@ -429,7 +330,6 @@ class AdaptivePacer:
         if self._tokens < n - 1e-9:  # float slack: never sleep for a 1e-16 shortfall
             return False
         self._tokens = max(self._tokens - n, 0.0)
-        self.acquired += n
         self._sent_since_cut = True
         return True
 

@@ -136,3 +136,51 @@ def test_error_info_reads_standard_graph_error() -> None:
     )
     assert error_info(None).code == ""
     assert error_info({"error": "flat"}).code == ""
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": {"code": "X", "innerError": "text"}}, ("X", "", "")),
+        ({"error": "flat text"}, ("", "flat text", "")),
+        ({"error": ["a", "b"]}, ("", "", "")),
+        ([{"error": {"code": "X"}}], ("", "", "")),
+        (
+            {"error": {"code": 429, "message": None, "innererror": {"requestId": 7}}},
+            ("429", "", "7"),
+        ),
+        (None, ("", "", "")),
+    ],
+)
+def test_error_info_reads_odd_shapes_without_raising(
+    body: object, expected: tuple[str, str, str]
+) -> None:
+    info = error_info(body)
+    assert (info.code, info.message, info.request_id) == expected
+
+
+@given(
+    st.one_of(
+        _JSON,
+        st.fixed_dictionaries({"error": _JSON}),
+        st.fixed_dictionaries(
+            {
+                "error": st.dictionaries(
+                    st.sampled_from(["code", "message", "innerError", "innererror"]), _JSON
+                )
+            }
+        ),
+    )
+)
+def test_error_info_never_raises_on_any_json(body: object) -> None:
+    info = error_info(body)
+    assert all(isinstance(v, str) for v in (info.code, info.message, info.request_id))
