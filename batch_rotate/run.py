@@ -432,12 +432,25 @@ async def _rotate(
 
 
 def _recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
-    """A later command on a run talks to the tenant and cloud the run was made against."""
+    """A later command on a run talks to the tenant, cloud and trust the run was made with.
+
+    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle given on the
+    later command overrides the recorded one.
+    """
+    ca_bundle = settings.endpoints.ca_bundle
+    recorded = meta.get("ca_bundle", "")
+    if ca_bundle is None and recorded:
+        ca_bundle = Path(recorded)
+        if not ca_bundle.is_file():
+            raise InputError(
+                f"the run was made trusting the CA bundle {recorded}, which no longer exists; "
+                "give the CA again with --ca-bundle PATH"
+            )
     return Endpoints(
         meta.get("authority_url", settings.endpoints.authority_url),
         meta.get("graph_url", settings.endpoints.graph_url),
         meta.get("scope", settings.endpoints.scope),
-        settings.endpoints.ca_bundle,
+        ca_bundle,
     )
 
 

@@ -227,7 +227,9 @@ class Settings:
             "authority_url": self.endpoints.authority_url,
             "graph_url": self.endpoints.graph_url,
             "scope": self.endpoints.scope,
-            "ca_bundle": str(self.endpoints.ca_bundle or ""),
+            "ca_bundle": str(self.endpoints.ca_bundle.resolve())
+            if self.endpoints.ca_bundle
+            else "",
             "batch_size": str(self.batch_size),
             "max_concurrency": str(self.max_concurrency),
             "write_budget": budget_text(self.write_budget),

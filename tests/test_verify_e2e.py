@@ -135,3 +135,25 @@ def test_plan_check_keys_flags_devices_near_the_ceiling(
         r["Intune device ID"] for r in rows if sim.initial_key_count(r["Intune device ID"]) >= 190
     }
     assert flagged == expected and flagged
+
+
+def test_verify_and_resume_reuse_the_runs_trust_settings(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    result = run_cli(["rotate", str(SAMPLE), "--yes", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    # exactly as the README writes it: no --ca-bundle, no --graph-url
+    checked = run_cli(["verify", str(run_dir)], env=sim.env())
+    assert checked.exit_code == 0, checked.output
+    resumed = run_cli(["rotate", "--resume", str(run_dir), "--yes"], env=sim.env())
+    assert resumed.exit_code == 0, resumed.output
+    # a recorded CA that has gone is a clear error, not a TLS failure
+    moved = sim.ca_path.with_name("moved.pem")
+    sim.ca_path.rename(moved)
+    try:
+        gone = run_cli(["verify", str(run_dir)], env=sim.env())
+    finally:
+        moved.rename(sim.ca_path)
+    assert gone.exit_code == 2
+    assert "--ca-bundle" in gone.output and "no longer exists" in gone.output
