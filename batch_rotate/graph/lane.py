@@ -25,7 +25,8 @@ def lane(
 ) -> Lane:
     """A lane at `budget`; a batch already waiting for tokens also waits out a 429 pause."""
     gate = RetryGate(clock)
-    # One batch of burst: more would front-load a window on top of the full rate (issue 11).
+    # One batch of burst, no more on top of the full rate; the pacer's sliding log keeps every
+    # window within the budget (issue 11).
     return Lane(
         budget=budget,
         pacer=AdaptivePacer(budget, clock=clock, burst=MAX_BATCH, gate=gate),

@@ -1,8 +1,6 @@
-"""Pacing under a known budget: a token bucket (burst = one batch) that starts at the budget.
-
-A burst of 429s is one CUBIC decrease (beta 0.7) below a ceiling capped by what the server accepted;
-recovery is concave back to that ceiling over 3 windows, then slow convex probing up to the budget.
-"""
+"""Pacing under a known budget: a token bucket at an adaptive rate behind a sliding log, so no
+window of the budget's length, however aligned, carries more than its count. A burst of 429s is
+one CUBIC decrease (beta 0.7); recovery is concave to the ceiling, then slow convex probing."""
 
 from __future__ import annotations
 
@@ -199,7 +197,13 @@ class AdaptivePacer:
         # About one round trip: the inner 429s of a batch and batches in flight are one event.
         self._hold_s = hold_s if hold_s is not None else max(2.0, window_s / 4)
         self._rate = self._max_rate  # the budget is published: start at it, no slow start
-        self._tokens = float(burst)  # one batch; more would front-load each window
+        self._tokens = float(burst)  # the log, not the bucket, keeps a window inside the budget
+        # Grants of the last window_s (when, how many): the log, not the bucket, is what keeps
+        # any window at or under budget.count (GRAPH_NOTES.md "Throttling": 429s still count).
+        self._granted: deque[tuple[float, int]] = deque()
+        self._in_window = 0
+        # The same headroom as the rate: what leaves in a window can arrive jittered into the next.
+        self._window_cap = budget.count
         self._filled_at = clock.now()
         self._turns: deque[asyncio.Future[None]] = deque()  # waiting acquirers, FIFO
         self._w_max = self._max_rate
@@ -226,10 +230,15 @@ class AdaptivePacer:
         """The ceiling CUBIC climbs back to: the estimated rate at the last throttle."""
         return self._w_max
 
+    @property
+    def max_take(self) -> int:
+        """The most one `acquire` may ask for: the burst, and never more than the budget."""
+        return min(self._burst, self._window_cap)
+
     async def acquire(self, n: int = 1) -> None:
-        """Wait until `n` tokens (1 <= n <= burst) can be taken; first come, first served."""
-        if not 1 <= n <= self._burst:
-            raise ValueError(f"acquire({n}): ask for 1 to {self._burst} tokens (the burst size)")
+        """Wait until `n` tokens (1 <= n <= max_take) can be taken; first come, first served."""
+        if not 1 <= n <= self.max_take:
+            raise ValueError(f"acquire({n}): ask for 1 to {self.max_take} tokens (the burst size)")
         if not self._turns and self._remaining_pause() == 0 and self._take(n):
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -243,7 +252,7 @@ class AdaptivePacer:
                 if self._take(n):
                     return
                 # The rate may change while we sleep; the loop looks again on waking.
-                await self._clock.sleep((n - self._tokens) / self._rate)
+                await self._clock.sleep(self._wait_s(n))
         finally:
             self._turns.remove(turn)
             if self._turns and not self._turns[0].done():
@@ -327,11 +336,35 @@ class AdaptivePacer:
 
     def _take(self, n: int) -> bool:
         self._refill()
+        now = self._clock.now()
+        self._expire(now)
         if self._tokens < n - 1e-9:  # float slack: never sleep for a 1e-16 shortfall
             return False
+        if self._in_window + n > self._window_cap:
+            return False
         self._tokens = max(self._tokens - n, 0.0)
+        self._granted.append((now, n))
+        self._in_window += n
         self._sent_since_cut = True
         return True
+
+    def _expire(self, now: float) -> None:
+        # `when + window_s <= now`: the same sum a half-open window [when, when + window_s) ends at.
+        while self._granted and self._granted[0][0] + self.budget.window_s <= now:
+            self._in_window -= self._granted.popleft()[1]
+
+    def _wait_s(self, n: int) -> float:
+        """Seconds until `n` tokens could be taken: the bucket's refill, or room in the window."""
+        now = self._clock.now()
+        wait = max(n - self._tokens, 0.0) / self._rate
+        excess = self._in_window + n - self._window_cap
+        for when, granted in self._granted:
+            if excess <= 0:
+                break
+            excess -= granted
+            if excess <= 0:
+                wait = max(wait, when + self.budget.window_s - now)
+        return max(wait, 1e-6)  # float sums may land a hair early: look again a moment later
 
     def _refill(self) -> None:
         now = self._clock.now()

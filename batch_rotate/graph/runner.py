@@ -154,7 +154,8 @@ class BatchRunner:
         """Wait out a pause and the pacer, then send the next batch; None when stopped."""
         if not await _unless_stopped(self._lane.gate.wait(), stop_waiter):
             return None
-        batch = [self._ready.popleft() for _ in range(min(self.batch_size, len(self._ready)))]
+        size = min(self.batch_size, self._lane.pacer.max_take, len(self._ready))
+        batch = [self._ready.popleft() for _ in range(size)]
         if not await _unless_stopped(self._lane.pacer.acquire(len(batch)), stop_waiter):
             self._ready.extendleft(reversed(batch))
             return None

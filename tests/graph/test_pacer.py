@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_rotate.graph.pacer import (
@@ -438,6 +438,53 @@ def test_never_hands_out_more_than_the_bucket_allows(ops: list[tuple[str, float,
                 assert taken <= 20 + pacer.max_rate * (end - start) + 1e-6
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    budget=st.sampled_from([INTUNE, Budget(10, 1.0), Budget(45, 7.5), Budget(3, 0.25)]),
+    senders=st.lists(
+        st.lists(
+            st.tuples(
+                st.floats(0, 5),
+                st.integers(1, 20),
+                st.sampled_from(["ok", "429", "none"]),
+            ),
+            min_size=1,
+            max_size=25,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    headroom=st.sampled_from([1.0, 0.98, 0.5]),
+)
+def test_no_window_of_the_budget_ever_carries_more_than_its_count(
+    budget: Budget, senders: list[list[tuple[float, int, str]]], headroom: float
+) -> None:
+    """Concurrent senders, random sizes and gaps, 429s and successes: slide a window of
+    window_s over every grant (any alignment starts at some grant) and count."""
+    clock = FakeClock(start=3.7)
+    pacer = AdaptivePacer(budget, clock=clock, headroom=headroom, burst=20)
+    grants: list[tuple[float, int]] = []
+
+    async def sender(steps: list[tuple[float, int, str]]) -> None:
+        for gap_s, n, feedback in steps:
+            await clock.sleep(gap_s)
+            size = min(n, pacer.max_take)
+            await pacer.acquire(size)
+            grants.append((clock.now(), size))
+            if feedback == "ok":
+                pacer.on_success(size)
+            elif feedback == "429":
+                pacer.on_throttle()
+
+    async def main() -> None:
+        await asyncio.gather(*(sender(steps) for steps in senders))
+
+    _run(main)
+    for start, _ in grants:
+        in_window = sum(n for t, n in grants if start <= t < start + budget.window_s)
+        assert in_window <= budget.count
+
+
 def test_waiters_are_served_first_come_first_served() -> None:
     clock = FakeClock()
     pacer = AdaptivePacer(Budget.parse("10/1s"), clock=clock, headroom=1.0, burst=10)
@@ -456,7 +503,8 @@ def test_waiters_are_served_first_come_first_served() -> None:
 
     _run(main)
     assert [i for i, _ in served] == [0, 1, 2, 3, 4]
-    assert [t for _, t in served] == pytest.approx([0.0, 1.0, 1.1, 2.1, 2.2])
+    # Each 1 s window is full: the 1 waits for room in the window, and so does the next 10.
+    assert [t for _, t in served] == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
 
 
 def test_a_cancelled_waiter_does_not_block_the_queue() -> None:
