@@ -181,7 +181,7 @@ def read_text(path: Path, raw: Hashing, encoding: str) -> Sheet:
         yield from lines
 
     reader = csv.reader(all_lines(), delimiter=delimiter, strict=False)
-    header = _next(path, reader, row, counter, delimiter) or [""]
+    header = _next(path, reader, row, counter[0], delimiter) or [""]
     if len(header) > MAX_COLUMNS:
         raise _too_many_columns(path, row, f"{len(header):,}")
     cells = [cell.strip().strip("\ufeff").strip() for cell in header]
@@ -190,7 +190,7 @@ def read_text(path: Path, raw: Hashing, encoding: str) -> Sheet:
 
 
 def _next(
-    path: Path, reader: Iterator[list[str]], row: int, counter: list[int], delimiter: str
+    path: Path, reader: Iterator[list[str]], row: int, start: int, delimiter: str
 ) -> list[str] | None:
     """The next record, with every way the csv module or the line reader can fail as InputError."""
     try:
@@ -206,10 +206,10 @@ def _next(
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise InputError(
-                f"{path.name}: row {row} (from line {counter[0]}) has a cell longer than "
+                f"{path.name}: row {row} (starting at line {start}) has a cell longer than "
                 f"{MAX_FIELD_CHARS:,} characters, the most a spreadsheet cell holds; usually a "
-                "double quote opens a cell and is never closed: fix the quotes, or shorten the "
-                "cell"
+                f"double quote in row {row} opens a cell that is never closed: fix the quotes, "
+                "or shorten the cell"
             ) from None
         raise InputError(
             f"{path.name}: row {row} cannot be read as CSV ({exc}); fix the row or export the "
@@ -229,7 +229,7 @@ def _records(
     row = header_row
     while True:
         row += 1
-        cells = _next(path, reader, row, counter, delimiter)
+        cells = _next(path, reader, row, first_line, delimiter)
         if cells is None:
             return
         if len(cells) > MAX_COLUMNS:

@@ -107,6 +107,8 @@ def _rows(path: Path, worksheet: Any) -> Iterator[tuple[int, list[str], list[boo
             warnings.simplefilter("ignore")
             for values in worksheet.iter_rows(values_only=True):
                 row += 1
+                if not values:  # a row the sheet does not store: nothing to look at
+                    continue
                 if len(values) > MAX_COLUMNS:
                     _check_beyond(path, row, values)
                     values = values[:MAX_COLUMNS]
