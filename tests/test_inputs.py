@@ -367,11 +367,15 @@ def test_a_row_with_an_unquoted_delimiter_is_an_error_row(tmp_path: Path) -> Non
     assert "3 cells but the header has 2" in refs[1].error and "double quotes" in refs[1].error
 
 
-def test_a_stray_quote_does_not_swallow_later_rows(tmp_path: Path) -> None:
+def test_a_stray_quote_makes_one_record_that_is_an_error_row(tmp_path: Path) -> None:
+    # Read as a spreadsheet reads it: the quote opens a cell that the quote on line 4 closes.
     path = _csv(tmp_path, 'Device name,Note\n"LT-1,x\nLT-2,y\nLT-3,"z\nLT-4,w\n')
-    refs = read_device_list(path).refs
-    assert [r.row for r in refs] == [2, 3, 4, 5]
-    assert [r.value for r in refs][1:] == ["LT-2", "LT-3", "LT-4"]
+    refs = list(read_device_list(path).refs)
+    assert [(r.row, r.kind) for r in refs] == [(2, None), (3, IdKind.DEVICE_NAME)]
+    assert refs[1].value == "LT-4"
+    assert refs[0].error is not None
+    assert "spans several lines (lines 2-4 of the file)" in refs[0].error
+    assert "fix the quotes" in refs[0].error
 
 
 # --- XLSX ---------------------------------------------------------------------------------------

@@ -174,3 +174,71 @@ def test_no_row_is_lost_or_invented(
     assert got == expected
     for ref in devices.refs:
         assert (ref.kind is None) == (ref.error is not None) == (ref.key == "")
+
+
+# --- property: text inside a quoted cell never becomes a device (issue 11 item 3) ---------------
+
+DEVICE_TEXT = st.sampled_from(
+    [GUID, GUID.upper(), f"{{{GUID}}}", "DESKTOP-4F2K9Q1", "LT-00042", "do not rotate", ",", '"']
+)
+NOTE = st.lists(
+    st.one_of(
+        DEVICE_TEXT,
+        st.sampled_from(["\n", "\r\n", "\r", ",", ";", "\t", '"', '""', " "]),
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),
+    ),
+    max_size=8,
+).map("".join)
+IDS = st.uuids().map(str)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(IDS, NOTE, st.booleans()), min_size=1, max_size=8),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    quote_all=st.booleans(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+)
+def test_text_in_a_quoted_cell_never_becomes_a_device(
+    tmp_path: Path,
+    rows: list[tuple[str, str, bool]],
+    delimiter: str,
+    quote_all: bool,
+    encoding: str,
+) -> None:
+    # As Excel and PowerShell write: every cell quoted, or only those that need it (the writer
+    # then quotes a CR or LF only if it is part of the line terminator, hence CRLF).
+    buffer = io.StringIO()
+    writer = csv.writer(
+        buffer,
+        delimiter=delimiter,
+        lineterminator="\n" if quote_all else "\r\n",
+        quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+    )
+    writer.writerow(["Device ID", "Notes", "Device name"])
+    for device, note, note_first in rows:
+        # The note sits before or after the id, so a line break in it can land anywhere.
+        writer.writerow([device, note, "LT-1"] if note_first else [device, note, note])
+    path = tmp_path / "notes.csv"
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    devices = read_device_list(path)
+    assert devices.column == "Device ID"
+    got = [(ref.row, ref.key, ref.error) for ref in devices.refs]
+    assert got == [(row, device, None) for row, (device, _, _) in enumerate(rows, start=2)]
+
+
+def test_the_kiosk_note_from_issue_11_is_not_rotated(tmp_path: Path) -> None:
+    other = "9a1b2c3d-0000-4000-8000-000000000001"
+    note = f"Keep this kiosk out:\n{other},DESKTOP-K10SK7,do not rotate"
+    path = tmp_path / "kiosk.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(
+            [["Device ID", "Device name", "Notes"], [GUID, "DESKTOP-A", note], [GUID, "B", ""]]
+        )
+    refs = list(read_device_list(path).refs)
+    assert [(r.row, r.key) for r in refs] == [(2, GUID), (3, GUID)]
+    assert other not in {r.key for r in read_device_list(path, id_kind=IdKind.DEVICE_NAME).refs}
+    names = read_device_list(path, id_kind=IdKind.DEVICE_NAME).refs
+    assert [(r.row, r.key) for r in names] == [(2, "desktop-a"), (3, "b")]
