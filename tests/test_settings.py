@@ -8,7 +8,7 @@ import pytest
 
 from batch_rotate.errors import InputError
 from batch_rotate.graph.errors import ConfigError
-from batch_rotate.run import redacted_argv
+from batch_rotate.runs import redacted_argv
 from batch_rotate.settings import Cloud, Credentials, Endpoints, Settings
 
 

@@ -8,50 +8,45 @@ import asyncio
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from batch_rotate import __version__
+from batch_rotate.cli.console import ProgressView, confirm_prompt, err, out, print_summary
+from batch_rotate.cli.options import (
+    AttemptsOpt,
+    AuthorityOpt,
+    BatchOpt,
+    CaOpt,
+    CertOpt,
+    CertPwOpt,
+    CheckKeysOpt,
+    ClientOpt,
+    CloudOpt,
+    ConcOpt,
+    GraphUrlOpt,
+    IdColOpt,
+    IdKindOpt,
+    KeysOpt,
+    MaxDevOpt,
+    ReadOpt,
+    ReportsOpt,
+    RetryDelayOpt,
+    ScopeOpt,
+    SecretOpt,
+    SheetOpt,
+    TenantOpt,
+    TimeoutOpt,
+    WriteOpt,
+    duration_option,
+)
 from batch_rotate.errors import BatchRotateError, InputError
 from batch_rotate.models import IdKind
-from batch_rotate.run import (
-    EXIT_INTERRUPTED,
-    ConfirmRequest,
-    InputOptions,
-    RunnerStats,
-    RunResult,
-    render,
-    run_job,
-    verify_run,
-)
-from batch_rotate.settings import (
-    Budget,
-    Cloud,
-    Credentials,
-    KeysStrategy,
-    Settings,
-    check_ca_bundle,
-    check_certificate,
-    check_reports_dir,
-    endpoints_for,
-    parse_budget,
-    parse_duration,
-    parse_timeout,
-)
+from batch_rotate.run import EXIT_INTERRUPTED, InputOptions, RunResult, render, run_job, verify_run
+from batch_rotate.settings import Cloud, Credentials, KeysStrategy, Settings, endpoints_for
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
@@ -65,149 +60,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
-
-
-def _typed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A Typer parser from a plain one: ValueError becomes a usage error naming the option."""
-
-    def parser(value: Any) -> Any:
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-
-    return parser
-
-
-def _checked_path(check: Callable[[Path], Path]) -> Callable[[Path | None], Path | None]:
-    def callback(value: Path | None) -> Path | None:
-        return None if value is None else _typed(check)(value)
-
-    return callback
-
-
-TenantOpt = Annotated[
-    str, typer.Option("--tenant-id", envvar="AZURE_TENANT_ID", help="Entra tenant id.")
-]
-ClientOpt = Annotated[
-    str, typer.Option("--client-id", envvar="AZURE_CLIENT_ID", help="App (client) id.")
-]
-SecretOpt = Annotated[
-    str,
-    typer.Option(
-        "--client-secret",
-        envvar="AZURE_CLIENT_SECRET",
-        show_default=False,
-        help="Client secret (prefer the environment variable: command lines are visible).",
-    ),
-]
-CertOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--certificate-path",
-        envvar="AZURE_CLIENT_CERTIFICATE_PATH",
-        callback=_checked_path(check_certificate),
-        help="PEM (key + certificate) or PFX.",
-    ),
-]
-CertPwOpt = Annotated[
-    str,
-    typer.Option(
-        "--certificate-password", envvar="AZURE_CLIENT_CERTIFICATE_PASSWORD", show_default=False
-    ),
-]
-CloudOpt = Annotated[
-    Cloud, typer.Option("--cloud", help="National cloud: picks the login and Graph hosts.")
-]
-GraphUrlOpt = Annotated[
-    str | None,
-    typer.Option("--graph-url", help="Graph base URL override (proxy, simulated tenant)."),
-]
-AuthorityOpt = Annotated[
-    str | None,
-    typer.Option("--authority-url", help="Authority URL override: https://host/{tenant}."),
-]
-ScopeOpt = Annotated[
-    str | None, typer.Option("--scope", help="Token scope; default {graph-url}/.default.")
-]
-CaOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-bundle",
-        envvar="SSL_CERT_FILE",
-        callback=_checked_path(check_ca_bundle),
-        help="Extra trusted CA (PEM) for sign-in and Graph.",
-    ),
-]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Requests per $batch (1-20).")]
-ConcOpt = Annotated[int, typer.Option("--max-concurrency", help="Batches in flight at once.")]
-WriteOpt = Annotated[
-    Budget,
-    typer.Option(
-        "--write-budget",
-        parser=_typed(parse_budget),
-        metavar="COUNT/WINDOW",
-        help="Write budget for this app, e.g. 200/20s.",
-    ),
-]
-ReadOpt = Annotated[
-    Budget,
-    typer.Option(
-        "--read-budget",
-        parser=_typed(parse_budget),
-        metavar="COUNT/WINDOW",
-        help="Read budget, e.g. 2000/20s.",
-    ),
-]
-AttemptsOpt = Annotated[
-    int, typer.Option("--max-attempts", help="Tries per device on transient errors.")
-]
-RetryDelayOpt = Annotated[
-    float,
-    typer.Option("--retry-delay", help="Base seconds of the backoff between transient retries."),
-]
-TimeoutOpt = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        parser=_typed(parse_timeout),
-        metavar="SECONDS",
-        help="Seconds before one HTTP request times out (above 0, at most 3600).",
-    ),
-]
-ReportsOpt = Annotated[
-    Path,
-    typer.Option(
-        "--reports-dir",
-        callback=_checked_path(check_reports_dir),
-        help="Where run folders are written.",
-    ),
-]
-MaxDevOpt = Annotated[int, typer.Option("--max-devices", help="Refuse a plan larger than this.")]
-IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding the identifier.")]
-IdKindOpt = Annotated[IdKind | None, typer.Option("--id-kind", help="What the column holds.")]
-KeysOpt = Annotated[
-    KeysStrategy,
-    typer.Option(
-        "--keys-strategy",
-        help="How verify reads recovery keys: auto (cheaper of the two), per-device, listing.",
-    ),
-]
-CheckKeysOpt = Annotated[
-    bool,
-    typer.Option(
-        "--check-keys",
-        help="Count each device's escrowed keys and flag those near Entra's 200-key limit "
-        "(needs BitLockerKey.ReadBasic.All; one read per device).",
-    ),
-]
-SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (default: the first).")]
-
-
-def _duration_option(name: str, help_text: str) -> Any:
-    return typer.Option(name, parser=_typed(parse_duration), metavar="DURATION", help=help_text)
 
 
 def _credentials(
@@ -235,103 +87,6 @@ def _credentials(
     )
 
 
-def _confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
-    def confirm(request: ConfirmRequest) -> bool:
-        if assume_yes:
-            return True
-        if not sys.stdin.isatty():
-            raise InputError(
-                f"about to rotate {request.count} devices in tenant {request.tenant_id}, but there "
-                "is no terminal to confirm on; run `batch-rotate plan` to review, then add --yes"
-            )
-        err.print(f"\n[bold]Tenant[/] {request.tenant_id}  ([dim]{request.graph_url}[/])")
-        err.print(f"[bold]Devices to rotate:[/] {request.count}")
-        for example in request.examples:
-            err.print(f"  • {example}")
-        if request.count > len(request.examples) and request.examples:
-            err.print(f"  … and {request.count - len(request.examples)} more")
-        return typer.confirm("Send the rotate requests now?", default=False, err=True)
-
-    return confirm
-
-
-class _ProgressView:
-    """A rich bar on a terminal; a plain line every `every_s` seconds otherwise."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.tty = err.is_terminal
-        self.every_s = every_s
-        self.last = 0.0
-        self.bar: Progress | None = None
-        self.task: TaskID | None = None
-
-    def __enter__(self) -> _ProgressView:
-        return self
-
-    def _start_bar(self) -> Progress:
-        # Started on the first answer, so the confirmation prompt has the terminal to itself.
-        if self.bar is None:
-            self.bar = Progress(
-                TextColumn("[bold]rotating"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f}/s"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[state]}"),
-                console=err,
-                transient=True,
-            )
-            self.bar.__enter__()
-        return self.bar
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-    def __call__(self, stats: RunnerStats, total: int) -> None:
-        done = stats.succeeded + stats.failed
-        elapsed = max(time.monotonic() - stats.started, 1e-6)
-        rate = stats.succeeded / elapsed
-        state = (
-            f"pacing {stats.pacing_per_s:.1f}/s, 429s {stats.throttled + stats.outer_throttled}, "
-            f"retries {stats.transient}"
-        )
-        if stats.paused_s > 0:
-            state += f", paused {stats.paused_s:.0f} s (Retry-After)"
-        if self.tty:
-            bar = self._start_bar()
-            if self.task is None:
-                self.task = bar.add_task("rotate", total=total, rate=0.0, state="")
-            bar.update(self.task, completed=done, rate=rate, state=state)
-        elif time.monotonic() - self.last >= self.every_s or done == total:
-            self.last = time.monotonic()
-            err.print(
-                f"progress: {done}/{total} answered, {rate:.1f} queued/s, {state}", highlight=False
-            )
-
-
-def _print_summary(result: RunResult) -> None:
-    out.print(f"run {result.run_dir.name}", highlight=False)
-    table = Table(show_edge=False)
-    table.add_column("status")
-    table.add_column("rows", justify="right")
-    for status, count in sorted(result.counts.items(), key=lambda kv: -kv[1]):
-        table.add_row(status, str(count))
-    table.add_row("[bold]total", f"[bold]{sum(result.counts.values())}")
-    out.print(table)
-    if result.resolve_report is not None:
-        out.print(f"resolution: {result.resolve_report.describe()}", highlight=False)
-    if result.reports is not None:
-        out.print(f"report: {result.reports.xlsx}\n        {result.reports.csv}", highlight=False)
-    for message in result.messages:
-        err.print(message, highlight=False)
-    if result.exit_code == EXIT_INTERRUPTED:
-        err.print(
-            f"interrupted: resume with  batch-rotate rotate --resume {result.run_dir}",
-            highlight=False,
-        )
-
-
 @contextlib.contextmanager
 def _exits() -> Iterator[None]:
     """The one place where the project's errors become a line on stderr and an exit code."""
@@ -348,7 +103,7 @@ def _exits() -> Iterator[None]:
 def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
     with _exits():
         result = asyncio.run(coro_factory())
-    _print_summary(result)
+    print_summary(result)
     raise typer.Exit(result.exit_code)
 
 
@@ -371,10 +126,10 @@ def _job(
         with _exits():
             raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
     inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
-    confirm = _confirm_prompt(assume_yes)
+    confirm = confirm_prompt(assume_yes)
 
     async def job() -> RunResult:
-        with _ProgressView() as progress:
+        with ProgressView() as progress:
             return await run_job(
                 settings=settings,
                 credentials=credentials,
@@ -444,10 +199,10 @@ def rotate(
     check_keys: CheckKeysOpt = False,
     verify_wait: Annotated[
         float | None,
-        _duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h)."),
+        duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h)."),
     ] = None,
     verify_every: Annotated[
-        float | None, _duration_option("--verify-every", "Time between verification checks.")
+        float | None, duration_option("--verify-every", "Time between verification checks.")
     ] = "5m",  # type: ignore[assignment]
 ) -> None:
     """Resolve the devices of INPUT and rotate their BitLocker recovery keys."""
@@ -558,10 +313,10 @@ def plan(
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
     wait: Annotated[
-        float | None, _duration_option("--wait", "Keep checking for this long, e.g. 2h.")
+        float | None, duration_option("--wait", "Keep checking for this long, e.g. 2h.")
     ] = None,
     every: Annotated[
-        float | None, _duration_option("--every", "Time between checks, e.g. 10m.")
+        float | None, duration_option("--every", "Time between checks, e.g. 10m.")
     ] = "5m",  # type: ignore[assignment]
     tenant_id: TenantOpt = "",
     client_id: ClientOpt = "",

@@ -1,0 +1,122 @@
+"""What the operator sees: the confirmation prompt, the progress bar and the run summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from batch_rotate.errors import InputError
+from batch_rotate.run import EXIT_INTERRUPTED, ConfirmRequest, RunnerStats, RunResult
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
+    def confirm(request: ConfirmRequest) -> bool:
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"about to rotate {request.count} devices in tenant {request.tenant_id}, but there "
+                "is no terminal to confirm on; run `batch-rotate plan` to review, then add --yes"
+            )
+        err.print(f"\n[bold]Tenant[/] {request.tenant_id}  ([dim]{request.graph_url}[/])")
+        err.print(f"[bold]Devices to rotate:[/] {request.count}")
+        for example in request.examples:
+            err.print(f"  • {example}")
+        if request.count > len(request.examples) and request.examples:
+            err.print(f"  … and {request.count - len(request.examples)} more")
+        return typer.confirm("Send the rotate requests now?", default=False, err=True)
+
+    return confirm
+
+
+class ProgressView:
+    """A rich bar on a terminal; a plain line every `every_s` seconds otherwise."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.tty = err.is_terminal
+        self.every_s = every_s
+        self.last = 0.0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> ProgressView:
+        return self
+
+    def _start_bar(self) -> Progress:
+        # Started on the first answer, so the confirmation prompt has the terminal to itself.
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("[bold]rotating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f}/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[state]}"),
+                console=err,
+                transient=True,
+            )
+            self.bar.__enter__()
+        return self.bar
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def __call__(self, stats: RunnerStats, total: int) -> None:
+        done = stats.succeeded + stats.failed
+        elapsed = max(time.monotonic() - stats.started, 1e-6)
+        rate = stats.succeeded / elapsed
+        state = (
+            f"pacing {stats.pacing_per_s:.1f}/s, 429s {stats.throttled + stats.outer_throttled}, "
+            f"retries {stats.transient}"
+        )
+        if stats.paused_s > 0:
+            state += f", paused {stats.paused_s:.0f} s (Retry-After)"
+        if self.tty:
+            bar = self._start_bar()
+            if self.task is None:
+                self.task = bar.add_task("rotate", total=total, rate=0.0, state="")
+            bar.update(self.task, completed=done, rate=rate, state=state)
+        elif time.monotonic() - self.last >= self.every_s or done == total:
+            self.last = time.monotonic()
+            err.print(
+                f"progress: {done}/{total} answered, {rate:.1f} queued/s, {state}", highlight=False
+            )
+
+
+def print_summary(result: RunResult) -> None:
+    out.print(f"run {result.run_dir.name}", highlight=False)
+    table = Table(show_edge=False)
+    table.add_column("status")
+    table.add_column("rows", justify="right")
+    for status, count in sorted(result.counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(status, str(count))
+    table.add_row("[bold]total", f"[bold]{sum(result.counts.values())}")
+    out.print(table)
+    if result.resolve_report is not None:
+        out.print(f"resolution: {result.resolve_report.describe()}", highlight=False)
+    if result.reports is not None:
+        out.print(f"report: {result.reports.xlsx}\n        {result.reports.csv}", highlight=False)
+    for message in result.messages:
+        err.print(message, highlight=False)
+    if result.exit_code == EXIT_INTERRUPTED:
+        err.print(
+            f"interrupted: resume with  batch-rotate rotate --resume {result.run_dir}",
+            highlight=False,
+        )

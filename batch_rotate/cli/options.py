@@ -1,0 +1,163 @@
+"""The command-line options: each parsed into a typed value, or checked, by Typer itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from batch_rotate.models import IdKind
+from batch_rotate.settings import (
+    Budget,
+    Cloud,
+    KeysStrategy,
+    check_ca_bundle,
+    check_certificate,
+    check_reports_dir,
+    parse_budget,
+    parse_duration,
+    parse_timeout,
+)
+
+
+def typed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A Typer parser from a plain one: ValueError becomes a usage error naming the option."""
+
+    def parser(value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parser
+
+
+def checked_path(check: Callable[[Path], Path]) -> Callable[[Path | None], Path | None]:
+    def callback(value: Path | None) -> Path | None:
+        return None if value is None else typed(check)(value)
+
+    return callback
+
+
+TenantOpt = Annotated[
+    str, typer.Option("--tenant-id", envvar="AZURE_TENANT_ID", help="Entra tenant id.")
+]
+ClientOpt = Annotated[
+    str, typer.Option("--client-id", envvar="AZURE_CLIENT_ID", help="App (client) id.")
+]
+SecretOpt = Annotated[
+    str,
+    typer.Option(
+        "--client-secret",
+        envvar="AZURE_CLIENT_SECRET",
+        show_default=False,
+        help="Client secret (prefer the environment variable: command lines are visible).",
+    ),
+]
+CertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--certificate-path",
+        envvar="AZURE_CLIENT_CERTIFICATE_PATH",
+        callback=checked_path(check_certificate),
+        help="PEM (key + certificate) or PFX.",
+    ),
+]
+CertPwOpt = Annotated[
+    str,
+    typer.Option(
+        "--certificate-password", envvar="AZURE_CLIENT_CERTIFICATE_PASSWORD", show_default=False
+    ),
+]
+CloudOpt = Annotated[
+    Cloud, typer.Option("--cloud", help="National cloud: picks the login and Graph hosts.")
+]
+GraphUrlOpt = Annotated[
+    str | None,
+    typer.Option("--graph-url", help="Graph base URL override (proxy, simulated tenant)."),
+]
+AuthorityOpt = Annotated[
+    str | None,
+    typer.Option("--authority-url", help="Authority URL override: https://host/{tenant}."),
+]
+ScopeOpt = Annotated[
+    str | None, typer.Option("--scope", help="Token scope; default {graph-url}/.default.")
+]
+CaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        envvar="SSL_CERT_FILE",
+        callback=checked_path(check_ca_bundle),
+        help="Extra trusted CA (PEM) for sign-in and Graph.",
+    ),
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Requests per $batch (1-20).")]
+ConcOpt = Annotated[int, typer.Option("--max-concurrency", help="Batches in flight at once.")]
+WriteOpt = Annotated[
+    Budget,
+    typer.Option(
+        "--write-budget",
+        parser=typed(parse_budget),
+        metavar="COUNT/WINDOW",
+        help="Write budget for this app, e.g. 200/20s.",
+    ),
+]
+ReadOpt = Annotated[
+    Budget,
+    typer.Option(
+        "--read-budget",
+        parser=typed(parse_budget),
+        metavar="COUNT/WINDOW",
+        help="Read budget, e.g. 2000/20s.",
+    ),
+]
+AttemptsOpt = Annotated[
+    int, typer.Option("--max-attempts", help="Tries per device on transient errors.")
+]
+RetryDelayOpt = Annotated[
+    float,
+    typer.Option("--retry-delay", help="Base seconds of the backoff between transient retries."),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=typed(parse_timeout),
+        metavar="SECONDS",
+        help="Seconds before one HTTP request times out (above 0, at most 3600).",
+    ),
+]
+ReportsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--reports-dir",
+        callback=checked_path(check_reports_dir),
+        help="Where run folders are written.",
+    ),
+]
+MaxDevOpt = Annotated[int, typer.Option("--max-devices", help="Refuse a plan larger than this.")]
+IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding the identifier.")]
+IdKindOpt = Annotated[IdKind | None, typer.Option("--id-kind", help="What the column holds.")]
+KeysOpt = Annotated[
+    KeysStrategy,
+    typer.Option(
+        "--keys-strategy",
+        help="How verify reads recovery keys: auto (cheaper of the two), per-device, listing.",
+    ),
+]
+CheckKeysOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check-keys",
+        help="Count each device's escrowed keys and flag those near Entra's 200-key limit "
+        "(needs BitLockerKey.ReadBasic.All; one read per device).",
+    ),
+]
+SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (default: the first).")]
+
+
+def duration_option(name: str, help_text: str) -> Any:
+    return typer.Option(name, parser=typed(parse_duration), metavar="DURATION", help=help_text)
