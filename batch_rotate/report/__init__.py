@@ -1,7 +1,8 @@
 """Render the journal's rows to report.xlsx and report.csv: one streaming pass, atomic, Excel-safe.
 
-The only module that uses openpyxl. Text that Excel would read as a formula (leading `=`, `+`,
-`-`, `@`, tab or CR) gets a leading `'` in both files and is a string cell in the workbook.
+The only package that uses openpyxl (write-only mode: a million rows stream in flat memory).
+Devices sheets are Excel tables with coloured statuses and real UTC dates; `cells` keeps every
+value inert, `summary` and `failures` write the sheets people read first.
 """
 
 from __future__ import annotations
