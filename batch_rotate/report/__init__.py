@@ -1,0 +1,264 @@
+"""Render the journal's rows to report.xlsx and report.csv: one streaming pass, atomic, Excel-safe.
+
+The only package that uses openpyxl (write-only mode: a million rows stream in flat memory).
+Devices sheets are Excel tables with coloured statuses and real UTC dates; `cells` keeps every
+value inert, `summary` and `failures` write the sheets people read first.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from batch_rotate.errors import BatchRotateError
+from batch_rotate.models import ReportRow, RunSummary
+from batch_rotate.report.cells import (
+    DANGEROUS_PREFIXES,
+    FILLS,
+    FONTS,
+    TONES,
+    add_table,
+    date_cell,
+    neutralise,
+    shown,
+    text_cell,
+    utc_datetime,
+    xlsx_value,
+)
+from batch_rotate.report.failures import FailureGroups, failures_sheet
+from batch_rotate.report.summary import summary_sheet
+
+__all__ = [
+    "COLUMNS",
+    "DANGEROUS_PREFIXES",
+    "EXCEL_MAX_ROWS",
+    "ReportPaths",
+    "neutralise",
+    "write_reports",
+]
+EXCEL_MAX_ROWS = 1_048_576  # rows per sheet, the header included
+
+COLUMNS: tuple[tuple[str, str], ...] = (  # (ReportRow field, header shown), in sheet order
+    ("row", "Row"),
+    ("input_value", "Input value"),
+    ("id_kind", "Identifier kind"),
+    ("intune_device_id", "Intune device ID"),
+    ("device_name", "Device name"),
+    ("serial_number", "Serial number"),
+    ("entra_device_id", "Entra device ID"),
+    ("os", "OS"),
+    ("status", "Status"),
+    ("reason", "Reason"),
+    ("http_status", "HTTP status"),
+    ("error_code", "Graph error code"),
+    ("error_message", "Message"),
+    ("request_id", "Request ID"),
+    ("client_request_id", "Client request ID"),
+    ("attempts", "Attempts"),
+    ("requested_at", "Requested at (UTC)"),
+    # filled in by `verify`; empty until then
+    ("verification", "Verification"),
+    ("verification_detail", "Verification detail"),
+    ("action_state", "Device action state"),
+    ("action_error_code", "Device error code"),
+    ("new_key_at", "New key escrowed at (UTC)"),
+    ("last_check_in", "Last check-in (UTC)"),
+    ("key_count", "Recovery keys in Entra"),
+    ("verified_at", "Verified at (UTC)"),
+)
+# Fixed widths (characters): write-only sheets cannot measure their content. A GUID needs 38,
+# an ISO timestamp 26; a header needs its length plus ~3 for the filter button.
+_WIDTHS: dict[str, int] = {
+    "row": 8,
+    "input_value": 40,
+    "id_kind": 18,
+    "intune_device_id": 38,
+    "device_name": 22,
+    "serial_number": 18,
+    "entra_device_id": 38,
+    "os": 10,
+    "status": 15,
+    "reason": 60,
+    "http_status": 14,
+    "error_code": 22,
+    "error_message": 60,
+    "request_id": 38,
+    "client_request_id": 38,
+    "attempts": 11,
+    "requested_at": 26,
+    "verification": 16,
+    "verification_detail": 60,
+    "action_state": 22,
+    "action_error_code": 20,
+    "new_key_at": 28,
+    "last_check_in": 26,
+    "key_count": 25,
+    "verified_at": 26,
+}
+_HEADERS = tuple(header for _, header in COLUMNS)
+_LAST_COLUMN = get_column_letter(len(COLUMNS))
+_DATE_INDEXES = frozenset(
+    i
+    for i, (name, _) in enumerate(COLUMNS)
+    if name in {"requested_at", "new_key_at", "last_check_in", "verified_at"}
+)
+_COLOURED = tuple(
+    get_column_letter(i + 1)
+    for i, (name, _) in enumerate(COLUMNS)
+    if name in {"status", "verification"}
+)
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the two report files were written."""
+
+    xlsx: Path
+    csv: Path
+
+
+def write_reports(
+    out_dir: Path,
+    rows: Iterable[ReportRow],
+    summary: RunSummary,
+    *,
+    max_sheet_rows: int = EXCEL_MAX_ROWS,
+) -> ReportPaths:
+    """Write report.xlsx and report.csv in one pass over `rows`, each swapped in atomically.
+
+    `max_sheet_rows` (header included) is Excel's limit; tests lower it to see the split.
+    """
+    if max_sheet_rows < 2:
+        raise ValueError(f"max_sheet_rows must hold a header and a row, not {max_sheet_rows}")
+    xlsx_path, csv_path = out_dir / "report.xlsx", out_dir / "report.csv"
+    book = Workbook(write_only=True)
+    bold = Font(bold=True)
+    sheets = _DeviceSheets(book, bold, max_sheet_rows)
+    failures = FailureGroups()
+    names = [name for name, _ in COLUMNS]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with _replacing(csv_path) as csv_tmp, _replacing(xlsx_path) as xlsx_tmp:
+            try:
+                with csv_tmp.open("w", encoding="utf-8-sig", newline="") as handle:
+                    writer = csv.writer(handle)  # excel dialect: comma, QUOTE_MINIMAL, CRLF
+                    writer.writerow([header for _, header in COLUMNS])
+                    for row in rows:
+                        values = [shown(getattr(row, name)) for name in names]
+                        writer.writerow(values)
+                        sheets.append(values)
+                        failures.add(row)
+            except BaseException:
+                # Saving is openpyxl's only public way to close a write-only sheet's stream and
+                # delete its temp file; the partial workbook is then discarded with the temp name.
+                with suppress(Exception):
+                    book.save(xlsx_tmp)
+                raise
+            sheets.finish()
+            summary_sheet(
+                book,
+                summary,
+                bold,
+                device_sheets=sheets.titles,
+                devices=sheets.total,
+                per_sheet=max_sheet_rows - 1,
+            )
+            failures_sheet(book, failures, bold)
+            book.save(xlsx_tmp)
+    except OSError as exc:
+        raise BatchRotateError(
+            f"cannot write the report in {out_dir}: {exc}. Close report.xlsx if it is open "
+            f"(Excel locks it on Windows), check free space and permissions, then re-render it "
+            f"with `batch-rotate report {out_dir}`; the journal is intact."
+        ) from exc
+    return ReportPaths(xlsx_path, csv_path)
+
+
+class _DeviceSheets:
+    """`Devices`, then `Devices (2)`, ... as sheets fill; each a table with coloured statuses."""
+
+    def __init__(self, book: Any, bold: Font, max_rows: int) -> None:
+        self.book, self.bold, self.max_rows = book, bold, max_rows
+        self.titles: list[str] = []
+        self.total = 0
+        self._in_sheet = 0
+        self._sheet: Any = None
+        self._open()
+
+    def _open(self) -> None:
+        number = len(self.titles) + 1
+        title = "Devices" if number == 1 else f"Devices ({number})"
+        sheet = self.book.create_sheet(title)
+        for index, (name, _) in enumerate(COLUMNS, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = _WIDTHS[name]
+        sheet.freeze_panes = "A2"  # kept by the write-only sheet and written on save
+        sheet.append([text_cell(sheet, header, self.bold) for _, header in COLUMNS])
+        self.titles.append(title)
+        self._sheet, self._in_sheet = sheet, 0
+
+    def append(self, values: list[int | str]) -> None:
+        if self._in_sheet == self.max_rows - 1:
+            self._close()
+            self._open()
+        sheet = self._sheet
+        cells: list[object] = []
+        for index, value in enumerate(values):
+            if index in _DATE_INDEXES and isinstance(value, str):
+                when = utc_datetime(value)
+                if when is not None:
+                    cells.append(date_cell(sheet, when))
+                    continue
+            cells.append(xlsx_value(sheet, value))
+        sheet.append(cells)
+        self._in_sheet += 1
+        self.total += 1
+
+    def finish(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        """Give the full sheet its table and status colours (written when the book is saved)."""
+        sheet, last = self._sheet, self._in_sheet + 1
+        # A table needs a data row: an empty report gets an empty first row, as Excel does.
+        ref = f"A1:{_LAST_COLUMN}{max(last, 2)}"
+        number = len(self.titles)
+        add_table(sheet, "Devices" if number == 1 else f"Devices{number}", ref, _HEADERS)
+        for column in _COLOURED:
+            _colour_by_status(sheet, column, max(last, 2))
+
+
+def _colour_by_status(sheet: Any, column: str, last: int) -> None:
+    """Conditional formats: one rule per tone, so Excel's rule manager stays readable."""
+    for name, statuses in TONES.items():
+        test = ",".join(f'${column}2="{status}"' for status in statuses)
+        rule = FormulaRule(
+            formula=[f"OR({test})"],
+            fill=PatternFill(fill_type="solid", start_color=FILLS[name], end_color=FILLS[name]),
+            font=Font(color=FONTS[name]),
+            stopIfTrue=True,
+        )
+        sheet.conditional_formatting.add(f"{column}2:{column}{last}", rule)
+
+
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success rename it over `target`, else delete it."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        os.replace(temp, target)  # atomic: a reader sees the old file or the new, never half
+    finally:
+        temp.unlink(missing_ok=True)

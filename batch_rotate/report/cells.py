@@ -1,0 +1,144 @@
+"""Cell values both report files can hold safely: inert text, numbers, and real UTC date-times.
+
+Text that Excel would read as a formula (leading `=`, `+`, `-`, `@`, tab or CR) gets a leading
+`'`; characters a workbook cannot hold are dropped or replaced; ISO 8601 times become dates.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
+
+DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Characters a workbook cannot hold. The C0 controls XML 1.0 forbids (openpyxl's
+# ILLEGAL_CHARACTERS_RE) are dropped; U+FFFE/U+FFFF and lone surrogates (which UTF-8 cannot
+# encode) become U+FFFD so the reader sees something was there.
+_UNWRITABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
+MAX_CELL_CHARS = 32_767  # Excel's limit; openpyxl truncates silently, so the CSV keeps all
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+# Graph and the journal write `2026-11-27T00:00:00.1234567Z`; an offset is accepted, a time
+# without a zone is not (its zone would be a guess). Starting with a digit, a neutralised
+# (quoted) text can never match.
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", re.ASCII
+)
+_EXCEL_FIRST_YEAR = 1900  # earlier dates (Graph's "never" is 0001-01-01) show as #### in Excel
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "\ufffd" if match.group() >= "\ud800" else ""
+
+
+def neutralise(value: str) -> str:
+    """Make text inert in Excel: drop unwritable characters, then quote anything formula-like."""
+    value = _UNWRITABLE_RE.sub(_replacement, value)
+    return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
+
+
+def shown(value: object) -> int | str:
+    """The value both files show: integers stay numbers, everything else is neutralised text."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return neutralise(str(value))
+
+
+def utc_datetime(text: str) -> datetime | None:
+    """A naive UTC datetime for an ISO 8601 time with a zone that Excel can show, else None."""
+    match = _ISO_RE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    zone = match.group(8)
+    offset = timedelta(0)
+    if zone != "Z":
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        offset = -offset if zone[0] == "-" else offset
+    try:
+        when = datetime(year, month, day, hour, minute, second, micro, timezone(offset))
+        naive = when.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None  # 2026-02-30, hour 25, or out of range once shifted to UTC
+    return naive if naive.year >= _EXCEL_FIRST_YEAR else None
+
+
+def text_cell(sheet: Any, text: str, font: Font | None = None) -> Any:
+    """A string cell: never a formula or an error value, whatever the text looks like."""
+    cell = WriteOnlyCell(sheet, value=text[:MAX_CELL_CHARS])
+    cell.data_type = "s"
+    if font is not None:
+        cell.font = font
+    return cell
+
+
+def date_cell(sheet: Any, when: datetime, font: Font | None = None) -> Any:
+    """A date-time cell shown as `yyyy-mm-dd hh:mm:ss` (the header says UTC)."""
+    cell = WriteOnlyCell(sheet)
+    cell.number_format = DATE_FORMAT  # set first: openpyxl then keeps it instead of its default
+    cell.value = when
+    if font is not None:
+        cell.font = font
+    return cell
+
+
+def xlsx_value(sheet: Any, value: int | str) -> object:
+    """A plain value where openpyxl types it right; a forced string cell where it would not."""
+    if value == "":
+        return None  # no cell at all: smaller file, same look
+    # openpyxl makes `=...` a formula and `#N/A`, `#REF!`, ... error cells. Guarded text never
+    # starts with `=`, so only `#` needs the explicit string type (cheaper than a cell per value).
+    if isinstance(value, str) and value.startswith(("=", "#")):
+        return text_cell(sheet, value)
+    return value
+
+
+def summary_value(sheet: Any, value: int | str, font: Font | None = None) -> object:
+    """A Summary cell: a number, a date-time for an ISO time, else string text."""
+    if isinstance(value, int):
+        return value
+    when = utc_datetime(value)
+    return date_cell(sheet, when, font) if when else text_cell(sheet, value, font)
+
+
+def add_table(sheet: Any, name: str, ref: str, headers: tuple[str, ...]) -> None:
+    """Make `ref` an Excel table (its own filter buttons, banded rows) on a write-only sheet."""
+    table = Table(
+        displayName=name,
+        ref=ref,
+        autoFilter=AutoFilter(ref=ref),
+        tableColumns=[TableColumn(id=i, name=h) for i, h in enumerate(headers, start=1)],
+        tableStyleInfo=TableStyleInfo(name="TableStyleMedium2", showRowStripes=True),
+    )
+    with warnings.catch_warnings():
+        # openpyxl warns that write-only tables need their columns set by hand: they are.
+        warnings.filterwarnings("ignore", message="In write-only mode you must add table columns")
+        sheet.add_table(table)
+
+
+# Status -> tone. Cell fills are Excel's own "good / neutral / bad" pastels; bars are stronger.
+TONES: dict[str, tuple[str, ...]] = {
+    "green": ("queued", "verified"),
+    "amber": ("pending", "not_sent", "would_rotate", "unknown"),
+    "red": ("failed", "uncertain", "done_no_new_key"),
+    "grey": ("ineligible", "not_found", "ambiguous", "duplicate", "invalid_input", "not_supported"),
+}
+FILLS = {"green": "C6EFCE", "amber": "FFEB9C", "red": "FFC7CE", "grey": "E7E6E6"}
+FONTS = {"green": "006100", "amber": "9C5700", "red": "9C0006", "grey": "595959"}
+BARS = {"green": "63BE7B", "amber": "FFC000", "red": "F8696B", "grey": "A6A6A6"}
+
+
+def tone(status: str) -> str | None:
+    """The colour family a status is shown in, or None for a status with no colour."""
+    for name, statuses in TONES.items():
+        if status in statuses:
+            return name
+    return None
