@@ -224,6 +224,9 @@ class Journal:
     def resolve_rows(self, texts: dict[IdKind, MatchTexts], duplicate: tuple[str, str]) -> None:
         """Match rows to the inventory: not found, ambiguous, one device; then duplicates.
 
+        Long because it is four SQL statements per identifier kind, kept together so their order
+        (not found, ambiguous, matched, then duplicates) is visible in one place.
+
         `duplicate` is (head, tail) around the first row's number.
         """
         with self._db:

@@ -139,7 +139,11 @@ async def run_job(
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
-    """Plan (dry run) or rotate a device list, or resume an earlier run."""
+    """Plan (dry run) or rotate a device list, or resume an earlier run.
+
+    Long because it is the stage sequence with the journal's failure bookkeeping around sign-in
+    and resolution (every row must end with a reason, whatever stops the run).
+    """
     started = utc_now()
     if resume_dir is not None:
         return await _resume(resume_dir, settings, credentials, confirm, on_progress, notify)

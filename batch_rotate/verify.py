@@ -96,7 +96,10 @@ def _newer(created: str, requested_at: str) -> bool:
 
 
 def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
-    """The verification status of one device from its evidence (pure)."""
+    """The verification status of one device from its evidence (pure).
+
+    Long because it is one decision table, read top to bottom, with the wording of each verdict.
+    """
     times = ev.key_times
     count = None if times is None else len(times)
     new = sorted(t for t in times or () if _newer(t, requested_at))
@@ -197,7 +200,11 @@ async def recovery_keys(
     strategy: str = "per-device",
     max_attempts: int = 8,
 ) -> KeysFound:
-    """Key metadata (never the key itself) for these Entra device ids, by the chosen strategy."""
+    """Key metadata (never the key itself) for these Entra device ids, by the chosen strategy.
+
+    Long because both strategies (per-device batched reads, one tenant listing) live here so
+    their answers are shaped alike.
+    """
     wanted = sorted({e.lower() for e in entra_ids if e})
     found: KeysFound = {}
     if not wanted:
@@ -273,7 +280,10 @@ async def check(
     strategy: str = "per-device",
     max_attempts: int = 8,
 ) -> list[Verdict]:
-    """One round: action results (beta, batched) and recovery keys (v1.0), on the read budget."""
+    """One round: action results (beta, batched) and recovery keys (v1.0), on the read budget.
+
+    Long because it joins the two reads per device before deciding its verdict.
+    """
     devices: dict[int, dict[str, Any]] = {}
     items = [
         BatchItem(

@@ -162,7 +162,7 @@ def _main(
     """Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft Graph."""
 
 
-@app.command()
+@app.command(help="Resolve the devices of INPUT and rotate their BitLocker recovery keys.")
 def rotate(
     input_file: Annotated[
         Path | None, typer.Argument(help="CSV or XLSX device list.", show_default=False)
@@ -205,7 +205,7 @@ def rotate(
         float | None, duration_option("--verify-every", "Time between verification checks.")
     ] = "5m",  # type: ignore[assignment]
 ) -> None:
-    """Resolve the devices of INPUT and rotate their BitLocker recovery keys."""
+    """Long only by its option list: Typer reads the options from this signature."""
     with _exits():
         credentials = _credentials(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
@@ -245,7 +245,7 @@ def rotate(
     )
 
 
-@app.command()
+@app.command(help="Dry run: resolve and check every row, write the plan report, send no write.")
 def plan(
     input_file: Annotated[
         Path, typer.Argument(help="CSV or XLSX device list.", show_default=False)
@@ -272,7 +272,7 @@ def plan(
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
 ) -> None:
-    """Dry run: resolve and check every row, write the plan report, send no write."""
+    """Long only by its option list: Typer reads the options from this signature."""
     with _exits():
         credentials = _credentials(
             tenant_id, client_id, client_secret, certificate_path, certificate_password

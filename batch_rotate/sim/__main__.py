@@ -17,6 +17,7 @@ _LOST = ("timeout", "reset", "5xx", "truncated", "omit_ids")
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Every behaviour switch; long because it is one option per line."""
     parser = argparse.ArgumentParser(prog="python -m batch_rotate.sim", description=__doc__)
     add = parser.add_argument
     add("--port", type=int, default=8443)

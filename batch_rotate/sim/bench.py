@@ -221,6 +221,7 @@ def baseline_run(devices: int, tmp: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Run the scenarios and print the figures; long because it is the list of scenarios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--devices", type=int, default=10_000, help="devices in the throttled scenarios"

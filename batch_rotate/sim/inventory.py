@@ -293,7 +293,10 @@ def eligible(device: dict[str, Any]) -> bool:
 
 
 def sample_rows(devices: Sequence[dict[str, Any]], count: int = 50) -> list[list[str]]:
-    """Intune "All devices" export rows: eligible devices, one Mac, one unknown id, one bad row."""
+    """Intune "All devices" export rows: eligible devices, one Mac, one unknown id, one bad row.
+
+    Long because it spells out the export's columns, one per line.
+    """
     names = [d["deviceName"] for d in devices]
     unique = [d for d in devices if eligible(d) and names.count(d["deviceName"]) == 1]
     mac = next(d for d in devices if d["operatingSystem"] == "macOS")
