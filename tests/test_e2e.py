@@ -75,6 +75,18 @@ def test_no_secret_or_token_anywhere(sim: SimTenant, run_cli: Cli, tmp_path: Pat
         texts.append(path.read_bytes().decode("latin-1"))
     with sqlite3.connect(run_dir / "journal.sqlite") as db:
         texts.extend(str(row) for row in db.execute("SELECT * FROM meta"))
+    # the workbook is zipped: open it and read every cell of every sheet
+    book = openpyxl.load_workbook(run_dir / "report.xlsx", read_only=True)
+    cells = [
+        str(value)
+        for sheet in book.worksheets
+        for row in sheet.iter_rows(values_only=True)
+        for value in row
+        if value is not None
+    ]
+    book.close()
+    assert any("command" in c.lower() for c in cells)  # the Summary's command line was read
+    texts.extend(cells)
     for text in texts:
         assert secret not in text
         assert "eyJ" not in text  # no JWT (access token or assertion) anywhere
