@@ -48,8 +48,7 @@ class MatchTexts:
     """The resolution stage's wording for one identifier kind (the journal only stores it)."""
 
     not_found: str  # the whole reason
-    ambiguous_head: str  # "ambiguous: " + count + head + ids + tail
-    ambiguous_tail: str
+    ambiguous: tuple[str, str, str]  # the text before the count, before the ids, after them
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +249,7 @@ class Journal:
                     f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1",
                     (
                         Status.AMBIGUOUS.value,
-                        "ambiguous: ",
-                        text.ambiguous_head,
-                        text.ambiguous_tail,
+                        *text.ambiguous,
                         Status.RESOLVING.value,
                         kind.value,
                     ),

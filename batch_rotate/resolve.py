@@ -196,8 +196,11 @@ def _label(kind: IdKind) -> str:
 def _match_texts(kind: IdKind) -> MatchTexts:
     return MatchTexts(
         not_found=_not_found(kind),
-        ambiguous_head=f" managed devices have this {_label(kind)} (",
-        ambiguous_tail="); list the device by its Intune device ID instead",
+        ambiguous=(
+            "ambiguous: ",
+            f" managed devices have this {_label(kind)} (",
+            "); list the device by its Intune device ID instead",
+        ),
     )
 
 

@@ -74,7 +74,7 @@ _SENT = (Status.QUEUED, Status.FAILED, Status.IN_FLIGHT)
 def summary_of(journal: Journal, run_dir: Path) -> RunSummary:
     meta = journal.meta()
     details = {
-        key.replace("_", " ").capitalize(): value
+        key: value  # raw keys: the report gives each its human label
         for key, value in meta.items()
         if key
         not in {

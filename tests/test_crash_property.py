@@ -4,6 +4,7 @@ once, except in-flight devices, which are flagged and re-sent (hypothesis picks 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -62,33 +63,40 @@ def _device_list(sim: SimTenant, workdir: Path) -> list[str]:
     return ids
 
 
+@contextlib.contextmanager
+def _engine_writes(crash_after: int | None = None) -> Iterator[dict[str, int]]:
+    """Count the engine's journal writes; raise `Crash` instead of write number `crash_after`."""
+    writes = {"n": 0}
+    originals = {name: getattr(Journal, name) for name in WRITES}
+
+    def wrapped(name: str) -> Any:
+        def write(self: Journal, *args: Any) -> None:
+            writes["n"] += 1
+            if writes["n"] == crash_after:
+                raise Crash
+            originals[name](self, *args)
+
+        return write
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in WRITES:
+            mp.setattr(Journal, name, wrapped(name))
+        yield writes
+
+
+def _run(settings_: Settings, credentials: Credentials, workdir: Path) -> None:
+    inputs = InputOptions(workdir / "d.csv")
+    asyncio.run(run_job(settings=settings_, credentials=credentials, inputs=inputs))
+
+
 @pytest.fixture(scope="module")
 def journal_writes(sim: SimTenant, tmp_path_factory: pytest.TempPathFactory) -> int:
     """How many engine writes a whole uncrashed run makes: crash points are drawn below it."""
     workdir = tmp_path_factory.mktemp("count")
     _device_list(sim, workdir)
     settings_, credentials = _settings(sim, workdir / "reports")
-    counted = {"n": 0}
-    originals = {name: getattr(Journal, name) for name in WRITES}
-    mp = pytest.MonkeyPatch()
-
-    def counting(name: str) -> Any:
-        def write(self: Journal, *args: Any) -> None:
-            counted["n"] += 1
-            originals[name](self, *args)
-
-        return write
-
-    for name in WRITES:
-        mp.setattr(Journal, name, counting(name))
-    try:
-        asyncio.run(
-            run_job(
-                settings=settings_, credentials=credentials, inputs=InputOptions(workdir / "d.csv")
-            )
-        )
-    finally:
-        mp.undo()
+    with _engine_writes() as counted:
+        _run(settings_, credentials, workdir)
     assert counted["n"] >= 2 * (DEVICES // settings_.batch_size)
     return counted["n"]
 
@@ -111,34 +119,15 @@ def test_crash_anywhere_then_resume(
     ids = _device_list(sim, workdir)
     sim.reset_metrics()
     settings_, credentials = _settings(sim, workdir / "reports")
-    writes = {"n": 0}
-    originals = {name: getattr(Journal, name) for name in WRITES}
-
-    def crashing(name: str) -> Any:
-        def write(self: Journal, *args: Any) -> None:
-            writes["n"] += 1
-            if writes["n"] == crash_after:
-                raise Crash
-            originals[name](self, *args)
-
-        return write
-
-    for name in originals:
-        monkeypatch.setattr(Journal, name, crashing(name))
-    try:
-        asyncio.run(
-            run_job(
-                settings=settings_, credentials=credentials, inputs=InputOptions(workdir / "d.csv")
-            )
-        )
-        crashed = False
-    except Crash:
-        crashed = True
-    for name, original in originals.items():
-        monkeypatch.setattr(Journal, name, original)
+    crashed = False
+    with _engine_writes(crash_after) as writes:
+        try:
+            _run(settings_, credentials, workdir)
+        except Crash:
+            crashed = True
     (run_dir,) = [p.parent for p in (workdir / "reports").glob("*/journal.sqlite")]
-    # the last writes are answers of the final batches: a run may then finish with fewer writes
-    # (batches answered together), but every drawn point below the count must crash it
+    # a run may make fewer writes than the counted one (batches answered together), so a point
+    # near the end may not be reached; any point the run did reach must have crashed it
     assert crashed or crash_after > writes["n"]
     if crashed:
         asyncio.run(run_job(settings=settings_, credentials=credentials, resume_dir=run_dir))

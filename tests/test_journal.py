@@ -22,7 +22,10 @@ def _device(n: int, **changes: str) -> Device:
 
 def _resolve(journal: Journal) -> None:
     journal.resolve_rows(
-        {kind: MatchTexts(f"not_found: {kind}", f" share this {kind} (", ")") for kind in IdKind},
+        {
+            kind: MatchTexts(f"not_found: {kind}", ("ambiguous: ", f" share {kind} (", ")"))
+            for kind in IdKind
+        },
         duplicate=("duplicate: same device as row ", ""),
     )
 

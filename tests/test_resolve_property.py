@@ -45,7 +45,7 @@ def test_every_row_resolves_to_exactly_what_it_names(
         )
         journal.add_inventory((d, ineligibility(d) or "") for d in devices)
         journal.resolve_rows(
-            {IdKind.DEVICE_NAME: MatchTexts("not_found", " devices (", ")")},
+            {IdKind.DEVICE_NAME: MatchTexts("not_found", ("ambiguous: ", " devices (", ")"))},
             duplicate=("duplicate: same device as row ", ""),
         )
         rows = list(shown_rows(journal.report_rows(), dry_run=False))

@@ -98,7 +98,8 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
         for r in (2, 3)
     )
     journal.resolve_rows(
-        {IdKind.INTUNE_ID: MatchTexts("not_found", " devices (", ")")}, duplicate=("dup ", "")
+        {IdKind.INTUNE_ID: MatchTexts("not_found", ("ambiguous: ", " devices (", ")"))},
+        duplicate=("dup ", ""),
     )
     journal.mark_in_flight([(2, "c2"), (3, "c3")])
     journal.record(
