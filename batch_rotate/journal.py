@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,6 +208,29 @@ class Journal:
             "SELECT id_kind, ref_key FROM devices WHERE status = ?", (Status.RESOLVING.value,)
         ):
             yield IdKind(kind), key
+
+    def unmatched_keys(
+        self, *, every: Collection[IdKind] = ()
+    ) -> Iterator[tuple[IdKind, str, str]]:
+        """(kind, key, one input value) of unresolved rows no stored device matches yet.
+
+        For the kinds in `every`, all unresolved keys, matched or not.
+        """
+        for kind, column in KEY_COLUMN.items():
+            # Column names come from KEY_COLUMN, never from input: S608 does not apply.
+            unmatched = (
+                ""
+                if kind in every
+                else f"AND NOT EXISTS (SELECT 1 FROM inventory i WHERE i.{column} = d.ref_key) "  # noqa: S608
+            )
+            yield from (
+                (kind, key, value)
+                for key, value in self._db.execute(
+                    "SELECT d.ref_key, MIN(d.input_value) FROM devices d "  # noqa: S608
+                    f"WHERE d.status = ? AND d.id_kind = ? {unmatched}GROUP BY d.ref_key",
+                    (Status.RESOLVING.value, kind.value),
+                )
+            )
 
     def fail_resolving(self, keys: dict[str, str]) -> None:
         """Rows whose lookup failed for good (key -> reason)."""

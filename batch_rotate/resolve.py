@@ -1,16 +1,18 @@
 """Turn input refs into Intune managed devices, choosing the cheaper of two strategies.
 
-Few Intune ids: batched GETs (one inner read per device). Otherwise: one paged listing of the
-inventory with `$select`, joined locally (about one request per page of devices).
+Few Intune ids: batched GETs (one inner read per device). Otherwise: one paged listing joined
+locally, then every row it did not find re-checked by a direct query (listings omit devices).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
@@ -32,6 +34,9 @@ class ResolveReport:
     requests: int  # HTTP requests made (a batch counts once)
     inner_requests: int  # Graph requests counted against the read budget
     inventory_size: int  # devices listed (listing only)
+    rechecked: int = 0  # identifiers the listing missed, queried directly
+    recheck_requests: int = 0  # $batch requests those direct queries took
+    found_by_recheck: int = 0  # of them, found: the listing had left them out
 
     def describe(self) -> str:
         plural = "" if self.requests == 1 else "s"
@@ -40,10 +45,18 @@ class ResolveReport:
                 f"looked up devices by id: {self.inner_requests} reads in {self.requests} $batch "
                 f"request{plural}"
             )
-        return (
+        text = (
             f"listed the inventory ({self.inventory_size} managed devices) in {self.requests} "
             f"request{plural} and matched locally"
         )
+        if self.rechecked:
+            text += (
+                f"; re-checked {self.rechecked} identifiers (those it did not find, and every name "
+                f"and serial) by direct query "
+                f"({self.rechecked} reads in {self.recheck_requests} $batch requests): "
+                f"{self.found_by_recheck} found that the listing had left out"
+            )
+        return text
 
 
 def device_from_graph(data: dict[str, Any]) -> Device:
@@ -104,7 +117,8 @@ async def resolve(
     if wanted.strategy == "lookup":
         report = await _by_lookup(store, wanted, graph, reads, max_concurrency, max_attempts)
     else:
-        report = await _by_listing(store, wanted, graph, reads, max_attempts)
+        listed = await _by_listing(store, wanted, graph, reads, max_attempts)
+        report = await _recheck(store, listed, graph, reads, max_concurrency, max_attempts)
     journal.resolve_rows(
         {kind: _match_texts(kind) for kind in IdKind if wanted.keys[kind]},
         duplicate=("duplicate: same device as row ", "; rotated once there"),
@@ -184,6 +198,82 @@ async def _by_lookup(
     return ResolveReport("lookup", runner.stats.batches, len(items), 0)
 
 
+async def _recheck(
+    store: _Store,
+    listed: ResolveReport,
+    graph: Transport,
+    reads: Lane,
+    max_concurrency: int,
+    max_attempts: int,
+) -> ResolveReport:
+    """Query directly every identifier the listing missed, and every name and serial.
+
+    Unfiltered listings are known to leave devices out (GRAPH_NOTES.md; microsoftgraph docs
+    issues #21658/#21659): a miss is only `not_found` once a direct query agrees, and a name or
+    serial the listing matched once may have a twin it left out (then it is ambiguous, never
+    silently one device). One clause per request: Graph has answered `or` chains with the first
+    match only.
+    """
+    every = (IdKind.DEVICE_NAME, IdKind.SERIAL_NUMBER)
+    missed = {key for _, key, _ in store.journal.unmatched_keys()}
+    misses = list(store.journal.unmatched_keys(every=every))
+    if not misses:
+        return listed
+    items = [
+        BatchItem(
+            key=n,
+            method="GET",
+            url=_direct_url(kind, key, value),
+            client_request_id=str(uuid.uuid4()),
+        )
+        for n, (kind, key, value) in enumerate(misses)
+    ]
+    failures: dict[str, str] = {}
+    found: set[str] = set()
+
+    def on_answer(results: Sequence[ItemResult]) -> None:
+        devices = []
+        for result in results:
+            if not result.final:
+                continue
+            body = result.body if isinstance(result.body, dict) else {}
+            if result.status == 200:
+                page = body.get("value") if "value" in body else [body]
+                devices += [device_from_graph(d) for d in page or [] if isinstance(d, dict)]
+                if page:
+                    found.add(misses[result.item.key][1])
+            elif result.status != 404:
+                failures[misses[result.item.key][1]] = result.reason or f"HTTP {result.status}"
+        store.add(devices)
+
+    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
+    await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    store.journal.fail_resolving(failures)
+    return dataclasses.replace(
+        listed,
+        inner_requests=listed.inner_requests + len(items),
+        rechecked=len(items),
+        recheck_requests=runner.stats.batches,
+        found_by_recheck=len(found & missed),
+    )
+
+
+_FILTER_PROPERTY = {
+    IdKind.ENTRA_DEVICE_ID: "azureADDeviceId",
+    IdKind.DEVICE_NAME: "deviceName",
+    IdKind.SERIAL_NUMBER: "serialNumber",
+}
+
+
+def _direct_url(kind: IdKind, key: str, value: str) -> str:
+    """GET by id, or a single-clause `$filter=prop eq 'value'` (OData quotes doubled)."""
+    if kind == IdKind.INTUNE_ID:
+        return f"/deviceManagement/managedDevices/{key}?$select={SELECT}"
+    literal = (key if kind == IdKind.ENTRA_DEVICE_ID else value.strip()).replace("'", "''")
+    clause = quote(f"{_FILTER_PROPERTY[kind]} eq '{literal}'", safe="'")
+    return f"/deviceManagement/managedDevices?$filter={clause}&$select={SELECT}"
+
+
 def _label(kind: IdKind) -> str:
     return {
         IdKind.INTUNE_ID: "Intune device ID",
@@ -211,4 +301,7 @@ def _not_found(kind: IdKind) -> str:
         IdKind.DEVICE_NAME: "check the spelling; the device may have been renamed or retired",
         IdKind.SERIAL_NUMBER: "check the serial; Excel may have changed it",
     }[kind]
-    return f"not_found: no Intune managed device has this {_label(kind)}; {hint}"
+    return (
+        f"not_found: no Intune managed device has this {_label(kind)} (not found by a direct "
+        f"query either); {hint}"
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import Result
 
 from batch_rotate.sim import SimTenant
+from batch_rotate.sim.clock import device_fraction
 from batch_rotate.sim.inventory import eligible, generate, write_mixed
 
 from .conftest import ROOT, run_dirs, sim_flags
@@ -98,3 +99,65 @@ def test_strategy_lookup_for_few_ids_listing_for_many(
     result, report = _plan(sim, run_cli, tmp_path, many)
     assert "listed the inventory (3000 managed devices) in 3 requests" in result.output
     assert sum(r["Status"] == "would_rotate" for r in report) == 2100
+
+
+def test_a_listing_that_omits_devices_never_makes_them_not_found(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    sim = make_sim(devices=400, listing_omit_share=0.3)
+    fleet = [d for d in sim.inventory if eligible(d)]
+    serial_count: dict[str, int] = {}
+    for d in sim.inventory:
+        serial_count[d["serialNumber"].casefold()] = (
+            serial_count.get(d["serialNumber"].casefold(), 0) + 1
+        )
+    by_entra = fleet[:60]
+    by_serial = [d for d in fleet[60:] if serial_count[d["serialNumber"].casefold()] == 1][:20]
+    unknown = "0f0f0f0f-0000-4000-8000-00000000dead"
+    found_later = 0
+    for header, values, devices in (
+        ("Azure AD Device ID", [d["azureADDeviceId"] for d in by_entra] + [unknown], by_entra),
+        ("Serial number", [d["serialNumber"] for d in by_serial] + ["NO-SUCH-SERIAL"], by_serial),
+    ):
+        path = tmp_path / f"{header}.csv"
+        path.write_text("\n".join([header, *values]) + "\n", encoding="utf-8")
+        result, report = _plan(sim, run_cli, tmp_path, path)
+        wrong = [
+            (r["Input value"], r["Status"]) for r in report[:-1] if r["Status"] != "would_rotate"
+        ]
+        assert wrong == []  # no existing device is reported not_found
+        assert [r["Intune device ID"] for r in report[:-1]] == [d["id"] for d in devices]
+        assert report[-1]["Status"] == "not_found" and "direct query" in report[-1]["Reason"]
+        text = " ".join(result.output.split())
+        found_later += int(text.split(" found that the listing had left out")[0].rsplit(" ", 1)[-1])
+    assert found_later > 0  # the omissions were real, and the re-check found them
+
+
+def _twin_with_one_omitted(share: float) -> tuple[int, str]:
+    """A fleet seed and a name two devices share, exactly one of them left out of listings."""
+    for seed in range(1, 200):
+        by_name: dict[str, list[str]] = {}
+        for d in generate(400, seed):
+            by_name.setdefault(d["deviceName"].casefold(), []).append(d["id"])
+        for name, ids in by_name.items():
+            omitted = [device_fraction(seed, "omit", i) < share for i in ids]
+            if len(ids) == 2 and sum(omitted) == 1:
+                return seed, name
+    raise AssertionError("no such fleet in 200 seeds")
+
+
+def test_a_name_whose_twin_the_listing_omits_is_still_ambiguous(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    seed, twin = _twin_with_one_omitted(0.5)
+    sim = make_sim(devices=400, seed=seed, listing_omit_share=0.5)
+    count: dict[str, int] = {}
+    for d in sim.inventory:
+        count[d["deviceName"].casefold()] = count.get(d["deviceName"].casefold(), 0) + 1
+    singles = [d["deviceName"] for d in sim.inventory if count[d["deviceName"].casefold()] == 1]
+    path = tmp_path / "names.csv"
+    path.write_text("\n".join(["Device name", twin, *singles[:40]]) + "\n", encoding="utf-8")
+    _, report = _plan(sim, run_cli, tmp_path, path)
+    statuses = {r["Input value"].casefold(): r["Status"] for r in report}
+    assert statuses[twin] == "ambiguous"  # the listing showed one device; a direct query two
+    assert all(statuses[name.casefold()] in ("would_rotate", "ineligible") for name in singles[:40])
