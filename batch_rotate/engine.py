@@ -41,6 +41,7 @@ def to_outcome(result: ItemResult) -> Outcome:
         request_id=result.request_id,
         client_request_id=result.item.client_request_id,
         reason=reason,
+        answered_at=result.answered_at,
     )
 
 

@@ -40,7 +40,8 @@ class VerifyTarget:
     row: int
     device_id: str
     entra_device_id: str
-    requested_at: str
+    requested_at: str  # the local clock, when the request first left
+    accepted_at: str = ""  # the tenant's clock when it answered 204 ('' for older runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +367,8 @@ class Journal:
             self._db.executemany(
                 "UPDATE devices SET status = ?, http_status = ?, error_code = ?, "
                 "error_message = ?, request_id = ?, reason = CASE WHEN ? = '' THEN reason "
-                "ELSE ? END, updated_at = ? WHERE row = ?",
+                "ELSE ? END, accepted_at = CASE WHEN ? = ? AND accepted_at = '' THEN ? "
+                "ELSE accepted_at END, updated_at = ? WHERE row = ?",
                 [
                     (
                         o.status.value,
@@ -376,6 +378,9 @@ class Journal:
                         o.request_id,
                         o.reason,
                         o.reason,
+                        o.status.value,
+                        Status.QUEUED.value,
+                        o.answered_at,
                         now,
                         o.row,
                     )
@@ -386,15 +391,16 @@ class Journal:
     def verification_targets(self) -> list[VerifyTarget]:
         """Queued devices without a final verification verdict."""
         cursor = self._db.execute(
-            "SELECT d.row, d.intune_id, d.entra_device_id, d.requested_at, v.status "
+            "SELECT d.row, d.intune_id, d.entra_device_id, d.requested_at, d.accepted_at, "
+            "v.status "
             "FROM devices d LEFT JOIN verification v ON v.row = d.row "
             "WHERE d.status = ? ORDER BY d.row",
             (Status.QUEUED.value,),
         )
         return [
-            VerifyTarget(*row[:4])
+            VerifyTarget(*row[:5])
             for row in cursor
-            if row[4] is None or not Verification(row[4]).final
+            if row[5] is None or not Verification(row[5]).final
         ]
 
     def record_verification(self, verdicts: Sequence[Verdict]) -> None:
@@ -443,8 +449,8 @@ class Journal:
             "d.serial_number, d.entra_device_id, d.os, d.status, d.reason, d.http_status, "
             "d.error_code, d.error_message, d.request_id, d.client_request_id, d.attempts, "
             "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
-            "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at "
-            "FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
+            "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at, "
+            "d.accepted_at FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
         )
         for r in cursor:
             yield ReportRow(
@@ -465,6 +471,7 @@ class Journal:
                 client_request_id=r[14],
                 attempts=r[15],
                 requested_at=r[16],
+                accepted_at=r[26],
                 resent_after_interrupt=bool(r[17]),
                 verification=r[18] or "",
                 verification_detail=r[19] or "",

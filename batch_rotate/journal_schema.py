@@ -12,7 +12,7 @@ KEY_COLUMN = {
 }
 
 JOURNAL_NAME = "journal.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS devices (
     client_request_id TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
     requested_at TEXT NOT NULL DEFAULT '',
+    accepted_at TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL DEFAULT '',
     resent_after_interrupt INTEGER NOT NULL DEFAULT 0,
     ref_key TEXT NOT NULL DEFAULT ''

@@ -118,6 +118,7 @@ class Outcome:
     request_id: str = ""
     client_request_id: str = ""
     reason: str = ""
+    answered_at: str = ""  # the tenant's clock when it answered (its `Date` header)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class ReportRow:
     attempts: int
     requested_at: str
     resent_after_interrupt: bool = False
+    accepted_at: str = ""  # the tenant's clock at the 204
     verification: str = ""  # verified, pending, failed, ... (after `verify`)
     verification_detail: str = ""
     action_state: str = ""

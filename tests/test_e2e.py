@@ -216,3 +216,22 @@ def test_runs_that_never_sent_are_not_offered_for_resume(
         with sqlite3.connect(run_dir / "journal.sqlite") as db:
             states.add(db.execute("SELECT value FROM meta WHERE key='state'").fetchone()[0])
     assert states == {"refused", "plan"}
+
+
+def test_each_rotation_records_the_tenants_clock(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    sim = make_sim(clock_offset_s=-120.0)  # the tenant's clock two minutes behind this machine
+    result = run_cli(["rotate", str(SAMPLE), "--yes", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    queued = [r for r in _report(run_dir) if r["Status"] == "queued"]
+    assert queued
+    for row in queued:
+        local = datetime.fromisoformat(row["Requested at (UTC)"].replace("Z", "+00:00"))
+        tenant = datetime.fromisoformat(
+            row["Accepted at (tenant clock, UTC)"].replace("Z", "+00:00")
+        )
+        assert -130 < (tenant - local).total_seconds() < -110

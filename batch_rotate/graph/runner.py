@@ -7,11 +7,13 @@ against scripted answers; what to do with each answer is `policy.decide`'s call.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Protocol
 
 from batch_rotate.graph.batch import BatchItem, GraphErrorInfo, error_info
@@ -50,6 +52,7 @@ class ItemResult:
     request_id: str
     body: Any
     reason: str = ""  # why it failed or is retried, in words
+    answered_at: str = ""  # the tenant's time of the answer (outer `Date`, ISO-8601 UTC), if any
 
 
 @dataclass
@@ -81,6 +84,7 @@ class _Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     request_id: str = ""
+    answered_at: str = ""
 
     @property
     def status(self) -> int | None:
@@ -225,13 +229,17 @@ class BatchRunner:
         missing = _Answer(
             TransportError("missing from the batch answer"), {}, None, outer.request_id
         )
+        # Inner answers carry no Date: the tenant's clock is read from the batch's own answer.
+        answered_at = http_date_iso(outer.headers.get("date"))
         pairs = []
         for entry in batch:
             inner = result.responses.get(entry.item.key)
             if inner is None:
                 pairs.append((entry, missing))
             else:
-                answer = _Answer(inner.status, inner.headers, inner.body, outer.request_id)
+                answer = _Answer(
+                    inner.status, inner.headers, inner.body, outer.request_id, answered_at
+                )
                 pairs.append((entry, answer))
         return self._settle(pairs, Scope.ITEM)
 
@@ -295,8 +303,28 @@ class BatchRunner:
         else:
             self.stats.failed += 1
         return ItemResult(
-            entry.item, final, answer.status, info, request_id, answer.body, decision.reason
+            entry.item,
+            final,
+            answer.status,
+            info,
+            request_id,
+            answer.body,
+            decision.reason,
+            answer.answered_at,
         )
+
+
+def http_date_iso(value: str | None) -> str:
+    """An HTTP `Date` header as ISO-8601 UTC with a `Z` ('' when absent or unreadable)."""
+    if not value:
+        return ""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def _unless_stopped(awaitable: Any, stop_waiter: asyncio.Future[Any]) -> bool:

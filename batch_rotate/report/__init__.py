@@ -67,6 +67,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (  # (ReportRow field, header shown), in 
     ("client_request_id", "Client request ID"),
     ("attempts", "Attempts"),
     ("requested_at", "Requested at (UTC)"),
+    ("accepted_at", "Accepted at (tenant clock, UTC)"),
     # filled in by `verify`; empty until then
     ("verification", "Verification"),
     ("verification_detail", "Verification detail"),
@@ -97,6 +98,7 @@ _WIDTHS: dict[str, int] = {
     "client_request_id": 38,
     "attempts": 11,
     "requested_at": 26,
+    "accepted_at": 34,
     "verification": 16,
     "verification_detail": 60,
     "action_state": 22,
@@ -111,7 +113,7 @@ _LAST_COLUMN = get_column_letter(len(COLUMNS))
 _DATE_INDEXES = frozenset(
     i
     for i, (name, _) in enumerate(COLUMNS)
-    if name in {"requested_at", "new_key_at", "last_check_in", "verified_at"}
+    if name in {"requested_at", "accepted_at", "new_key_at", "last_check_in", "verified_at"}
 )
 _COLOURED = tuple(
     get_column_letter(i + 1)
