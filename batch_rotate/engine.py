@@ -1,15 +1,20 @@
-"""Rotate every pending device of a journal through `$batch`, recording each answer at once."""
+"""Rotate every pending device of a journal through `$batch`, recording each answer at once.
+
+A rotation whose answer was lost is checked with a read before it is ever sent again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import BatchRunner, ItemResult, RunnerStats, Transport
-from batch_rotate.journal import Journal
+from batch_rotate.journal import Journal, SendItem
 from batch_rotate.models import Outcome, Status
 from batch_rotate.settings import Settings
 
@@ -22,10 +27,14 @@ def rotate_url(device_id: str) -> str:
 
 
 def to_outcome(result: ItemResult) -> Outcome:
-    """Map one item's answer to the journal: 204 queued, other final answers failed."""
+    """Map one item's answer to the journal: 204 queued, a lost answer stays in flight (checked
+    before any resend), other final answers failed."""
     reason = ""
     if not result.final:
         status = Status.PENDING
+    elif result.lost:
+        status = Status.IN_FLIGHT
+        reason = f"{result.reason}; checking the device before sending again"
     elif result.status is not None and 200 <= result.status < 300:
         status = Status.QUEUED
         reason = QUEUED_REASON
@@ -49,13 +58,42 @@ async def rotate_pending(
     journal: Journal,
     graph: Transport,
     writes: Lane,
+    reads: Lane,
     settings: Settings,
     *,
     stop: asyncio.Event,
     on_progress: Callable[[RunnerStats, int], None] | None = None,
 ) -> RunnerStats:
-    """Send every pending device once; a 204 is never sent again (the journal says so)."""
-    todo = journal.to_send()
+    """Send every pending device; a 204 is never sent again, and an unknown answer is checked
+    before the device is sent again (a lost answer may hide an accepted rotation).
+
+    Rounds: check the rows in flight, send what is pending (lost answers stay in flight), repeat
+    until nothing is in flight or the attempts are spent (those rows end `uncertain`).
+    """
+    stats = RunnerStats(started=writes.clock.now())
+    total = len(journal.to_send()) + len(journal.in_flight())
+    for _ in range(settings.max_attempts):
+        if journal.in_flight():
+            await check_in_flight(journal, graph, reads, settings)
+        todo = journal.to_send()
+        if stop.is_set() or not todo:
+            break
+        stats = await _send_round(journal, graph, writes, settings, todo, stop, on_progress, total)
+        if not journal.in_flight():
+            break
+    return stats
+
+
+async def _send_round(
+    journal: Journal,
+    graph: Transport,
+    writes: Lane,
+    settings: Settings,
+    todo: Sequence[SendItem],
+    stop: asyncio.Event,
+    on_progress: Callable[[RunnerStats, int], None] | None,
+    total: int,
+) -> RunnerStats:
     items = [
         BatchItem(
             key=item.row,
@@ -71,8 +109,8 @@ async def rotate_pending(
         batch_size=settings.batch_size,
         max_concurrency=settings.max_concurrency,
         max_attempts=settings.max_attempts,
+        hand_back_lost=True,
     )
-    total = len(items)
 
     def on_send(batch: Sequence[BatchItem]) -> None:
         journal.mark_in_flight([(item.key, item.client_request_id) for item in batch])
@@ -84,3 +122,91 @@ async def rotate_pending(
 
     await runner.run(items, on_send=on_send, on_answer=on_answer, stop=stop)
     return runner.stats
+
+
+CHECK_MARGIN_S = 5.0  # Date has whole seconds; the clocks are compared through it
+
+
+async def check_in_flight(
+    journal: Journal, graph: Transport, reads: Lane, settings: Settings
+) -> tuple[int, int]:
+    """Read each in-flight device's BitLocker action: started at or after our request means
+    Intune has it (queued, flagged); otherwise it goes back to be sent. Returns (confirmed, resend).
+
+    The action's startDateTime is on the tenant's clock, our send time on ours: the offset is
+    measured from each answer's Date header (GRAPH_NOTES.md "Device action results").
+    """
+    lost = journal.in_flight()
+    items = [
+        BatchItem(
+            key=n,
+            method="GET",
+            url=f"/deviceManagement/managedDevices/{item.device_id}?$select=id,deviceActionResults",
+            client_request_id=str(uuid.uuid4()),
+        )
+        for n, item in enumerate(lost)
+    ]
+    confirmed: dict[int, tuple[str, str]] = {}
+    resend: list[int] = []
+
+    def on_answer(results: Sequence[ItemResult]) -> None:
+        received = datetime.now(UTC)
+        for result in results:
+            if not result.final:
+                continue
+            item = lost[result.item.key]
+            if result.status == 404:
+                resend.append(item.row)  # gone: the resend will fail with Graph's own answer
+                continue
+            if result.status != 200 or not isinstance(result.body, dict):
+                continue  # unknown still: stays in flight for the next round
+            started = rotation_started(result.body)
+            offset = _offset_s(result.answered_at, received)
+            sent = _parse(item.sent_at)
+            if (
+                started is not None
+                and sent is not None
+                and (started >= sent + timedelta(seconds=offset - CHECK_MARGIN_S))
+            ):
+                when = started.isoformat(timespec="seconds").replace("+00:00", "Z")
+                confirmed[item.row] = (
+                    f"{QUEUED_REASON} (Intune shows the rotation started "
+                    f"at {when} although its answer was lost)",
+                    when,
+                )
+            else:
+                resend.append(item.row)
+
+    runner = BatchRunner(
+        graph,
+        reads,
+        max_concurrency=settings.max_concurrency,
+        max_attempts=settings.max_attempts,
+    )
+    await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    journal.settle_in_flight(confirmed, resend)
+    return len(confirmed), len(resend)
+
+
+def rotation_started(device: dict[str, Any]) -> datetime | None:
+    """When the device's BitLocker key rotation action last started (tenant clock), if any."""
+    for action in device.get("deviceActionResults") or []:
+        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
+            return _parse(str(action.get("startDateTime") or ""))
+    return None
+
+
+def _parse(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _offset_s(answered_at: str, received: datetime) -> float:
+    """The tenant's clock minus ours, from an answer's Date (0 when there was none)."""
+    tenant = _parse(answered_at)
+    return 0.0 if tenant is None else (tenant - received).total_seconds()

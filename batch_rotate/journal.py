@@ -45,6 +45,15 @@ class VerifyTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class LostItem:
+    """A device whose rotate request left without a recorded answer."""
+
+    row: int
+    device_id: str
+    sent_at: str  # the local clock when the last request left
+
+
+@dataclass(frozen=True, slots=True)
 class MatchTexts:
     """The resolution stage's wording for one identifier kind (the journal only stores it)."""
 
@@ -335,12 +344,7 @@ class Journal:
             )
 
     def to_send(self) -> list[SendItem]:
-        """Devices still to send. Rows left `in_flight` by an interrupt are flagged as re-sent."""
-        with self._db:
-            self._db.execute(
-                "UPDATE devices SET status = ?, resent_after_interrupt = 1 WHERE status = ?",
-                (Status.PENDING.value, Status.IN_FLIGHT.value),
-            )
+        """Devices still to send (rows in flight are checked first: see `in_flight`)."""
         return [
             SendItem(row, device_id, attempts)
             for row, device_id, attempts in self._db.execute(
@@ -349,6 +353,38 @@ class Journal:
             )
         ]
 
+    def in_flight(self) -> list[LostItem]:
+        """Rows sent whose answer is unknown (lost, or the process died): check before resending."""
+        return [
+            LostItem(row, device_id, sent_at)
+            for row, device_id, sent_at in self._db.execute(
+                "SELECT row, intune_id, sent_at FROM devices WHERE status = ? ORDER BY row",
+                (Status.IN_FLIGHT.value,),
+            )
+        ]
+
+    def settle_in_flight(
+        self, confirmed: dict[int, tuple[str, str]], resend: Sequence[int]
+    ) -> None:
+        """After the check: `confirmed` rows (row -> reason, tenant start time) were queued;
+        `resend` rows go again."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, confirmed_after_lost_answer = 1, reason = ?, "
+                "accepted_at = CASE WHEN accepted_at = '' THEN ? ELSE accepted_at END, "
+                "updated_at = ? WHERE row = ? AND status = ?",
+                [
+                    (Status.QUEUED.value, reason, started, now, row, Status.IN_FLIGHT.value)
+                    for row, (reason, started) in confirmed.items()
+                ],
+            )
+            self._db.executemany(
+                "UPDATE devices SET status = ?, resent_after_interrupt = 1, updated_at = ? "
+                "WHERE row = ? AND status = ?",
+                [(Status.PENDING.value, now, row, Status.IN_FLIGHT.value) for row in resend],
+            )
+
     def mark_in_flight(self, rows: Sequence[tuple[int, str]]) -> None:
         """Before a batch is sent: rows (row, client-request-id) are on the wire."""
         now = utc_now()
@@ -356,8 +392,8 @@ class Journal:
             self._db.executemany(
                 "UPDATE devices SET status = ?, attempts = attempts + 1, client_request_id = ?, "
                 "requested_at = CASE WHEN requested_at = '' THEN ? ELSE requested_at END, "
-                "updated_at = ? WHERE row = ?",
-                [(Status.IN_FLIGHT.value, crid, now, now, row) for row, crid in rows],
+                "sent_at = ?, updated_at = ? WHERE row = ?",
+                [(Status.IN_FLIGHT.value, crid, now, now, now, row) for row, crid in rows],
             )
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
@@ -450,7 +486,8 @@ class Journal:
             "d.error_code, d.error_message, d.request_id, d.client_request_id, d.attempts, "
             "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
             "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at, "
-            "d.accepted_at FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
+            "d.accepted_at, d.confirmed_after_lost_answer "
+            "FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
         )
         for r in cursor:
             yield ReportRow(
@@ -472,6 +509,7 @@ class Journal:
                 attempts=r[15],
                 requested_at=r[16],
                 accepted_at=r[26],
+                confirmed_after_lost_answer=bool(r[27]),
                 resent_after_interrupt=bool(r[17]),
                 verification=r[18] or "",
                 verification_detail=r[19] or "",

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS devices (
     accepted_at TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL DEFAULT '',
     resent_after_interrupt INTEGER NOT NULL DEFAULT 0,
+    confirmed_after_lost_answer INTEGER NOT NULL DEFAULT 0,
+    sent_at TEXT NOT NULL DEFAULT '',
     ref_key TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(status);

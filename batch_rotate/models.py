@@ -158,6 +158,7 @@ class ReportRow:
     requested_at: str
     resent_after_interrupt: bool = False
     accepted_at: str = ""  # the tenant's clock at the 204
+    confirmed_after_lost_answer: bool = False
     verification: str = ""  # verified, pending, failed, ... (after `verify`)
     verification_detail: str = ""
     action_state: str = ""

@@ -14,8 +14,8 @@ from batch_rotate.models import ReportRow, Status
 _DEFAULT_REASONS = {
     Status.WOULD_ROTATE: "eligible; a rotate request would be sent",
     Status.NOT_SENT: "run stopped before this device was sent; resume the run",
-    Status.UNCERTAIN: "sent, but the run stopped before the answer was recorded; "
-    "resume to check and, if needed, send it again",
+    Status.UNCERTAIN: "sent, but its answer was lost or the run stopped before it was "
+    "recorded; resume: the device is checked, and sent again only if Intune has no rotation",
 }
 
 
@@ -45,6 +45,8 @@ def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRo
     for row in rows:
         status = shown_status(row.status, dry_run=dry_run)
         reason = row.reason or _DEFAULT_REASONS.get(status, "")
+        if row.confirmed_after_lost_answer:
+            reason = f"confirmed_after_lost_answer: {reason}"
         if row.resent_after_interrupt:
             if status == Status.NOT_SENT and not row.reason:
                 reason = "sent before an interrupt without a recorded answer; resume sends it again"

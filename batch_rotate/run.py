@@ -317,7 +317,13 @@ async def _rotate(
     try:
         with interrupt_handler(stop, notify), graph_errors():
             await rotate_pending(
-                journal, graph, writes, settings, stop=stop, on_progress=on_progress
+                journal,
+                graph,
+                writes,
+                _lane(settings.read_budget, settings),
+                settings,
+                stop=stop,
+                on_progress=on_progress,
             )
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
@@ -430,7 +436,7 @@ async def _resume(
             )
         endpoints = _recorded_endpoints(meta, settings)
         settings = dataclasses.replace(settings, endpoints=endpoints)
-        pending = len(journal.to_send())
+        pending = len(journal.to_send()) + len(journal.in_flight())
         notify(f"resuming {run_dir.name}: {pending} devices still to send")
         journal.event("resume", f"{pending} to send")
         with graph_errors():

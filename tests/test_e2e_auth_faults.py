@@ -118,3 +118,55 @@ def test_fault_mix_loses_nothing_and_sends_nothing_twice(
     assert sum(metrics["faults_injected"].values()) > 0
     assert metrics["rotate_accepted"] == len(queued) == 47
     assert metrics["duplicate_rotations"] == 0
+
+
+def test_answers_lost_after_processing_are_checked_never_sent_twice(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    """Intune accepted the batch, then the answer was lost: the device is read, not re-sent."""
+    from batch_rotate.sim.inventory import eligible
+
+    faults = FaultConfig(
+        lost_after_processing_timeout=0.02,
+        lost_after_processing_reset=0.03,
+        lost_after_processing_5xx=0.03,
+        lost_after_processing_truncated=0.03,
+        lost_after_processing_omit_ids=0.03,
+        inner_503=0.02,  # and faults before processing, which must be re-sent
+        connection_reset=0.02,
+        timeout_s=1.5,
+    )
+    sim = make_sim(devices=1500, faults=faults, time_scale=40.0)
+    ids = [d["id"] for d in sim.inventory if eligible(d)][:1000]
+    path = tmp_path / "many.csv"
+    path.write_text("managedDeviceId\n" + "\n".join(ids) + "\n", encoding="utf-8")
+    result = run_cli(
+        [
+            "rotate",
+            str(path),
+            "--yes",
+            "--write-budget",
+            "2000/1s",
+            "--read-budget",
+            "4000/1s",
+            "--timeout",
+            "1",
+            "--retry-delay",
+            "0.05",
+            "--max-attempts",
+            "20",
+            *sim_flags(sim),
+        ],
+        env=sim.env(),
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    (run_dir,) = run_dirs(tmp_path)
+    statuses = _statuses(run_dir)
+    assert set(statuses.values()) == {"queued"}
+    metrics = sim.metrics()
+    assert metrics["answers_lost_after_processing"] > 0  # the faults fired
+    assert set(metrics["accepted_by_device"]) == set(ids)
+    assert metrics["duplicate_rotations"] == 0  # no device rotated twice
+    with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
+        reasons = [row["Reason"] for row in csv.DictReader(handle)]
+    assert any(r.startswith("confirmed_after_lost_answer") for r in reasons)

@@ -73,6 +73,11 @@ def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> Non
 
     reopened = Journal.open(tmp_path / "run")
     assert _counts(reopened) == {"queued": 1, "uncertain": 1, "not_sent": 1}
+    # an unknown answer is never simply re-sent: it waits for the check
+    assert [t.row for t in reopened.to_send()] == [4]
+    assert [(t.row, t.device_id) for t in reopened.in_flight()] == [(3, "dev3")]
+    assert reopened.in_flight()[0].sent_at.endswith("Z")
+    reopened.settle_in_flight({}, resend=[3])  # the check found no rotation: send again
     todo = reopened.to_send()
     assert [(t.row, t.attempts) for t in todo] == [(3, 1), (4, 0)]
     rows = {r.row: r for r in _rows(reopened)}
@@ -174,3 +179,15 @@ def test_rows_stopped_before_resolution_say_why(tmp_path: Path) -> None:
     (row,) = _rows(journal)
     assert row.status == "not_sent" and "sign-in failed" in row.reason
     assert journal.to_send() == []
+
+
+def test_a_lost_answer_confirmed_by_the_check_is_queued_and_flagged(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, n=1)
+    journal.mark_in_flight([(2, "c2")])
+    journal.record([Outcome(row=2, status=Status.IN_FLIGHT, reason="answer lost after sending")])
+    assert [t.row for t in journal.in_flight()] == [2] and journal.to_send() == []
+    journal.settle_in_flight({2: ("accepted (confirmed)", "2026-11-27T10:00:00Z")}, resend=[])
+    (row,) = _rows(journal)
+    assert row.status == "queued" and row.accepted_at == "2026-11-27T10:00:00Z"
+    assert row.reason.startswith("confirmed_after_lost_answer: accepted")
+    assert not row.resent_after_interrupt and journal.in_flight() == []

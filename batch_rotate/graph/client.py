@@ -142,7 +142,10 @@ class GraphClient:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            raise TransportError(_describe_transport(exc, url)) from None
+            # No connection (refused, DNS, TLS handshake): the request never left. Anything
+            # later (reset, timeout, a cut body) may have been processed by Graph.
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | ssl.SSLError)
+            raise TransportError(_describe_transport(exc, url), maybe_sent=not never_sent) from None
         if 300 <= status < 400:  # a redirect could lead the token elsewhere: never follow it
             location = resp_headers.get("location", "nowhere")
             raise ServiceError(

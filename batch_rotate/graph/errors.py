@@ -29,4 +29,11 @@ class ServiceError(GraphLayerError):
 
 
 class TransportError(GraphLayerError):
-    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body."""
+    """No usable HTTP answer: connection reset, timeout, TLS failure, unreadable body.
+
+    `maybe_sent` is False only when the request surely never reached Graph (no connection).
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent

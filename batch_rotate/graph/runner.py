@@ -20,7 +20,7 @@ from batch_rotate.graph.batch import BatchItem, GraphErrorInfo, error_info
 from batch_rotate.graph.client import BatchResult, GraphResponse
 from batch_rotate.graph.errors import ServiceError, TransportError
 from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.policy import Action, Decision, Limits, Scope, Tries, decide
+from batch_rotate.graph.policy import RETRYABLE, Action, Decision, Limits, Scope, Tries, decide
 
 READ_PERMISSION = "DeviceManagementManagedDevices.Read.All (or ReadWrite.All)"
 
@@ -53,6 +53,7 @@ class ItemResult:
     body: Any
     reason: str = ""  # why it failed or is retried, in words
     answered_at: str = ""  # the tenant's time of the answer (outer `Date`, ISO-8601 UTC), if any
+    lost: bool = False  # final without an answer although Graph may have processed the request
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RunnerStats:
     throttled: int = 0  # inner 429s
     outer_throttled: int = 0  # whole batches answered 429
     transient: int = 0  # retries after faults
+    lost: int = 0  # answers lost after the request may have been processed (handed back)
     pacing_per_s: float = 0.0  # the pacer's current rate
     paused_s: float = 0.0  # how long every sender still waits for a Retry-After
 
@@ -104,8 +106,12 @@ class BatchRunner:
         max_attempts: int = 8,
         version: str = "beta",
         grace_s: float = 10.0,
+        hand_back_lost: bool = False,
     ) -> None:
+        """`hand_back_lost`: an answer lost after the request may have been processed is not
+        re-sent but handed back final with `lost=True` (writes: check before sending again)."""
         self._transport = transport
+        self._hand_back_lost = hand_back_lost
         self._lane = lane
         self._clock = lane.clock
         self.batch_size = batch_size
@@ -290,6 +296,20 @@ class BatchRunner:
         info = error_info(answer.body)
         request_id = info.request_id or answer.request_id
         final = decision.action is Action.FINAL
+        lost = self._hand_back_lost and _maybe_processed(answer) and not decision.error
+        if lost:
+            self.stats.lost += 1
+            return ItemResult(
+                entry.item,
+                True,
+                answer.status,
+                info,
+                request_id,
+                answer.body,
+                f"answer lost after sending ({_last(answer, info)})",
+                answer.answered_at,
+                lost=True,
+            )
         if decision.action is Action.THROTTLE:
             entry.tries = Tries(entry.tries.attempts, entry.tries.throttles + 1)
             self._ready.append(entry)  # the gate holds it until the pause has passed
@@ -312,6 +332,21 @@ class BatchRunner:
             decision.reason,
             answer.answered_at,
         )
+
+
+def _maybe_processed(answer: _Answer) -> bool:
+    """A fault after the request may have reached Graph: a 5xx, or no readable answer."""
+    if isinstance(answer.answer, TransportError):
+        return answer.answer.maybe_sent
+    if isinstance(answer.answer, BaseException):
+        return True
+    return answer.answer in RETRYABLE
+
+
+def _last(answer: _Answer, info: GraphErrorInfo) -> str:
+    if isinstance(answer.answer, BaseException):
+        return str(answer.answer)
+    return f"HTTP {answer.answer} {info.code}".strip()
 
 
 def http_date_iso(value: str | None) -> str:
