@@ -187,7 +187,11 @@ async def run_job(
         try:
             with graph_errors():
                 async with graph_session(
-                    credentials, settings.endpoints, needs=needs, timeout_s=settings.timeout_s
+                    credentials,
+                    settings.endpoints,
+                    needs=needs,
+                    timeout_s=settings.timeout_s,
+                    outage_s=settings.outage_s,
                 ) as graph:
                     reads = _lane(settings.read_budget, settings)
                     resolve_report = await resolve(
@@ -266,6 +270,13 @@ async def _after_plan(
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
         result.reports, result.counts = render(run_dir)
+        unlooked = result.counts.get(Status.FAILED.value, 0)  # in a plan: lookups that failed
+        if unlooked:
+            result.exit_code = EXIT_AUTH
+            result.messages.append(
+                f"{unlooked} rows could not be looked up (see lookup_failed in the report); "
+                "the plan is incomplete: run it again when Graph answers"
+            )
         return result
     if count > settings.max_devices:
         journal.set_meta(
@@ -328,6 +339,11 @@ async def _rotate(
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
         render(run_dir)
+        if isinstance(exc, GraphError):  # an outage: the devices not sent stay not_sent
+            raise GraphError(
+                f"{exc}; when Graph answers again, resume with: "
+                f"batch-rotate rotate --resume {run_dir}"
+            ) from None
         raise
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
@@ -386,7 +402,11 @@ async def verify_run(
         stop = asyncio.Event()
         with graph_errors():
             async with graph_session(
-                credentials, endpoints, needs=TO_READ_RESULTS, timeout_s=settings.timeout_s
+                credentials,
+                endpoints,
+                needs=TO_READ_RESULTS,
+                timeout_s=settings.timeout_s,
+                outage_s=settings.outage_s,
             ) as graph:
                 journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
                 with interrupt_handler(stop, notify):
@@ -441,7 +461,11 @@ async def _resume(
         journal.event("resume", f"{pending} to send")
         with graph_errors():
             async with graph_session(
-                credentials, endpoints, needs=TO_ROTATE, timeout_s=settings.timeout_s
+                credentials,
+                endpoints,
+                needs=TO_ROTATE,
+                timeout_s=settings.timeout_s,
+                outage_s=settings.outage_s,
             ) as graph:
                 result = RunResult(run_dir, {}, EXIT_OK)
                 if pending and confirm is not None:

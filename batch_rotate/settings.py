@@ -194,6 +194,7 @@ class Settings:
     verify_every_s: float = 300.0
     keys_strategy: KeysStrategy = KeysStrategy.AUTO
     check_keys: bool = False  # plan: count each device's escrowed keys (flags the 200 ceiling)
+    outage_s: float = 60.0  # no answer from Graph for this long: stop, keep the run resumable
 
     def __post_init__(self) -> None:
         problems = [
@@ -212,6 +213,10 @@ class Settings:
                 f"--timeout {self.timeout_s}: use more than 0 and at most {MAX_TIMEOUT_S:g}",
             ),
             (self.max_devices < 0, f"--max-devices {self.max_devices}: use 0 or more"),
+            (
+                not 0 < self.outage_s <= 86400,
+                f"--outage-timeout {self.outage_s}: use a duration above 0 and at most 1d",
+            ),
             (
                 not 0 < self.verify_every_s < math.inf,
                 f"--verify-every {self.verify_every_s}: use a duration above 0",

@@ -32,6 +32,7 @@ from batch_rotate.cli.options import (
     IdKindOpt,
     KeysOpt,
     MaxDevOpt,
+    OutageOpt,
     ReadOpt,
     ReportsOpt,
     RetryDelayOpt,
@@ -197,6 +198,7 @@ def rotate(
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
+    outage_timeout: OutageOpt = 60.0,
     verify_wait: Annotated[
         float | None,
         duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h)."),
@@ -232,6 +234,7 @@ def rotate(
             verify_wait_s=verify_wait,
             verify_every_s=verify_every if verify_every is not None else 300.0,
             check_keys=check_keys,
+            outage_s=outage_timeout,
         )
     _job(
         input_file=input_file,
@@ -271,6 +274,7 @@ def plan(
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
+    outage_timeout: OutageOpt = 60.0,
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
     with _exits():
@@ -296,6 +300,7 @@ def plan(
             dry_run=True,
             max_devices=sys.maxsize,
             check_keys=check_keys,
+            outage_s=outage_timeout,
         )
     _job(
         input_file=input_file,
@@ -329,6 +334,7 @@ def verify(
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
     keys_strategy: KeysOpt = KeysStrategy.AUTO,
+    outage_timeout: OutageOpt = 60.0,
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
@@ -347,6 +353,7 @@ def verify(
             verify_wait_s=wait or 0.0,
             verify_every_s=every if every is not None else 300.0,
             keys_strategy=keys_strategy,
+            outage_s=outage_timeout,
         )
 
     async def job() -> RunResult:

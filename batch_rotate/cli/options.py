@@ -161,3 +161,14 @@ SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (defau
 
 def duration_option(name: str, help_text: str) -> Any:
     return typer.Option(name, parser=typed(parse_duration), metavar="DURATION", help=help_text)
+
+
+OutageOpt = Annotated[
+    float,
+    typer.Option(
+        "--outage-timeout",
+        parser=typed(parse_duration),
+        metavar="DURATION",
+        help="Stop (exit 3, resumable) when Graph has not answered for this long, e.g. 60s.",
+    ),
+]

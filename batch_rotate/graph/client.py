@@ -26,6 +26,7 @@ from batch_rotate.graph.batch import (
     build_payload,
     match_responses,
 )
+from batch_rotate.graph.breaker import Breaker
 from batch_rotate.graph.endpoints import Endpoints
 from batch_rotate.graph.errors import ServiceError, TransportError
 
@@ -68,8 +69,10 @@ class GraphClient:
         *,
         timeout_s: float = 60.0,
         max_connections: int = 16,
+        breaker: Breaker | None = None,
     ) -> None:
         self.endpoints = endpoints
+        self._breaker = breaker
         self._tokens = tokens
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
@@ -127,6 +130,8 @@ class GraphClient:
         force_refresh: bool,
     ) -> GraphResponse:
         assert self._session is not None, "use GraphClient as an async context manager"
+        if self._breaker is not None:
+            self._breaker.check()  # an outage: send nothing more
         token = await self._tokens.token(force_refresh=force_refresh)
         client_request_id = str(uuid.uuid4())
         headers = {
@@ -145,7 +150,16 @@ class GraphClient:
             # No connection (refused, DNS, TLS handshake): the request never left. Anything
             # later (reset, timeout, a cut body) may have been processed by Graph.
             never_sent = isinstance(exc, aiohttp.ClientConnectorError | ssl.SSLError)
-            raise TransportError(_describe_transport(exc, url), maybe_sent=not never_sent) from None
+            text = _describe_transport(exc, url)
+            if self._breaker is not None:
+                refused = isinstance(exc, aiohttp.ClientConnectorError)
+                self._breaker.failed(text, refused=refused)
+            raise TransportError(text, maybe_sent=not never_sent) from None
+        if self._breaker is not None:
+            if status >= 500:
+                self._breaker.failed(f"{method} {url}: HTTP {status}", refused=False)
+            else:
+                self._breaker.succeeded()
         if 300 <= status < 400:  # a redirect could lead the token elsewhere: never follow it
             location = resp_headers.get("location", "nowhere")
             raise ServiceError(

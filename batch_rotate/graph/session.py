@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from batch_rotate.graph.auth import MsalTokenProvider, claims
+from batch_rotate.graph.breaker import Breaker
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
+from batch_rotate.graph.pacer import SystemClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +29,16 @@ async def graph_session(
     *,
     needs: Needs | None = None,
     timeout_s: float = 60.0,
+    outage_s: float = 60.0,
 ) -> AsyncIterator[GraphClient]:
-    """A signed-in client; stops before any request when the token plainly lacks `needs`."""
+    """A signed-in client; stops before any request when the token plainly lacks `needs`.
+
+    Its breaker stops every request once Graph has failed to answer for `outage_s`.
+    """
     tokens = MsalTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    breaker = Breaker(clock=SystemClock(), outage_s=outage_s)
     try:
-        async with GraphClient(endpoints, tokens, timeout_s=timeout_s) as graph:
+        async with GraphClient(endpoints, tokens, timeout_s=timeout_s, breaker=breaker) as graph:
             token = await tokens.token()
             if needs is not None:
                 check_permissions(token, needs, credentials.tenant_id)

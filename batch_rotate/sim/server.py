@@ -7,6 +7,8 @@ throttling.py, faults.py and escrow.py. Never imported by product code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -148,6 +150,11 @@ class SimTenant:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # A TLS connection still open when the tenant stops waits (up to 30 s) for the client's
+        # close_notify; the tenant is going away, so cut its connections instead of leaking them.
+        for transport in _open_transports(self.port):
+            transport.abort()
+        await asyncio.sleep(0)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
@@ -197,6 +204,18 @@ class SimTenant:
 
     def reset_metrics(self) -> None:
         self._on_loop(lambda t: t.reset())
+
+
+def _open_transports(port: int) -> list[asyncio.Transport]:
+    """This loop's transports of connections to `port` that are not yet closed."""
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Transport):
+            with contextlib.suppress(Exception):
+                name = obj.get_extra_info("sockname")
+                if name is not None and name[1] == port:
+                    found.append(obj)
+    return found
 
 
 def serve_forever(config: SimConfig, *, host: str, port: int, workdir: Path) -> None:
