@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
 from typing import Any
 from urllib.parse import quote
@@ -108,7 +108,9 @@ def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
         ceiling = f"; key_ceiling: {count} keys escrowed, Entra keeps at most 200: delete old keys"
 
     def make(status: Verification, detail: str) -> Verdict:
-        code = "" if not current or ev.action_error is None else hresult_hex(ev.action_error)
+        error = ev.action_error
+        shown = current and error is not None and (state == "failed" or error != 0)
+        code = hresult_hex(error) if shown and error is not None else ""
         return Verdict(
             row,
             status,
@@ -156,10 +158,17 @@ def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
 
 
 def _bitlocker_action(device: dict[str, Any]) -> dict[str, Any]:
-    for action in device.get("deviceActionResults") or []:
-        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
-            return action
-    return {}
+    """The latest-started BitLocker result: its `actionName` is undocumented (GRAPH_NOTES.md)."""
+    found = [
+        action
+        for action in device.get("deviceActionResults") or []
+        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower()
+    ]
+    return max(found, key=_started, default={})
+
+
+def _started(action: dict[str, Any]) -> datetime:
+    return parse_time(str(action.get("startDateTime", ""))) or datetime.min.replace(tzinfo=UTC)
 
 
 def _error_code(value: Any) -> int | None:

@@ -151,6 +151,13 @@ def test_a_result_counts_from_the_reference_less_the_margin(
         assert result.detail.startswith("0x8031004A: BitLocker's system components")
 
 
+def test_a_current_result_shows_an_error_code_only_when_there_is_one() -> None:
+    done = verdict(2, REF, Evidence("done", 0, REF, key_times=(_at(REF, 60),)))
+    assert done.status == "verified" and done.action_state == "done" and done.error_code == ""
+    failed = verdict(2, REF, Evidence("failed", 0, REF, key_times=()))
+    assert failed.error_code == "0x00000000"
+
+
 @pytest.mark.parametrize("code", [0, None])
 def test_a_failure_without_an_error_code_says_so(code: int | None) -> None:
     result = verdict(2, REF, Evidence("failed", code, REF, key_times=()))
@@ -255,10 +262,18 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
     tenant_now = datetime.fromtimestamp(clock.epoch() + offset_s, UTC)
     accepted_at = iso(tenant_now.replace(microsecond=0))
     journal = _journal(tmp_path, accepted_at)
-    rotated = {"id": "d2", "deviceActionResults": [], "lastSyncDateTime": iso(tenant_now)}
-    rotated["deviceActionResults"].append(  # type: ignore[attr-defined]
-        {"actionName": "rotateBitLockerKeys", "actionState": "done", "startDateTime": accepted_at}
-    )
+    rotated = {
+        "id": "d2",
+        "deviceActionResults": [  # both listed: the latest-started one is judged
+            {
+                "actionName": "rotateBitLockerKeys",
+                "actionState": "done",
+                "startDateTime": accepted_at,
+            },
+            {"actionName": "BitLocker rotation", "actionState": "failed", "startDateTime": STALE},
+        ],
+        "lastSyncDateTime": iso(tenant_now),
+    }
     offline = {
         "id": "d3",
         "deviceActionResults": [
@@ -295,6 +310,8 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
     finally:
         journal.close()
     assert counts == {"verified": 1, "pending": 1}
+    assert rows[2].action_state == "done" and rows[2].action_error_code == ""
+    assert "earlier request" not in rows[2].verification_detail
     assert rows[3].verification_detail.count("earlier request's (failed 0x8031004A") == 1
     way = "behind" if offset_s < 0 else "ahead of"
     notices = [m for m in told if m.startswith("the tenant's clock is")]
