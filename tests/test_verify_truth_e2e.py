@@ -56,16 +56,14 @@ def stale_results_outlive_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
     (months-old, failed) result stays listed until the device checks in and replaces it."""
     original = Devices.rotate
 
-    def rotate(
-        self: Devices, version: str, device_id: str, roles: set[str], crid: str, window: int
-    ) -> Answer:
+    def rotate(self: Devices, version: str, device_id: str, *rest: Any, **named: Any) -> Answer:
         device = self.t.fleet.get(device_id)
         old = [
             dict(a)
             for a in (device or {}).get("deviceActionResults", [])
             if a["actionName"] == "rotateBitLockerKeys" and a["actionState"] != "pending"
         ]
-        answer = original(self, version, device_id, roles, crid, window)
+        answer = original(self, version, device_id, *rest, **named)
         if answer[0] == 204 and device is not None and old:
             self.t.fleet.record_action(device["id"], old[0])
         return answer
