@@ -108,6 +108,11 @@ GRAPH_CODES: dict[str, tuple[str, str]] = {
 }
 
 _UNKNOWN = ("unknown error", "see the message column and the device's BitLocker event log")
+_UNKNOWN_HRESULT = (
+    "an error code this tool does not know",
+    "look the code up in the device's BitLocker-API event log (Applications and Services Logs > "
+    "Microsoft > Windows > BitLocker-API)",
+)
 
 
 def hresult_hex(code: int) -> str:
@@ -134,7 +139,7 @@ def describe_hresult(code: int) -> tuple[str, str]:
         return NO_ERROR_CODE, "check the device's BitLocker-API event log, then rotate again"
     known = HRESULTS.get(code)
     if known is None:
-        return _UNKNOWN
+        return _UNKNOWN_HRESULT
     name, cause, fix = known
     return (f"{cause} ({name})" if name else cause), fix
 

@@ -1,18 +1,19 @@
 """Verify queued rotations: the device's BitLocker action result and a newly escrowed key.
 
-A 204 only queues the rotation; proof is a recovery key in Entra ID created after the request
-(GRAPH_NOTES.md "Observing the outcome later"). The verdict is a pure function of the evidence.
+A 204 only queues the rotation; proof is a recovery key in Entra ID created after the request, on
+the tenant's clock (GRAPH_NOTES.md "Observing the outcome later", "Clocks"). The verdict is a
+pure function of the evidence and the request's tenant time (`tenant_clock.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
 from typing import Any
 from urllib.parse import quote
 
@@ -20,117 +21,112 @@ from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
+from batch_rotate.hresults import describe_hresult, hresult_hex
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict, Verification
+from batch_rotate.tenant_clock import (
+    MARGIN_S,
+    iso,
+    measured_offset_s,
+    offset_notice,
+    offset_sample_s,
+    parse_time,
+    reference_time,
+    run_offset_s,
+)
 
 KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
 KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
 
-# HRESULTs a rotation reports (GRAPH_NOTES.md): code -> (cause, fix)
-ERROR_CODES: dict[int, tuple[str, str]] = {
-    0x803100DA: (
-        "recovery information backup to Entra ID is not Required (OS drive)",
-        "set 'Save BitLocker recovery information to Entra ID' and 'Do not enable BitLocker "
-        "until recovery information is stored' to Required for OS drives",
-    ),
-    0x803100DB: (
-        "recovery information backup to Entra ID is not Required (fixed drives)",
-        "set the same backup policy to Required for fixed data drives",
-    ),
-    0x803100E1: ("the backup endpoint was busy", "rotate again later"),
-    0x80310059: ("another BitLocker operation was in progress", "rotate again later"),
-    0x80310008: ("BitLocker is not enabled on the drive", "enable BitLocker first"),
-    0x80310000: ("the drive is locked", "unlock the drive, then rotate again"),
-    0x80070490: (
-        "element not found (no recovery password protector)",
-        "add a recovery password protector",
-    ),
-    0x80070057: ("invalid parameter", "check the BitLocker policy on the device"),
-    0x80004005: ("unspecified failure", "check the device's BitLocker event log"),
-    0x80090029: ("operation not supported", "the device cannot rotate (edition or TPM)"),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What Graph says about one device now."""
+    """What Graph says about one device now; times are on the tenant's clock."""
 
     action_state: str = ""  # of the BitLocker rotate action, "" if none is listed
     action_error: int | None = None
+    action_started: str = ""  # the action result's startDateTime
     action_updated: str = ""
     last_check_in: str = ""
     key_times: tuple[str, ...] | None = None  # createdDateTime per key; None when unreadable
-    key_volumes: tuple[str, ...] = ()
+    key_volumes: tuple[str, ...] = ()  # volumeType per key, alongside key_times
     key_error: str = ""
 
 
-def hresult_hex(code: int) -> str:
-    return f"0x{code & 0xFFFFFFFF:08X}"
-
-
-def explain(code: int) -> str:
-    cause, fix = ERROR_CODES.get(
-        code & 0xFFFFFFFF, ("unknown error", "see the device's BitLocker event log")
-    )
+def explain(code: int | None) -> str:
+    """A device's HRESULT in words: hex, cause and fix (no code, or 0, is said plainly)."""
+    cause, fix = describe_hresult(code or 0)
+    if not code:
+        return f"{cause}; {fix}"
     return f"{hresult_hex(code)}: {cause}; {fix}"
 
 
-def parse_time(text: str) -> datetime | None:
-    """An ISO 8601 UTC time as Graph writes it (up to 7 fraction digits, 'Z'), or None."""
-    match = re.fullmatch(
-        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text.strip()
+def _since(reference_at: str) -> datetime | None:
+    reference = parse_time(reference_at)
+    return None if reference is None else reference - timedelta(seconds=MARGIN_S)
+
+
+def _new_keys(ev: Evidence, since: datetime | None) -> list[tuple[datetime, str, str]]:
+    """(created, as written, volume) of keys created at or after `since`, oldest first."""
+    if since is None:
+        return []
+    found = []
+    for text, volume in zip_longest(ev.key_times or (), ev.key_volumes, fillvalue=""):
+        created = parse_time(text)
+        if created is not None and created >= since:
+            found.append((created, text, volume))
+    return sorted(found)
+
+
+def _history(ev: Evidence, reference_at: str) -> str:
+    """An older request's result, for the detail (GRAPH_NOTES.md "Action results")."""
+    code = "" if ev.action_error in (None, 0) else f" {hresult_hex(ev.action_error or 0)}"
+    started = ev.action_started or "an unknown time"
+    return (
+        f"; the BitLocker result listed is an earlier request's ({ev.action_state}{code}, "
+        f"started {started}, before this rotation at {reference_at or 'an unknown time'})"
     )
-    if not match:
-        return None
-    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    zone = match.group(3) or "Z"
-    parsed = datetime.fromisoformat(
-        f"{match.group(1)}.{fraction}{'+00:00' if zone == 'Z' else zone}"
-    )
-    return parsed.astimezone(UTC)
 
 
-def _newer(created: str, requested_at: str) -> bool:
-    when, requested = parse_time(created), parse_time(requested_at)
-    return when is not None and requested is not None and when > requested
-
-
-def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
+def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
     """The verification status of one device from its evidence (pure).
 
+    `reference_at` is when this rotation was requested, on the tenant's clock. Only a key created,
+    or an action result started, at or after it (less MARGIN_S) is this rotation's outcome.
     Long because it is one decision table, read top to bottom, with the wording of each verdict.
     """
+    since = _since(reference_at)
     times = ev.key_times
     count = None if times is None else len(times)
-    new = sorted(t for t in times or () if _newer(t, requested_at))
-    code = "" if ev.action_error is None else hresult_hex(ev.action_error)
+    new = _new_keys(ev, since)
+    started = parse_time(ev.action_started)
+    current = since is not None and started is not None and started >= since
+    state = ev.action_state.lower() if current else ""
+    history = _history(ev, reference_at) if ev.action_state and not current else ""
     ceiling = ""
     if count is not None and count >= KEY_CEILING_WARN:
         ceiling = f"; key_ceiling: {count} keys escrowed, Entra keeps at most 200: delete old keys"
 
     def make(status: Verification, detail: str) -> Verdict:
+        error = ev.action_error
+        shown = current and error is not None and (state == "failed" or error != 0)
+        code = hresult_hex(error) if shown and error is not None else ""
         return Verdict(
             row,
             status,
-            detail + ceiling,
-            ev.action_state,
+            detail + history + ceiling,
+            ev.action_state if current else "",
             code,
-            new[0] if new else "",
+            new[0][1] if new else "",
             ev.last_check_in,
             count,
         )
 
     if new:
-        volumes = ", ".join(sorted(set(ev.key_volumes))) or "unknown volume"
-        return make(Verification.VERIFIED, f"new recovery key escrowed at {new[0]} ({volumes})")
-    state = ev.action_state.lower()
+        volumes = ", ".join(sorted({v for _, _, v in new if v})) or "unknown volume"
+        return make(Verification.VERIFIED, f"new recovery key escrowed at {new[0][1]} ({volumes})")
     if state == "failed":
-        return make(
-            Verification.FAILED,
-            explain(ev.action_error)
-            if ev.action_error is not None
-            else "the device reported failure without an error code",
-        )
+        return make(Verification.FAILED, explain(ev.action_error))
     if state == "notsupported":
         return make(
             Verification.NOT_SUPPORTED,
@@ -157,15 +153,22 @@ def verdict(row: int, requested_at: str, ev: Evidence) -> Verdict:
     return make(
         Verification.PENDING,
         f"waiting for the device to check in (last check-in {ev.last_check_in or 'unknown'}; "
-        f"action {ev.action_state or 'not listed yet'})",
+        f"action {state or ('not listed yet for this rotation' if history else 'not listed yet')})",
     )
 
 
 def _bitlocker_action(device: dict[str, Any]) -> dict[str, Any]:
-    for action in device.get("deviceActionResults") or []:
-        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
-            return action
-    return {}
+    """The latest-started BitLocker result: its `actionName` is undocumented (GRAPH_NOTES.md)."""
+    found = [
+        action
+        for action in device.get("deviceActionResults") or []
+        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower()
+    ]
+    return max(found, key=_started, default={})
+
+
+def _started(action: dict[str, Any]) -> datetime:
+    return parse_time(str(action.get("startDateTime", ""))) or datetime.min.replace(tzinfo=UTC)
 
 
 def _error_code(value: Any) -> int | None:
@@ -272,6 +275,14 @@ async def recovery_keys(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One round's verdicts, and the local clock's offset from the tenant's as measured in it."""
+
+    verdicts: list[Verdict]
+    offset_s: float | None  # tenant minus local; None when no answer carried a Date
+
+
 async def check(
     targets: Sequence[VerifyTarget],
     graph: Transport,
@@ -279,12 +290,13 @@ async def check(
     *,
     strategy: str = "per-device",
     max_attempts: int = 8,
-) -> list[Verdict]:
+) -> Checked:
     """One round: action results (beta, batched) and recovery keys (v1.0), on the read budget.
 
-    Long because it joins the two reads per device before deciding its verdict.
+    Long because it joins the two reads per device, on the tenant's clock, before each verdict.
     """
     devices: dict[int, dict[str, Any]] = {}
+    samples: list[float] = []
     items = [
         BatchItem(
             t.row,
@@ -297,7 +309,11 @@ async def check(
     ]
 
     def on_device(results: Sequence[ItemResult]) -> None:
+        local = reads.clock.epoch()
         for r in results:
+            sample = offset_sample_s(r.answered_at, local)
+            if sample is not None:
+                samples.append(sample)
             if r.final and r.status == 200 and isinstance(r.body, dict):
                 devices[r.item.key] = r.body
 
@@ -311,31 +327,33 @@ async def check(
         strategy=strategy,
         max_attempts=max_attempts,
     )
+    offset = measured_offset_s(samples)
+    sent = run_offset_s((t.requested_at, t.accepted_at) for t in targets)
     verdicts = []
     for t in targets:
+        reference = reference_time(
+            t.requested_at, t.accepted_at, run_offset=sent, now_offset=offset
+        )
         device = devices.get(t.row, {})
         action = _bitlocker_action(device)
         found = keys.get(t.entra_device_id.lower(), "no Entra device id")
-        new_volumes: tuple[str, ...] = ()
-        times: tuple[str, ...] | None = None
-        if isinstance(found, list):
-            times = tuple(str(k.get("createdDateTime", "")) for k in found)
-            new_volumes = tuple(
-                str(k.get("volumeType", ""))
-                for k in found
-                if _newer(str(k.get("createdDateTime", "")), t.requested_at)
-            )
+        listed = found if isinstance(found, list) else []
         evidence = Evidence(
             action_state=str(action.get("actionState", "")),
             action_error=_error_code(action.get("errorCode")),
+            action_started=str(action.get("startDateTime", "")),
             action_updated=str(action.get("lastUpdatedDateTime", "")),
             last_check_in=str(device.get("lastSyncDateTime", "")),
-            key_times=times,
-            key_volumes=new_volumes,
+            key_times=(
+                tuple(str(k.get("createdDateTime", "")) for k in listed)
+                if isinstance(found, list)
+                else None
+            ),
+            key_volumes=tuple(str(k.get("volumeType", "")) for k in listed),
             key_error=found if isinstance(found, str) else "",
         )
-        verdicts.append(verdict(t.row, t.requested_at, evidence))
-    return verdicts
+        verdicts.append(verdict(t.row, "" if reference is None else iso(reference), evidence))
+    return Checked(verdicts, offset)
 
 
 async def verify_journal(
@@ -350,25 +368,37 @@ async def verify_journal(
     max_attempts: int = 8,
     strategy: str = "auto",
 ) -> dict[str, int]:
-    """Check until every queued device has a final verdict, or `wait_s` has passed."""
+    """Check until every queued device has a final verdict, or `wait_s` has passed.
+
+    The local clock's offset from the tenant's is kept in the run's meta
+    (`tenant_clock_offset_s`); beyond OFFSET_NOTICE_S it is said once and logged as an event.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
+    told = False
     while True:
         targets = journal.verification_targets()
         if not targets:
             break
         inventory = int(journal.meta().get("inventory_size") or 0) or None
         chosen = keys_strategy(len(targets), inventory, strategy)
-        verdicts = await check(targets, graph, reads, strategy=chosen, max_attempts=max_attempts)
-        journal.record_verification(verdicts)
+        checked = await check(targets, graph, reads, strategy=chosen, max_attempts=max_attempts)
+        journal.record_verification(checked.verdicts)
+        if checked.offset_s is not None:
+            journal.set_meta(tenant_clock_offset_s=f"{checked.offset_s:.1f}")
+            notice = offset_notice(checked.offset_s)
+            if notice and not told:
+                told = True
+                journal.event("tenant_clock_offset", notice)
+                notify(notice)
         counts = journal.verification_counts()
         notify(
             f"verification ({chosen} key reads): "
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         )
         remaining = deadline - loop.time()
-        if stop.is_set() or remaining <= 0 or all(v.status.final for v in verdicts):
+        if stop.is_set() or remaining <= 0 or all(v.status.final for v in checked.verdicts):
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=min(every_s, remaining))

@@ -11,7 +11,8 @@ from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
 from batch_rotate.settings import parse_duration
 from batch_rotate.verify import Evidence, explain, keys_strategy, verdict
 
-REQUESTED = "2026-11-27T01:00:00.000Z"
+REQUESTED = "2026-11-27T01:00:00.000Z"  # this rotation's reference, on the tenant's clock
+STARTED = "2026-11-27T00:59:59Z"  # its action result's start (Date is whole seconds, later)
 
 
 @pytest.mark.parametrize(
@@ -21,28 +22,33 @@ REQUESTED = "2026-11-27T01:00:00.000Z"
             Evidence(
                 "done",
                 None,
+                STARTED,
                 key_times=("2026-11-27T01:05:00Z",),
                 key_volumes=("operatingSystemVolume",),
             ),
             "verified",
             "operatingSystemVolume",
         ),
-        (Evidence("pending", None, key_times=("2026-11-27T01:05:00Z",)), "verified", "01:05"),
         (
-            Evidence("done", None, key_times=("2026-11-26T01:05:00Z",)),
+            Evidence("pending", None, STARTED, key_times=("2026-11-27T01:05:00Z",)),
+            "verified",
+            "01:05",
+        ),
+        (
+            Evidence("done", None, STARTED, key_times=("2026-11-26T01:05:00Z",)),
             "done_no_new_key",
             "no key newer",
         ),
-        (Evidence("failed", -2144272166, key_times=()), "failed", "0x803100DA"),
-        (Evidence("notSupported", None, key_times=()), "not_supported", "cannot rotate"),
+        (Evidence("failed", -2144272166, STARTED, key_times=()), "failed", "0x803100DA"),
+        (Evidence("notSupported", None, STARTED, key_times=()), "not_supported", "cannot rotate"),
         (
-            Evidence("pending", None, last_check_in="2026-11-20T00:00:00Z", key_times=()),
+            Evidence("pending", None, STARTED, last_check_in="2026-11-20T00:00:00Z", key_times=()),
             "pending",
             "2026-11-20",
         ),
         (Evidence("", None, key_times=()), "pending", "not listed yet"),
         (
-            Evidence("done", None, key_times=None, key_error="403"),
+            Evidence("done", None, STARTED, key_times=None, key_error="403"),
             "unknown",
             "BitLockerKey.ReadBasic.All",
         ),
@@ -56,7 +62,7 @@ def test_each_verdict_from_its_evidence(evidence: Evidence, status: str, needle:
 
 def test_key_ceiling_is_flagged() -> None:
     times = tuple("2026-01-01T00:00:00Z" for _ in range(195))
-    result = verdict(2, REQUESTED, Evidence("done", None, key_times=times))
+    result = verdict(2, REQUESTED, Evidence("done", None, STARTED, key_times=times))
     assert "key_ceiling: 195 keys" in result.detail and result.key_count == 195
 
 
@@ -64,7 +70,8 @@ def test_error_codes_are_explained_in_hex_with_a_fix() -> None:
     assert explain(-2144272166).startswith("0x803100DA: recovery information backup")
     assert "Required" in explain(-2144272166)
     assert explain(-2144272159).startswith("0x803100E1")
-    assert explain(12345).startswith("0x00003039: unknown error")
+    assert explain(12345).startswith("0x00003039: an error code this tool does not know")
+    assert "BitLocker-API event log" in explain(12345)
 
 
 @pytest.mark.parametrize(
@@ -126,15 +133,17 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
     ("created", "newer"),
     [
         ("2026-11-27T01:00:00.5Z", True),
-        ("2026-11-27T01:00:00.0000001Z", False),
-        ("2026-11-27T01:00:00.1234567Z", True),
-        ("2026-11-27T02:00:00+01:00", False),
-        ("2026-11-27T01:00:01Z", True),
+        ("2026-11-27T00:59:55Z", True),  # exactly the reference less the 5 s margin
+        ("2026-11-27T00:59:55.0000001Z", True),
+        ("2026-11-27T00:59:54.9999999Z", False),
+        ("2026-11-27T02:00:00+01:00", True),
+        ("2026-11-27T01:59:54+01:00", False),
+        ("2026-11-26T01:00:01Z", False),
         ("not a time", False),
     ],
 )
-def test_key_time_comparison_is_exact(created: str, newer: bool) -> None:
-    result = verdict(2, REQUESTED, Evidence("done", None, key_times=(created,)))
+def test_a_key_is_new_from_the_reference_less_the_margin(created: str, newer: bool) -> None:
+    result = verdict(2, REQUESTED, Evidence("done", None, STARTED, key_times=(created,)))
     assert (result.status == "verified") is newer
 
 
