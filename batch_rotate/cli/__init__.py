@@ -238,6 +238,7 @@ def rotate(
     """Long only by its option list: Typer reads the options from this signature."""
     criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
     with _exits():
+        _check_selection(criteria, select_, input_file, resume)
         credentials = _signin(
             auth,
             tenant_id,
@@ -248,7 +249,6 @@ def rotate(
             managed_identity_client_id,
             token_cache,
         )
-        _check_selection(criteria, select_, input_file, resume)
         settings = Settings(
             endpoints=endpoints_for(
                 cloud,

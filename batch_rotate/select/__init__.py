@@ -200,7 +200,8 @@ async def select(
         assert chosen is not None
         count, started = Counting(graph), time.monotonic()
         cutoff = now - timedelta(seconds=criteria.keys_older_than_s)
-        candidates = [d for d, _ in chosen.values()]
+        # Only devices that can rotate: an ineligible device has no key age worth sweeping.
+        candidates = [d for d, _ in chosen.values() if not ineligibility(d)]
         picked = await selectors.old_keys(
             count, reads, candidates, cutoff, now, max_attempts=max_attempts
         )

@@ -153,7 +153,7 @@ class DeviceCodes:
                 "preferred_username": upn,
                 "name": upn.split("@")[0],
             },
-            "sim-id-token",
+            "sim-id-token-key-not-secret-32-bytes!!",
             algorithm="HS256",
         )
         refresh = secrets.token_urlsafe(32)

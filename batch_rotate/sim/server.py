@@ -225,6 +225,11 @@ class SimTenant:
         found: set[str] = self._on_loop(truth)
         return found
 
+    def count(self, name: str) -> int:
+        """A counter outside the metrics snapshot (devicecode_requests, audit_requests, ...)."""
+        found: int = self._on_loop(lambda t: t.metrics.counts.get(name, 0))
+        return found
+
     def group_id(self, name: str) -> str:
         assert self._tenant is not None and self._tenant.groups is not None
         return self._tenant.groups.by_name(name)[0].id
