@@ -53,8 +53,16 @@ def test_read_by_narrows_to_one_actor_and_warns_past_retention(
     out = tmp_path / "mallory.csv"
     actor = "mallory@contoso.example"
     result = run_cli(
-        ["select", "--exposed-since", "60d", "--read-by", actor, "--out", str(out)]
-        + sim_flags(tsim),
+        [
+            "select",
+            "--exposed-since",
+            "60d",
+            "--read-by",
+            actor,
+            "--out",
+            str(out),
+            *sim_flags(tsim),
+        ],
         env=tsim.env(),
     )
     assert result.exit_code == 0, result.output

@@ -77,8 +77,15 @@ def test_device_code_delegated_scopes_are_checked(
     sim.approve_device_codes(ADMIN)
     env = {"AZURE_TENANT_ID": sim.config.tenant_id, "AZURE_CLIENT_ID": sim.config.client_id}
     result = run_cli(
-        ["select", "--all-windows", "--auth", "device-code"]
-        + ["--token-cache", str(tmp_path / "c.json"), *sim_flags(sim)],
+        [
+            "select",
+            "--all-windows",
+            "--auth",
+            "device-code",
+            "--token-cache",
+            str(tmp_path / "c.json"),
+            *sim_flags(sim),
+        ],
         env=env,
     )
     assert result.exit_code == 3, result.output
@@ -108,8 +115,16 @@ def test_managed_identity_app_service(
     extra = ["--managed-identity-client-id", mi] if user_assigned else []
     out = tmp_path / "mi.csv"
     result = run_cli(
-        ["select", "--all-windows", "--auth", "managed-identity", *extra, "--out", str(out)]
-        + sim_flags(sim),
+        [
+            "select",
+            "--all-windows",
+            "--auth",
+            "managed-identity",
+            *extra,
+            "--out",
+            str(out),
+            *sim_flags(sim),
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -124,9 +139,17 @@ def test_managed_identity_unknown_client_id_fails_clearly(
         "IDENTITY_HEADER": tsim.config.identity_header,
     }
     result = run_cli(
-        ["select", "--all-windows", "--auth", "managed-identity"]
-        + ["--managed-identity-client-id", "99999999-0000-4000-8000-000000000000"]
-        + ["--out", str(tmp_path / "x.csv"), *sim_flags(tsim)],
+        [
+            "select",
+            "--all-windows",
+            "--auth",
+            "managed-identity",
+            "--managed-identity-client-id",
+            "99999999-0000-4000-8000-000000000000",
+            "--out",
+            str(tmp_path / "x.csv"),
+            *sim_flags(tsim),
+        ],
         env=env,
     )
     assert result.exit_code == 3, result.output
