@@ -41,6 +41,7 @@ check: lint test
 
 bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench
+	$(BIN)/python -m batch_rotate.sim.bench_select
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -138,6 +138,7 @@ async def run_job(
     confirm: Callable[[ConfirmRequest], bool] | None = None,
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
+    run_dir: Path | None = None,
 ) -> RunResult:
     """Plan (dry run) or rotate a device list, or resume an earlier run.
 
@@ -159,7 +160,7 @@ async def run_job(
         notify(
             f"note: {earlier} is an unfinished run of this file; resume it with --resume {earlier}"
         )
-    run_dir = new_run_dir(settings.reports_dir, inputs.path)
+    run_dir = run_dir or new_run_dir(settings.reports_dir, inputs.path)
     meta = {
         **settings.public(),
         "tool_version": __version__,

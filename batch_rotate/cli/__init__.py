@@ -9,6 +9,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,10 @@ import typer
 from batch_rotate import __version__
 from batch_rotate.cli.console import ProgressView, confirm_prompt, err, out, print_summary
 from batch_rotate.cli.options import (
+    AllWindowsOpt,
     AttemptsOpt,
+    AuthMode,
+    AuthOpt,
     AuthorityOpt,
     BatchOpt,
     CaOpt,
@@ -27,12 +31,18 @@ from batch_rotate.cli.options import (
     ClientOpt,
     CloudOpt,
     ConcOpt,
+    ExcludeOpt,
+    ExposedOpt,
     GraphUrlOpt,
+    GroupOpt,
     IdColOpt,
     IdKindOpt,
+    KeysOlderOpt,
     KeysOpt,
     MaxDevOpt,
+    MiClientOpt,
     OutageOpt,
+    ReadByOpt,
     ReadOpt,
     ReportsOpt,
     RetryDelayOpt,
@@ -41,12 +51,15 @@ from batch_rotate.cli.options import (
     SheetOpt,
     TenantOpt,
     TimeoutOpt,
+    TokenCacheOpt,
     WriteOpt,
     duration_option,
 )
 from batch_rotate.errors import BatchRotateError, InputError
 from batch_rotate.models import IdKind
 from batch_rotate.run import EXIT_INTERRUPTED, InputOptions, RunResult, render, run_job, verify_run
+from batch_rotate.select import Criteria
+from batch_rotate.select.job import select_devices, select_then_run
 from batch_rotate.settings import Cloud, Credentials, KeysStrategy, Settings, endpoints_for
 
 EXIT_CODES_HELP = (
@@ -206,11 +219,37 @@ def rotate(
     verify_every: Annotated[
         float | None, duration_option("--verify-every", "Time between verification checks.")
     ] = "5m",  # type: ignore[assignment]
+    select_: Annotated[
+        bool,
+        typer.Option(
+            "--select",
+            help="Build the device list from the tenant with the selector options (see "
+            "`select --help`) instead of INPUT; it is written into the run folder.",
+        ),
+    ] = False,
+    exposed_since: ExposedOpt = None,
+    read_by: ReadByOpt = None,
+    keys_older_than: KeysOlderOpt = None,
+    group: GroupOpt = None,
+    all_windows: AllWindowsOpt = False,
+    exclude: ExcludeOpt = None,
+    auth: AuthOpt = AuthMode.APP,
+    managed_identity_client_id: MiClientOpt = None,
+    token_cache: TokenCacheOpt = None,
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
+    criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
     with _exits():
-        credentials = _credentials(
-            tenant_id, client_id, client_secret, certificate_path, certificate_password
+        _check_selection(criteria, select_, input_file, resume)
+        credentials = _signin(
+            auth,
+            tenant_id,
+            client_id,
+            client_secret,
+            certificate_path,
+            certificate_password,
+            managed_identity_client_id,
+            token_cache,
         )
         settings = Settings(
             endpoints=endpoints_for(
@@ -236,6 +275,8 @@ def rotate(
             check_keys=check_keys,
             outage_s=outage_timeout,
         )
+    if select_:
+        _select_job(criteria, settings, credentials, assume_yes)
     _job(
         input_file=input_file,
         resume=resume,
@@ -387,6 +428,149 @@ def simulate(ctx: typer.Context) -> None:
 def version() -> None:
     """Print the version."""
     out.print(f"batch-rotate {__version__}")
+
+
+# ---- the select stage and sign-in modes (issue 13) ----
+
+
+def _signin(
+    auth: AuthMode,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    cert: Path | None,
+    cert_password: str,
+    managed_identity_client_id: str | None,
+    token_cache: Path | None,
+) -> Credentials:
+    """Credentials for the sign-in mode; only what that mode needs is required."""
+    if auth is AuthMode.APP:
+        return _credentials(tenant_id, client_id, secret, cert, cert_password)
+    if auth is AuthMode.DEVICE_CODE and not (tenant_id and client_id):
+        raise InputError(
+            "--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID (an app registration "
+            "with 'Allow public client flows'); no secret is used"
+        )
+    return Credentials(
+        tenant_id or "managed-identity",
+        client_id,
+        auth=auth.value,
+        managed_identity_client_id=managed_identity_client_id,
+        token_cache=token_cache,
+    )
+
+
+def _check_selection(
+    criteria: Criteria, select_: bool, input_file: Path | None, resume: Path | None
+) -> None:
+    if select_ and (input_file is not None or resume is not None):
+        raise InputError("give --select or an INPUT file (or --resume), not both")
+    if select_ and not criteria.any():
+        raise InputError(
+            "--select needs a selector: --exposed-since, --keys-older-than, --group or "
+            "--all-windows"
+        )
+    if not select_ and (criteria.any() or criteria.exclude or criteria.read_by):
+        raise InputError("selector options need --select (or use the `select` command)")
+    if criteria.read_by and criteria.exposed_since is None:
+        raise InputError("--read-by narrows --exposed-since; give --exposed-since too")
+    if criteria.exclude is not None and not criteria.exclude.is_file():
+        raise InputError(f"--exclude {criteria.exclude}: no such file")
+
+
+def _select_job(
+    criteria: Criteria, settings: Settings, credentials: Credentials, assume_yes: bool
+) -> None:
+    confirm = confirm_prompt(assume_yes)
+
+    async def job() -> RunResult:
+        with ProgressView() as progress:
+            return await select_then_run(
+                criteria,
+                settings=settings,
+                credentials=credentials,
+                argv=sys.argv,
+                confirm=confirm,
+                on_progress=progress,
+                notify=_notify,
+            )
+
+    _execute(job)
+
+
+@app.command(
+    name="select",
+    help="Build a reviewable device list from the tenant: keys read since a date, keys older "
+    "than an age, an Entra group, or every Windows device. Selectors combine (intersection).",
+)
+def select_command(
+    exposed_since: ExposedOpt = None,
+    read_by: ReadByOpt = None,
+    keys_older_than: KeysOlderOpt = None,
+    group: GroupOpt = None,
+    all_windows: AllWindowsOpt = False,
+    exclude: ExcludeOpt = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="CSV to write (default reports/selected-<stamp>.csv)."),
+    ] = None,
+    tenant_id: TenantOpt = "",
+    client_id: ClientOpt = "",
+    client_secret: SecretOpt = "",
+    certificate_path: CertOpt = None,
+    certificate_password: CertPwOpt = "",
+    auth: AuthOpt = AuthMode.APP,
+    managed_identity_client_id: MiClientOpt = None,
+    token_cache: TokenCacheOpt = None,
+    cloud: CloudOpt = Cloud.GLOBAL,
+    graph_url: GraphUrlOpt = None,
+    authority_url: AuthorityOpt = None,
+    scope: ScopeOpt = None,
+    ca_bundle: CaOpt = None,
+    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
+    max_attempts: AttemptsOpt = 8,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Long only by its option list: Typer reads the options from this signature."""
+    criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
+    with _exits():
+        _check_selection(criteria, True, None, None)
+        credentials = _signin(
+            auth,
+            tenant_id,
+            client_id,
+            client_secret,
+            certificate_path,
+            certificate_password,
+            managed_identity_client_id,
+            token_cache,
+        )
+        settings = Settings(
+            endpoints=endpoints_for(
+                cloud,
+                credentials.tenant_id,
+                graph_url=graph_url,
+                authority_url=authority_url,
+                scope=scope,
+                ca_bundle=ca_bundle,
+            ),
+            read_budget=read_budget,
+            max_attempts=max_attempts,
+            timeout_s=timeout,
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out_file = out_path or Path("reports") / f"selected-{stamp}.csv"
+        selection = asyncio.run(
+            select_devices(
+                criteria,
+                settings=settings,
+                credentials=credentials,
+                out=out_file,
+                notify=_notify,
+            )
+        )
+    out.print(f"{len(selection.devices)} devices selected: {out_file}", highlight=False)
+    out.print(f"review it, then: batch-rotate rotate {out_file}", highlight=False)
 
 
 def main() -> None:

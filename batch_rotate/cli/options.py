@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -161,6 +163,99 @@ SheetOpt = Annotated[str | None, typer.Option("--sheet", help="XLSX sheet (defau
 
 def duration_option(name: str, help_text: str) -> Any:
     return typer.Option(name, parser=typed(parse_duration), metavar="DURATION", help=help_text)
+
+
+# ---- the select stage and sign-in modes (issue 13) ----
+
+
+def parse_since(text: str | datetime | float) -> datetime | float:
+    """A date or time (UTC unless it says otherwise), or a duration back from the tenant's now."""
+    if isinstance(text, datetime | float | int):
+        return text
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return parse_duration(text)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is neither a date (2026-11-20, 2026-11-20T08:00Z) nor a duration "
+                "(7d, 36h)"
+            ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+class AuthMode(StrEnum):
+    APP = "app"
+    DEVICE_CODE = "device-code"
+    MANAGED_IDENTITY = "managed-identity"
+
+
+ExposedOpt = Annotated[
+    Any,
+    typer.Option(
+        "--exposed-since",
+        parser=typed(parse_since),
+        metavar="DATE|DURATION",
+        help="Devices whose recovery key was read since then ('Read BitLocker key' audit "
+        "events; AuditLog.Read.All). The log keeps 30 days (7 on Entra ID Free).",
+    ),
+]
+ReadByOpt = Annotated[
+    str | None,
+    typer.Option("--read-by", metavar="UPN", help="With --exposed-since: reads by this actor."),
+]
+KeysOlderOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--keys-older-than",
+        parser=typed(parse_duration),
+        metavar="DURATION",
+        help="Devices whose newest escrowed key is older (or that have none), e.g. 90d "
+        "(BitLockerKey.ReadBasic.All; metadata only).",
+    ),
+]
+GroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        metavar="NAME|ID",
+        help="Entra group, transitive: device members and user members' Windows devices "
+        "(GroupMember.Read.All, Device.Read.All).",
+    ),
+]
+AllWindowsOpt = Annotated[
+    bool, typer.Option("--all-windows", help="Every eligible Windows device in Intune.")
+]
+ExcludeOpt = Annotated[
+    Path | None,
+    typer.Option("--exclude", metavar="FILE", help="Device list (CSV/XLSX) to leave out."),
+]
+AuthOpt = Annotated[
+    AuthMode,
+    typer.Option(
+        "--auth",
+        envvar="BATCH_ROTATE_AUTH",
+        help="Sign in as the app (secret/certificate), as an admin by device code (delegated), "
+        "or as this Azure resource's managed identity.",
+    ),
+]
+MiClientOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--managed-identity-client-id",
+        envvar="AZURE_MANAGED_IDENTITY_CLIENT_ID",
+        help="User-assigned managed identity's client id (default: system-assigned).",
+    ),
+]
+TokenCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-cache",
+        envvar="BATCH_ROTATE_TOKEN_CACHE",
+        help="Device code: file for the user's token cache (default: per user, mode 0600).",
+    ),
+]
 
 
 OutageOpt = Annotated[

@@ -37,6 +37,10 @@ class Credentials:
     client_secret: str | None = None
     certificate_path: Path | None = None
     certificate_password: str | None = None
+    # Sign-in mode (graph/signin.py): "app" (secret/certificate), "device-code", "managed-identity".
+    auth: str = "app"
+    managed_identity_client_id: str | None = None  # user-assigned identity; None: system
+    token_cache: Path | None = None  # device code: where the user's tokens persist
 
     def __repr__(self) -> str:
         kind = (
@@ -46,6 +50,8 @@ class Credentials:
 
     @property
     def method(self) -> str:
+        if self.auth != "app":
+            return self.auth.replace("-", "_")
         return "certificate" if self.certificate_path else "client_secret"
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from batch_rotate.graph.auth import MsalTokenProvider, claims
+from batch_rotate.graph.auth import claims
 from batch_rotate.graph.breaker import Breaker
 from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.pacer import SystemClock
+from batch_rotate.graph.signin import token_provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +31,19 @@ async def graph_session(
     needs: Needs | None = None,
     timeout_s: float = 60.0,
     outage_s: float = 60.0,
+    also: Sequence[Needs] = (),
 ) -> AsyncIterator[GraphClient]:
-    """A signed-in client; stops before any request when the token plainly lacks `needs`.
-
-    Its breaker stops every request once Graph has failed to answer for `outage_s`.
-    """
-    tokens = MsalTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    """A signed-in client; stops before any request when the token plainly lacks `needs`
+    (or any of `also`: the select stage needs one permission per selector). Its breaker stops
+    every request once Graph has failed to answer for `outage_s`."""
+    tokens = token_provider(credentials, endpoints, timeout_s=timeout_s)
     breaker = Breaker(clock=SystemClock(), outage_s=outage_s)
     try:
         async with GraphClient(endpoints, tokens, timeout_s=timeout_s, breaker=breaker) as graph:
             token = await tokens.token()
-            if needs is not None:
-                check_permissions(token, needs, credentials.tenant_id)
+            for need in (needs, *also):
+                if need is not None:
+                    check_permissions(token, need, credentials.tenant_id)
             yield graph
     finally:
         tokens.close()
@@ -55,6 +57,14 @@ def check_permissions(token: str, needs: Needs, tenant_id: str) -> None:
     granted = set(token_claims.get("roles") or []) | set(str(token_claims.get("scp", "")).split())
     if not granted & set(needs.permissions):
         first = needs.permissions[0]
+        if token_claims.get("scp") and not token_claims.get("roles"):  # a user's token
+            who = token_claims.get("upn") or token_claims.get("preferred_username") or "the user"
+            raise SignInError(
+                f"the signed-in user {who}'s token for tenant {tenant_id} lacks the delegated "
+                f"permission {first} (needed to {needs.purpose}); in Entra ID > App "
+                f"registrations > API permissions add the Microsoft Graph delegated permission "
+                f"{first} and grant consent, then sign in again"
+            )
         raise SignInError(
             f"the app's token for tenant {tenant_id} lacks {first} (needed to {needs.purpose}); "
             "in Entra ID > App registrations > API permissions add the Microsoft Graph "

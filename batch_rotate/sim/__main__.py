@@ -12,6 +12,7 @@ from pathlib import Path
 from batch_rotate.sim.config import LOST_PREFIX, FaultConfig
 from batch_rotate.sim.escrow import EscrowConfig
 from batch_rotate.sim.server import SimConfig, serve_forever
+from batch_rotate.sim.targeting import TargetingConfig
 
 _LOST = ("timeout", "reset", "5xx", "truncated", "omit_ids")
 
@@ -26,6 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     add("--time-scale", type=float, default=1.0)
     add("--workdir", type=Path, default=Path(".sim"))
     add("--inventory", type=Path, default=None)
+    add(
+        "--targeting",
+        action="store_true",
+        help="seeded key ages, key-read audit events and groups for `batch-rotate select`",
+    )
+    add(
+        "--approve-device-codes-as",
+        metavar="UPN",
+        default=None,
+        help="approve every device code sign-in as this user (else POST /_sim/devicecode/approve)",
+    )
     add(
         "--window-mode",
         choices=("fixed", "sliding"),
@@ -119,10 +131,17 @@ def main() -> None:
         or_filter_first_match_only=not args.or_filter_all_matches,
         clock_offset_s=args.clock_offset_s,
         stale_action_results_share=args.stale_action_results_share,
+        targeting=TargetingConfig() if args.targeting else None,
         faults=faults,
         escrow=escrow,
     )
-    serve_forever(config, host="127.0.0.1", port=args.port, workdir=args.workdir)
+    serve_forever(
+        config,
+        host="127.0.0.1",
+        port=args.port,
+        workdir=args.workdir,
+        approve_as=args.approve_device_codes_as,
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from batch_rotate.sim.escrow import EscrowConfig
+from batch_rotate.sim.targeting import TargetingConfig
 
 LOST_PREFIX = "lost_after_processing_"
 
@@ -55,7 +56,15 @@ def _default_roles() -> list[str]:
         "DeviceManagementManagedDevices.ReadWrite.All",
         "DeviceManagementManagedDevices.Read.All",
         "BitLockerKey.ReadBasic.All",
+        # the `select` stage's reads (issue 13)
+        "AuditLog.Read.All",
+        "GroupMember.Read.All",
+        "Device.Read.All",
     ]
+
+
+def _default_identities() -> dict[str, list[str]]:
+    return {"system": _default_roles()}
 
 
 @dataclass
@@ -89,3 +98,9 @@ class SimConfig:
     or_filter_first_match_only: bool = True  # `a eq 'x' or a eq 'y'` answers one device only
     clock_offset_s: float = 0.0  # tenant clock minus real time (negative: the tenant is behind)
     stale_action_results_share: float = 0.0  # devices holding a months-old failed rotate result
+    # The `select` stage and sign-in modes (issue 13).
+    targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
+    public_client: bool = True  # "Allow public client flows": device code sign-in
+    delegated_scopes: list[str] = field(default_factory=_default_roles)  # a user's `scp`
+    managed_identities: dict[str, list[str]] = field(default_factory=_default_identities)
+    identity_header: str = "sim-identity-header"  # App Service's IDENTITY_HEADER secret

@@ -26,7 +26,7 @@ ROTATE_ROLES = frozenset(
 )
 READ_ROLES = ROTATE_ROLES | {"DeviceManagementManagedDevices.Read.All"}
 # Filters that name one device: always answered completely, even when listings omit devices.
-_PRECISE = ("deviceName", "serialNumber", "azureADDeviceId")
+_PRECISE = ("deviceName", "serialNumber", "azureADDeviceId", "userPrincipalName")
 _CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
 
 

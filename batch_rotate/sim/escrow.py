@@ -72,6 +72,8 @@ class Escrow:
     pending: dict[str, _Pending] = field(default_factory=dict)  # by Intune device id
     clock: TenantClock = field(default_factory=TenantClock)  # the tenant's stamps
     monotonic: Callable[[], float] = time.monotonic  # when check-ins fall due (scaled)
+    # Seeded key ages for the `select` stage (sim/targeting.py); None keeps the fixed 2025 keys.
+    initial_keys: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     def behaviour(self, device_id: str) -> Behaviour:
         digest = hashlib.sha256(f"{self.seed}:{device_id}".encode()).digest()
@@ -101,6 +103,8 @@ class Escrow:
     def device_keys(self, device: dict[str, Any]) -> list[dict[str, Any]]:
         """Keys escrowed for the device's Entra id (created on first sight, all in the past)."""
         entra = str(device.get("azureADDeviceId", "")).lower()
+        if entra not in self.keys and self.initial_keys is not None:
+            self.keys[entra] = self.initial_keys(device)
         if entra not in self.keys:
             behaviour = self.behaviour(device["id"])
             base = datetime(2025, 1, 1, tzinfo=UTC)

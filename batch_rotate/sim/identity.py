@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from batch_rotate.sim.devicecode import DEVICE_CODE_GRANT
+
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
 
@@ -149,6 +151,8 @@ class Identity:
         self.t.metrics.counts["token_requests"] += 1
         tenant = request.match_info["tenant"]
         form = await request.post()
+        if form.get("grant_type") in (DEVICE_CODE_GRANT, "refresh_token"):
+            return self.t.device_codes.grant(form, self)  # delegated sign-in (devicecode.py)
         client_id = str(form.get("client_id", ""))
         secret = str(form["client_secret"]) if "client_secret" in form else None
         basic = request.headers.get("Authorization", "")

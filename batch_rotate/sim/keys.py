@@ -24,6 +24,24 @@ class RecoveryKeys:
     def __init__(self, tenant: Tenant) -> None:
         self.t = tenant
 
+    def get(self, key_id: str, query: dict[str, list[str]], roles: set[str], crid: str) -> Answer:
+        """One key's metadata by key id (the id a "Read BitLocker key" audit record names)."""
+        t = self.t
+        if not roles & KEY_ROLES:
+            message = (
+                "Insufficient privileges to complete the operation. Application must have one of "
+                "the following permissions: BitLockerKey.ReadBasic.All, BitLockerKey.Read.All"
+            )
+            return t.error(403, "Authorization_RequestDenied", message, crid)
+        if "key" in query.get("$select", [""])[0].split(","):
+            return t.error(400, "BadRequest", "The simulator does not serve key material.", crid)
+        entra = t.targeting.key_device.get(key_id.lower()) if t.targeting else None
+        for key in t.escrow.keys.get(entra or "", []):
+            if key["id"] == key_id.lower():
+                return 200, {"Content-Type": "application/json"}, dict(key)
+        message = f"Resource '{key_id}' does not exist."
+        return t.error(404, "Request_ResourceNotFound", message, crid)
+
     def list(self, version: str, query: dict[str, list[str]], roles: set[str], crid: str) -> Answer:
         t = self.t
         if not roles & KEY_ROLES:

@@ -12,6 +12,7 @@ import gc
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ def build_app(tenant: Tenant) -> web.Application:
     app.router.add_post("/_sim/reset", tenant.reset_view)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", tenant.identity.openid)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", tenant.identity.token)
+    app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", tenant.device_codes.devicecode)
+    app.router.add_post("/_sim/devicecode/approve", tenant.device_codes.approve_view)
+    app.router.add_get("/msi/token", tenant.managed_identities.app_service)
+    app.router.add_get("/metadata/identity/oauth2/token", tenant.managed_identities.vm)
     app.router.add_route("*", r"/{version:(beta|v1\.0)}/{rest:.*}", tenant.graph)
     return app
 
@@ -205,6 +210,45 @@ class SimTenant:
     def reset_metrics(self) -> None:
         self._on_loop(lambda t: t.reset())
 
+    # ---- the `select` stage's ground truth and sign-in hooks (issue 13) ----
+
+    def tenant_now(self) -> datetime:
+        """The tenant's clock now (key ages and audit times are on it)."""
+        assert self._tenant is not None
+        return self._tenant.clock.now()
+
+    def select_truth(self, kind: str, *args: Any) -> set[str]:
+        """Intune ids a selector must return: kind is exposed (since, read_by), keys_older
+        (older_than), group (name or id) or all_windows; needs `SimConfig.targeting`."""
+
+        def truth(t: Tenant) -> set[str]:
+            assert t.targeting is not None, "start the sim with SimConfig(targeting=...)"
+            if kind == "group":
+                assert t.groups is not None
+                return t.groups.truth(*args)
+            result: set[str] = getattr(t.targeting, kind)(*args)
+            return result
+
+        found: set[str] = self._on_loop(truth)
+        return found
+
+    def count(self, name: str) -> int:
+        """A counter outside the metrics snapshot (devicecode_requests, audit_requests, ...)."""
+        found: int = self._on_loop(lambda t: t.metrics.counts.get(name, 0))
+        return found
+
+    def group_id(self, name: str) -> str:
+        assert self._tenant is not None and self._tenant.groups is not None
+        return self._tenant.groups.by_name(name)[0].id
+
+    def approve_device_codes(self, upn: str | None) -> None:
+        """Approve every device code as `upn` at its second poll (None: leave them pending)."""
+
+        def set_upn(t: Tenant) -> None:
+            t.device_codes.auto_approve = upn
+
+        self._on_loop(set_upn)
+
 
 def _open_transports(port: int) -> list[asyncio.Transport]:
     """This loop's transports of connections to `port` that are not yet closed."""
@@ -218,9 +262,12 @@ def _open_transports(port: int) -> list[asyncio.Transport]:
     return found
 
 
-def serve_forever(config: SimConfig, *, host: str, port: int, workdir: Path) -> None:
+def serve_forever(
+    config: SimConfig, *, host: str, port: int, workdir: Path, approve_as: str | None = None
+) -> None:
     """Run standalone until Ctrl-C, printing what a client needs to use it."""
     sim = SimTenant(config, workdir=workdir, host=host, port=port).start()
+    sim.approve_device_codes(approve_as)
     ca = sim.ca_path.resolve()
     try:  # Ctrl-C may come while the banner is still being written
         print(

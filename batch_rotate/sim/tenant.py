@@ -15,16 +15,21 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from batch_rotate.sim.audit import DirectoryAudits
 from batch_rotate.sim.batch import BatchEndpoint
 from batch_rotate.sim.clock import Answer, TenantClock, graph_error
 from batch_rotate.sim.config import SimConfig
+from batch_rotate.sim.devicecode import DeviceCodes
 from batch_rotate.sim.devices import READ_ROLES, Devices
 from batch_rotate.sim.escrow import Escrow
 from batch_rotate.sim.faults import Faults
+from batch_rotate.sim.groups import Groups
 from batch_rotate.sim.identity import Identity
+from batch_rotate.sim.imds import ManagedIdentities
 from batch_rotate.sim.inventory import Fleet
 from batch_rotate.sim.keys import RecoveryKeys
 from batch_rotate.sim.metrics import Metrics
+from batch_rotate.sim.targeting import Targeting
 from batch_rotate.sim.throttling import WRITE_METHODS, Budget, RetryAfter
 from batch_rotate.sim.tokens import AssertionVerifier, TokenIssuer
 
@@ -60,6 +65,11 @@ class Tenant:
         self.devices = Devices(self)
         self.keys = RecoveryKeys(self)
         self.batch = BatchEndpoint(self)
+        self.device_codes = DeviceCodes(self)
+        self.managed_identities = ManagedIdentities(self)
+        self.audits = DirectoryAudits(self)
+        self.targeting = Targeting(self, config.targeting) if config.targeting else None
+        self.groups = Groups(self) if config.targeting and config.targeting.groups else None
 
     @property
     def base_url(self) -> str:
@@ -144,9 +154,19 @@ class Tenant:
         crid: str,
         window: int,
     ) -> Answer:
-        roles = set(claims.get("roles") or [])
+        # Application permissions (`roles`) or delegated ones (`scp`) alike.
+        roles = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
         if segments == ["informationProtection", "bitlocker", "recoveryKeys"] and method == "GET":
             return self.keys.list(version, query, roles, crid)
+        if (
+            segments[:3] == ["informationProtection", "bitlocker", "recoveryKeys"]
+            and method == "GET"
+        ):
+            return self.keys.get(segments[3] if len(segments) == 4 else "", query, roles, crid)
+        if segments == ["auditLogs", "directoryAudits"] and method == "GET":
+            return self.audits.list(version, query, claims, crid)
+        if segments[:1] == ["groups"] and method == "GET" and self.groups is not None:
+            return self.groups.route(segments, query, roles, crid)
         if segments[:2] != ["deviceManagement", "managedDevices"] or len(segments) > 4:
             expected = ("deviceManagement", "managedDevices")
             bad = next(

@@ -37,6 +37,7 @@ class TokenIssuer:
         client_id: str,
         roles: list[str],
         lifetime_s: float,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         now = int(time.time())
         claims = {
@@ -54,6 +55,7 @@ class TokenIssuer:
             "roles": list(roles),
             "ver": "1.0",
             "uti": secrets.token_urlsafe(16),
+            **(extra or {}),
         }
         return jwt.encode(claims, self._key, algorithm="HS256", headers={"typ": "JWT"})
 

@@ -1,0 +1,94 @@
+"""The select stage's jobs for the CLI: `select` (sign in, select, write the list) and
+`rotate --select` (the list goes into the run folder, then the run goes on as any other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from batch_rotate.errors import InputError
+from batch_rotate.graph.pacer import Budget
+from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.models import IdKind
+from batch_rotate.run import (
+    ConfirmRequest,
+    InputOptions,
+    Progress,
+    RunResult,
+    _lane,
+    graph_errors,
+    run_job,
+)
+from batch_rotate.runs import new_run_dir
+from batch_rotate.select import Criteria, Selection, needed_permissions, select, write_csv
+from batch_rotate.settings import Credentials, Settings
+
+AUDIT_BUDGET = Budget(5, 10.0)  # Entra logs and reports: 5 requests / 10 s per app per tenant
+
+
+async def select_devices(
+    criteria: Criteria,
+    *,
+    settings: Settings,
+    credentials: Credentials,
+    out: Path,
+    notify: Callable[[str], None] = lambda _: None,
+) -> Selection:
+    """Sign in, run the selectors on the read budget, and write the list to `out`."""
+    needs = [Needs((p,), why) for p, why in needed_permissions(criteria)]
+    with graph_errors():
+        async with graph_session(
+            credentials, settings.endpoints, timeout_s=settings.timeout_s, also=needs
+        ) as graph:
+            selection = await select(
+                criteria,
+                graph,
+                _lane(settings.read_budget, settings),
+                _lane(AUDIT_BUDGET, settings),
+                max_attempts=settings.max_attempts,
+                notify=notify,
+            )
+    for warning in selection.warnings:
+        notify(warning)
+    for report in selection.reports:
+        notify(report.describe())
+    if selection.excluded:
+        notify(f"--exclude removed {selection.excluded} devices")
+    write_csv(out, selection.devices)
+    notify(f"selected {len(selection.devices)} devices: {out}")
+    return selection
+
+
+async def select_then_run(
+    criteria: Criteria,
+    *,
+    settings: Settings,
+    credentials: Credentials,
+    argv: Sequence[str] = (),
+    confirm: Callable[[ConfirmRequest], bool] | None = None,
+    on_progress: Progress | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """`rotate --select`: the selected list is written into the run folder, then a normal run."""
+    run_dir = new_run_dir(settings.reports_dir, Path("selected.csv"))
+    listed = run_dir / "selected.csv"
+    selection = await select_devices(
+        criteria, settings=settings, credentials=credentials, out=listed, notify=notify
+    )
+    if not selection.devices:
+        raise InputError(
+            f"the selection ({criteria.describe()}) matched no device; nothing to rotate "
+            f"(the empty list is in {listed})"
+        )
+    notify(f"selection: {criteria.describe()} -> {len(selection.devices)} devices in {listed}")
+    return await run_job(
+        settings=settings,
+        credentials=credentials,
+        inputs=InputOptions(listed, id_column="Device ID", id_kind=IdKind.INTUNE_ID),
+        argv=argv,
+        confirm=confirm,
+        on_progress=on_progress,
+        notify=notify,
+        run_dir=run_dir,
+    )

@@ -1,0 +1,173 @@
+"""Reads the selectors share: the tenant's clock, the inventory, and batched device lookups.
+
+Every read goes through the graph layer's lanes and runner; `Counting` wraps the transport so
+each selector can report what it cost.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from batch_rotate.graph.batch import BatchItem
+from batch_rotate.graph.client import BatchResult, GraphResponse
+from batch_rotate.graph.errors import ServiceError
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.pages import pages
+from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
+from batch_rotate.models import Device
+from batch_rotate.resolve import SELECT
+
+DEVICE_SELECT = SELECT + ",userPrincipalName"
+
+
+@dataclass
+class Counting:
+    """A transport that counts HTTP requests and the Graph requests inside them."""
+
+    inner: Transport
+    requests: int = 0
+    graph_requests: int = 0
+
+    async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
+        self.requests += 1
+        self.graph_requests += len(items)
+        return await self.inner.batch(items, version=version)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str = "beta",
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> GraphResponse:
+        self.requests += 1
+        self.graph_requests += 1
+        return await self.inner.request(
+            method, path, version=version, json_body=json_body, params=params
+        )
+
+
+def device_of(data: Mapping[str, Any]) -> Device:
+    """A managed device from Graph's JSON (with its primary user, for the list's columns)."""
+    return Device(
+        id=str(data.get("id") or ""),
+        name=str(data.get("deviceName") or ""),
+        serial_number=str(data.get("serialNumber") or ""),
+        entra_device_id=str(data.get("azureADDeviceId") or ""),
+        os=str(data.get("operatingSystem") or ""),
+        os_version=str(data.get("osVersion") or ""),
+        join_type=str(data.get("joinType") or ""),
+        user_principal_name=str(data.get("userPrincipalName") or ""),
+        last_sync=str(data.get("lastSyncDateTime") or ""),
+        management_agent=str(data.get("managementAgent") or ""),
+    )
+
+
+def parse_time(text: str) -> datetime | None:
+    """An ISO-8601 time from Graph (any fraction, `Z` or offset) as UTC; None if unreadable."""
+    text = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:  # Python < 3.11 style fractions beyond 6 digits
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        text = f"{head}.{digits[:6].ljust(6, '0')}{tail[len(digits) :]}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+async def tenant_now(graph: Transport, reads: Lane) -> datetime:
+    """The tenant's clock, from a Graph answer's `Date` (key and audit times are on it)."""
+    response = await get_with_retry(
+        graph,
+        reads,
+        "deviceManagement/managedDevices",
+        params={"$top": "1", "$select": "id"},
+    )
+    try:
+        when = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return datetime.now(UTC)  # no Date header: the local clock is the only one left
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def inventory(graph: Transport, reads: Lane, *, max_attempts: int) -> list[Device]:
+    """Every managed Windows device, one paged listing (about a request per 1,000 devices)."""
+    out: list[Device] = []
+    listing = pages(
+        graph,
+        reads,
+        "deviceManagement/managedDevices",
+        params={"$select": DEVICE_SELECT},
+        max_attempts=max_attempts,
+        passed=(),
+    )
+    async for page in listing:
+        body = page.body if isinstance(page.body, dict) else {}
+        for data in body.get("value", []):
+            if isinstance(data, dict) and str(data.get("operatingSystem", "")).lower() == "windows":
+                out.append(device_of(data))
+    return out
+
+
+async def devices_where(
+    graph: Transport,
+    reads: Lane,
+    prop: str,
+    values: Iterable[str],
+    *,
+    max_attempts: int,
+    max_concurrency: int = 4,
+) -> dict[str, list[Device]]:
+    """Managed devices with `prop eq value`, one clause per request in `$batch` (GRAPH_NOTES.md:
+    `or` chains answer the first match only), re-checked here (ignored filters list everything).
+    """
+    wanted = sorted({v for v in values if v})
+    found: dict[str, list[Device]] = {v: [] for v in wanted}
+    items = [
+        BatchItem(
+            n,
+            "GET",
+            "/deviceManagement/managedDevices?$filter="
+            + quote(f"{prop} eq '{value.replace(chr(39), chr(39) * 2)}'", safe="'")
+            + f"&$select={DEVICE_SELECT}",
+            str(uuid.uuid4()),
+        )
+        for n, value in enumerate(wanted)
+    ]
+    failures: list[str] = []
+
+    def on_answer(results: Sequence[ItemResult]) -> None:
+        for result in results:
+            if not result.final:
+                continue
+            value = wanted[result.item.key]
+            body = result.body if isinstance(result.body, dict) else {}
+            if result.status != 200:
+                failures.append(f"{prop} {value}: {result.reason or result.status}")
+                continue
+            for data in body.get("value", []):
+                if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
+                    found[value].append(device_of(data))
+
+    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
+    await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    if failures:
+        raise ServiceError(
+            f"{len(failures)} device lookups failed (first: {failures[0]}); nothing was written, "
+            "run select again"
+        )
+    return found
+
+
+def windows(devices: Iterable[Device]) -> list[Device]:
+    return [d for d in devices if d.os.strip().lower() == "windows"]
