@@ -160,18 +160,26 @@ async def check_in_flight(
                 continue
             if result.status != 200 or not isinstance(result.body, dict):
                 continue  # unknown still: stays in flight for the next round
-            started = rotation_started(result.body)
+            started, state = rotation_action(result.body)
             offset = _offset_s(result.answered_at, received)
             sent = _parse(item.sent_at)
+            when = started.isoformat(timespec="seconds").replace("+00:00", "Z") if started else ""
             if (
                 started is not None
                 and sent is not None
-                and (started >= sent + timedelta(seconds=offset - CHECK_MARGIN_S))
+                and started >= sent + timedelta(seconds=offset - CHECK_MARGIN_S)
             ):
-                when = started.isoformat(timespec="seconds").replace("+00:00", "Z")
                 confirmed[item.row] = (
-                    f"{QUEUED_REASON} (Intune shows the rotation started "
-                    f"at {when} although its answer was lost)",
+                    f"{QUEUED_REASON} (its answer was lost; Intune shows the rotation started "
+                    f"at {when})",
+                    when,
+                )
+            elif started is not None and state in _WAITING:
+                # A rotation requested earlier still waits for the device: sending again could
+                # only queue the same action twice. The device rotates at its next check-in.
+                confirmed[item.row] = (
+                    f"{QUEUED_REASON} (its answer was lost; a rotation requested at {when} is "
+                    "still pending on the device, so it was not sent again)",
                     when,
                 )
             else:
@@ -188,12 +196,16 @@ async def check_in_flight(
     return len(confirmed), len(resend)
 
 
-def rotation_started(device: dict[str, Any]) -> datetime | None:
-    """When the device's BitLocker key rotation action last started (tenant clock), if any."""
+_WAITING = frozenset({"pending", "active"})  # actionState values of a queued action
+
+
+def rotation_action(device: dict[str, Any]) -> tuple[datetime | None, str]:
+    """(start on the tenant's clock, lower-cased state) of the device's BitLocker rotation."""
     for action in device.get("deviceActionResults") or []:
         if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
-            return _parse(str(action.get("startDateTime") or ""))
-    return None
+            start = _parse(str(action.get("startDateTime") or ""))
+            return start, str(action.get("actionState") or "").lower()
+    return None, ""
 
 
 def _parse(text: str) -> datetime | None:
