@@ -53,6 +53,7 @@ async def rotate_pending(
     *,
     stop: asyncio.Event,
     on_progress: Callable[[RunnerStats, int], None] | None = None,
+    on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
 ) -> RunnerStats:
     """Send every pending device once; a 204 is never sent again (the journal says so)."""
     todo = journal.to_send()
@@ -78,7 +79,10 @@ async def rotate_pending(
         journal.mark_in_flight([(item.key, item.client_request_id) for item in batch])
 
     def on_answer(results: Sequence[ItemResult]) -> None:
-        journal.record([to_outcome(result) for result in results])
+        outcomes = [to_outcome(result) for result in results]
+        journal.record(outcomes)
+        if on_outcome is not None:  # after the commit: a follower never sees an unrecorded answer
+            on_outcome(outcomes)
         if on_progress is not None:
             on_progress(runner.stats, total)
 

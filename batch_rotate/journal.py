@@ -334,6 +334,17 @@ class Journal:
                 [(reason, row) for row, reason in reasons.items()],
             )
 
+    def skip(self, reasons: dict[int, str], status: Status = Status.INELIGIBLE) -> None:
+        """Planned rows a plan-time guard holds back; the reason says which guard and why."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = ? WHERE row = ? AND status = ?",
+                [
+                    (status.value, reason, row, Status.PENDING.value)
+                    for row, reason in reasons.items()
+                ],
+            )
+
     def to_send(self) -> list[SendItem]:
         """Devices still to send. Rows left `in_flight` by an interrupt are flagged as re-sent."""
         with self._db:

@@ -194,6 +194,9 @@ class Settings:
     verify_every_s: float = 300.0
     keys_strategy: KeysStrategy = KeysStrategy.AUTO
     check_keys: bool = False  # plan: count each device's escrowed keys (flags the 200 ceiling)
+    allow_key_ceiling: bool = False  # with check_keys: rotate devices at the ceiling anyway
+    recent_s: float = 86400.0  # skip devices another run queued this recently (0: no check)
+    force_recent: bool = False  # rotate them anyway
 
     def __post_init__(self) -> None:
         problems = [
