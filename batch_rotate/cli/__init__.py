@@ -4,19 +4,27 @@ read or anything goes on the network; the run layer does the work; one handler m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from batch_rotate import __version__
-from batch_rotate.cli.console import ProgressView, confirm_prompt, err, out, print_summary
+from batch_rotate.cli.console import out
+from batch_rotate.cli.helptext import (
+    APP_EXAMPLES,
+    PLAN_EXAMPLES,
+    REPORT_EXAMPLES,
+    ROTATE_EXAMPLES,
+    VERIFY_EXAMPLES,
+    Command,
+    Group,
+)
 from batch_rotate.cli.options import (
+    AllowCeilingOpt,
     AttemptsOpt,
     AuthorityOpt,
     BatchOpt,
@@ -27,11 +35,15 @@ from batch_rotate.cli.options import (
     ClientOpt,
     CloudOpt,
     ConcOpt,
+    DebugOpt,
+    ForceRecentOpt,
     GraphUrlOpt,
     IdColOpt,
     IdKindOpt,
+    JsonOpt,
     KeysOpt,
     MaxDevOpt,
+    QuietOpt,
     ReadOpt,
     ReportsOpt,
     RetryDelayOpt,
@@ -40,13 +52,16 @@ from batch_rotate.cli.options import (
     SheetOpt,
     TenantOpt,
     TimeoutOpt,
+    VerboseOpt,
     WriteOpt,
     duration_option,
+    recent_option,
 )
-from batch_rotate.errors import BatchRotateError, InputError
-from batch_rotate.models import IdKind
-from batch_rotate.run import EXIT_INTERRUPTED, InputOptions, RunResult, render, run_job, verify_run
-from batch_rotate.settings import Cloud, Credentials, KeysStrategy, Settings, endpoints_for
+from batch_rotate.cli.output import closed_stdout_ok
+from batch_rotate.cli.running import execute, exits, mode_of, notify, sign_in_from, start_job
+from batch_rotate.profiles import CONFIG_NAME, default_map, find_config, load_profile
+from batch_rotate.run import RunResult, render, verify_run
+from batch_rotate.settings import Cloud, KeysStrategy, Settings, endpoints_for
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
@@ -54,118 +69,71 @@ EXIT_CODES_HELP = (
 )
 
 app = typer.Typer(
+    cls=Group,
     help="Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft "
     f"Graph $batch, with a per-device report. {EXIT_CODES_HELP}",
     pretty_exceptions_show_locals=False,  # locals would hold secrets
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    epilog=APP_EXAMPLES,
 )
-
-
-def _credentials(
-    tenant_id: str, client_id: str, secret: str, cert: Path | None, cert_password: str
-) -> Credentials:
-    missing = [
-        name
-        for name, value in (
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID (--client-id)", client_id),
-        )
-        if not value
-    ]
-    if not secret and cert is None:
-        missing.append("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH")
-    if missing:
-        raise InputError(
-            "sign-in is not configured: set "
-            + ", ".join(missing)
-            + " (see README: 'Running against a real tenant')"
-        )
-    # A certificate given is the credential used (and recorded); the secret is then ignored.
-    return Credentials(
-        tenant_id, client_id, None if cert else secret or None, cert, cert_password or None
-    )
-
-
-@contextlib.contextmanager
-def _exits() -> Iterator[None]:
-    """The one place where the project's errors become a line on stderr and an exit code."""
-    try:
-        yield
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
-    with _exits():
-        result = asyncio.run(coro_factory())
-    print_summary(result)
-    raise typer.Exit(result.exit_code)
-
-
-def _notify(text: str) -> None:
-    err.print(text, highlight=False, markup=False)
-
-
-def _job(
-    *,
-    input_file: Path | None,
-    resume: Path | None,
-    assume_yes: bool,
-    id_column: str | None,
-    id_kind: IdKind | None,
-    sheet: str | None,
-    credentials: Credentials,
-    settings: Settings,
-) -> None:
-    if (input_file is None) == (resume is None):
-        with _exits():
-            raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
-    inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
-    confirm = confirm_prompt(assume_yes)
-
-    async def job() -> RunResult:
-        with ProgressView() as progress:
-            return await run_job(
-                settings=settings,
-                credentials=credentials,
-                inputs=inputs,
-                resume_dir=resume,
-                argv=sys.argv,
-                confirm=confirm,
-                on_progress=progress,
-                notify=_notify,
-            )
-
-    _execute(job)
 
 
 def _version_flag(value: bool) -> None:
     if value:
-        out.print(f"batch-rotate {__version__}")
+        with closed_stdout_ok():
+            out.print(f"batch-rotate {__version__}")
         raise typer.Exit(0)
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     show_version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_version_flag, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help=f"Profiles file (default: {CONFIG_NAME} in the working folder).",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="BATCH_ROTATE_PROFILE",
+            metavar="NAME",
+            help="Use the profile NAME of the profiles file; the environment and options "
+            "override it.",
+        ),
+    ] = None,
 ) -> None:
     """Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft Graph."""
+    with exits():
+        chosen = load_profile(find_config(config, Path.cwd()), profile)
+    if chosen is not None and isinstance(ctx.command, TyperGroup):
+        commands = {
+            name: {param.name for param in command.params if param.name}
+            for name, command in ctx.command.commands.items()
+        }
+        ctx.default_map = default_map(chosen, commands)
 
 
-@app.command(help="Resolve the devices of INPUT and rotate their BitLocker recovery keys.")
+@app.command(
+    cls=Command,
+    help="Resolve the devices of INPUT and rotate their BitLocker recovery keys.",
+    epilog=ROTATE_EXAMPLES,
+)
 def rotate(
     input_file: Annotated[
-        Path | None, typer.Argument(help="CSV or XLSX device list.", show_default=False)
+        Path | None,
+        typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in reports/<run-id>.")
@@ -204,10 +172,18 @@ def rotate(
     verify_every: Annotated[
         float | None, duration_option("--verify-every", "Time between verification checks.")
     ] = "5m",  # type: ignore[assignment]
+    allow_key_ceiling: AllowCeilingOpt = False,
+    recent: Annotated[float, recent_option()] = "24h",  # type: ignore[assignment]
+    force_recent: ForceRecentOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
-    with _exits():
-        credentials = _credentials(
+    mode = mode_of("rotate", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("rotate", mode):
+        credentials = sign_in_from(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
@@ -232,8 +208,11 @@ def rotate(
             verify_wait_s=verify_wait,
             verify_every_s=verify_every if verify_every is not None else 300.0,
             check_keys=check_keys,
+            allow_key_ceiling=allow_key_ceiling,
+            recent_s=recent,
+            force_recent=force_recent,
         )
-    _job(
+    start_job(
         input_file=input_file,
         resume=resume,
         assume_yes=assume_yes,
@@ -242,13 +221,20 @@ def rotate(
         sheet=sheet,
         credentials=credentials,
         settings=settings,
+        command="rotate",
+        mode=mode,
     )
 
 
-@app.command(help="Dry run: resolve and check every row, write the plan report, send no write.")
+@app.command(
+    cls=Command,
+    help="Dry run: resolve and check every row, write the plan report, send no write.",
+    epilog=PLAN_EXAMPLES,
+)
 def plan(
     input_file: Annotated[
-        Path, typer.Argument(help="CSV or XLSX device list.", show_default=False)
+        Path,
+        typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False),
     ],
     tenant_id: TenantOpt = "",
     client_id: ClientOpt = "",
@@ -271,10 +257,18 @@ def plan(
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
+    allow_key_ceiling: AllowCeilingOpt = False,
+    recent: Annotated[float, recent_option()] = "24h",  # type: ignore[assignment]
+    force_recent: ForceRecentOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
-    with _exits():
-        credentials = _credentials(
+    mode = mode_of("plan", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("plan", mode):
+        credentials = sign_in_from(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
@@ -296,8 +290,11 @@ def plan(
             dry_run=True,
             max_devices=sys.maxsize,
             check_keys=check_keys,
+            allow_key_ceiling=allow_key_ceiling,
+            recent_s=recent,
+            force_recent=force_recent,
         )
-    _job(
+    start_job(
         input_file=input_file,
         resume=None,
         assume_yes=True,
@@ -306,12 +303,16 @@ def plan(
         sheet=sheet,
         credentials=credentials,
         settings=settings,
+        command="plan",
+        mode=mode,
     )
 
 
-@app.command()
+@app.command(cls=Command, epilog=VERIFY_EXAMPLES)
 def verify(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A run folder, reports/<run-id>.")
+    ],
     wait: Annotated[
         float | None, duration_option("--wait", "Keep checking for this long, e.g. 2h.")
     ] = None,
@@ -329,13 +330,18 @@ def verify(
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
     keys_strategy: KeysOpt = KeysStrategy.AUTO,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
     Needs BitLockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
     """
-    with _exits():
-        credentials = _credentials(
+    mode = mode_of("verify", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("verify", mode):
+        credentials = sign_in_from(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
@@ -350,20 +356,23 @@ def verify(
         )
 
     async def job() -> RunResult:
-        return await verify_run(run_dir, settings=settings, credentials=credentials, notify=_notify)
+        return await verify_run(run_dir, settings=settings, credentials=credentials, notify=notify)
 
-    _execute(job)
+    execute("verify", mode, job)
 
 
-@app.command()
+@app.command(cls=Command, epilog=REPORT_EXAMPLES)
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A run folder, reports/<run-id>.")
+    ],
 ) -> None:
     """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
-    with _exits():
+    with exits():
         paths, counts = render(run_dir)
-    out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
-    out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
+    with closed_stdout_ok():
+        out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
+        out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
 
 
 @app.command(
@@ -376,10 +385,11 @@ def simulate(ctx: typer.Context) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "batch_rotate.sim", *ctx.args])  # noqa: S606
 
 
-@app.command()
+@app.command(cls=Command)
 def version() -> None:
-    """Print the version."""
-    out.print(f"batch-rotate {__version__}")
+    """Print the version (the same as --version)."""
+    with closed_stdout_ok():
+        out.print(f"batch-rotate {__version__}")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,9 @@ from batch_rotate.graph.endpoints import Endpoints
 from batch_rotate.graph.errors import ServiceError, TransportError
 
 __all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
+# --debug: one line per HTTP exchange. Never headers (the token), never the query (filters name
+# devices and users).
+http_log = logging.getLogger("batch_rotate.graph")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +146,16 @@ class GraphClient:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            http_log.debug("%s %s -> %s", method, url, type(exc).__name__)
             raise TransportError(_describe_transport(exc, url)) from None
+        http_log.debug(
+            "%s %s -> %s (request-id %s, client-request-id %s)",
+            method,
+            url.split("?", 1)[0],
+            status,
+            resp_headers.get("request-id", ""),
+            client_request_id,
+        )
         if 300 <= status < 400:  # a redirect could lead the token elsewhere: never follow it
             location = resp_headers.get("location", "nowhere")
             raise ServiceError(
