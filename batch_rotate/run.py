@@ -277,7 +277,8 @@ async def _rotate(
         render(run_dir)
         raise
     answered = stats.succeeded + stats.failed
-    notify(f"rotation: {rate(answered, 'answered', time.monotonic() - began)}")
+    if answered:
+        notify(f"rotation: {rate(answered, 'answered', time.monotonic() - began)}")
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
     if settings.verify_wait_s is not None and not result.interrupted:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,8 +23,23 @@ from rich.table import Table
 from batch_rotate.errors import InputError
 from batch_rotate.run import EXIT_INTERRUPTED, ConfirmRequest, RunnerStats, RunResult
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A reader that went away (`| head -1`) is not a failure: rich would exit 1 here.
+
+        Later output is dropped, and stdout points at devnull so the interpreter's final flush
+        cannot fail either (the Python docs' advice on SIGPIPE); the exit code stays the run's.
+        """
+        self.quiet = True
+        if not self.stderr:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+
+
+err = _Console(stderr=True, soft_wrap=True)
+out = _Console()
 
 
 def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
@@ -86,7 +103,7 @@ class ProgressView:
             return
         done = stats.succeeded + stats.failed
         # The rotation phase only: the runner started its clock when sending began.
-        elapsed = max(time.monotonic() - stats.started, 1e-6)
+        elapsed = max(time.monotonic() - stats.started, 1.0)  # no first-batch burst rate
         rate = done / elapsed
         state = (
             f"pacing {stats.pacing_per_s:.1f}/s, 429s {stats.throttled + stats.outer_throttled}, "
