@@ -18,6 +18,7 @@ from batch_rotate.sim.escrow import EscrowConfig
 from .conftest import SAMPLE, run_dirs, sim_flags
 
 Cli = Callable[..., Result]
+_ROTATE = ["rotate", str(SAMPLE), "--yes"]
 CEILING = EscrowConfig(ceiling_share=0.1, near_ceiling_share=0.1)
 
 
@@ -54,8 +55,7 @@ def test_key_ceiling_devices_are_not_rotated_unless_allowed(
     assert "--allow-key-ceiling" in result.stderr and "key_ceiling" in result.stderr
 
     allowed = run_cli(
-        ["rotate", str(SAMPLE), "--yes", "--check-keys", "--allow-key-ceiling", "--recent", "0"]
-        + sim_flags(sim),
+        [*_ROTATE, "--check-keys", "--allow-key-ceiling", "--recent", "0", *sim_flags(sim)],
         env=sim.env(),
     )
     assert allowed.exit_code == 0, allowed.output
