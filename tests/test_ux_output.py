@@ -24,6 +24,10 @@ from .schema_check import problems, schema
 Cli = Callable[..., Result]
 
 
+def _rotate(extra: list[str]) -> list[str]:
+    return ["rotate", str(SAMPLE), "--yes", *extra]
+
+
 def _report(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
@@ -208,8 +212,7 @@ def test_stdout_closed_before_the_first_write_keeps_the_exit_code(
     os.close(read_end)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "batch_rotate", "rotate", str(SAMPLE), "--yes", *extra]
-            + sim_flags(sim),
+            [sys.executable, "-m", "batch_rotate", *_rotate(extra), *sim_flags(sim)],
             stdout=write_end,
             stderr=subprocess.PIPE,
             cwd=tmp_path,
