@@ -63,6 +63,7 @@ async def rotate_pending(
     *,
     stop: asyncio.Event,
     on_progress: Callable[[RunnerStats, int], None] | None = None,
+    on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
 ) -> RunnerStats:
     """Send every pending device; a 204 is never sent again, and an unknown answer is checked
     before the device is sent again (a lost answer may hide an accepted rotation).
@@ -78,7 +79,9 @@ async def rotate_pending(
         todo = journal.to_send()
         if stop.is_set() or not todo:
             break
-        stats = await _send_round(journal, graph, writes, settings, todo, stop, on_progress, total)
+        stats = await _send_round(
+            journal, graph, writes, settings, todo, stop, (on_progress, on_outcome), total
+        )
         if not journal.in_flight():
             break
     return stats
@@ -91,9 +94,12 @@ async def _send_round(
     settings: Settings,
     todo: Sequence[SendItem],
     stop: asyncio.Event,
-    on_progress: Callable[[RunnerStats, int], None] | None,
+    hooks: tuple[
+        Callable[[RunnerStats, int], None] | None, Callable[[Sequence[Outcome]], None] | None
+    ],
     total: int,
 ) -> RunnerStats:
+    on_progress, on_outcome = hooks
     items = [
         BatchItem(
             key=item.row,
@@ -116,7 +122,10 @@ async def _send_round(
         journal.mark_in_flight([(item.key, item.client_request_id) for item in batch])
 
     def on_answer(results: Sequence[ItemResult]) -> None:
-        journal.record([to_outcome(result) for result in results])
+        outcomes = [to_outcome(result) for result in results]
+        journal.record(outcomes)
+        if on_outcome is not None:  # after the commit: a follower never sees an unrecorded answer
+            on_outcome(outcomes)
         if on_progress is not None:
             on_progress(runner.stats, total)
 

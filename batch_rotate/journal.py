@@ -324,13 +324,14 @@ class Journal:
                 "UPDATE devices SET reason = ? WHERE status = ?", (reason, Status.RESOLVING.value)
             )
 
-    def pending_devices(self, limit: int | None = None) -> list[Target]:
-        """Devices planned for rotation, in row order."""
+    def pending_devices(self, limit: int | None = None, *, in_flight: bool = False) -> list[Target]:
+        """Devices planned for rotation (and, with `in_flight`, those sent without an answer)."""
+        statuses = (Status.PENDING.value, Status.IN_FLIGHT.value if in_flight else "")
         sql = (
-            "SELECT row, intune_id, device_name, entra_device_id FROM devices WHERE status = ? "
-            "ORDER BY row"
+            "SELECT row, intune_id, device_name, entra_device_id FROM devices "
+            "WHERE status IN (?, ?) ORDER BY row"
         )
-        params: tuple[object, ...] = (Status.PENDING.value,)
+        params: tuple[object, ...] = statuses
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
@@ -341,6 +342,17 @@ class Journal:
             self._db.executemany(
                 "UPDATE devices SET reason = ? WHERE row = ?",
                 [(reason, row) for row, reason in reasons.items()],
+            )
+
+    def skip(self, reasons: dict[int, str], status: Status = Status.INELIGIBLE) -> None:
+        """Planned rows a plan-time guard holds back; the reason says which guard and why."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = ? WHERE row = ? AND status = ?",
+                [
+                    (status.value, reason, row, Status.PENDING.value)
+                    for row, reason in reasons.items()
+                ],
             )
 
     def to_send(self) -> list[SendItem]:

@@ -7,87 +7,73 @@ report is rendered from the journal whatever ends the run (success, guard, outag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import getpass
-import os
-import signal
+import logging
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch_rotate import __version__
 from batch_rotate.eligibility import ineligibility
 from batch_rotate.engine import rotate_pending
-from batch_rotate.errors import AuthError, BatchRotateError, GraphError, InputError, JournalError
-from batch_rotate.graph import errors as graph_layer
+from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
+from batch_rotate.events import EventWriter, run_log
 from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget, SystemClock
 from batch_rotate.graph.runner import RunnerStats, Transport
 from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.guards import SyncAges, flag_key_ceiling, guard_recent
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
-from batch_rotate.models import IdKind, Status
-from batch_rotate.report import ReportPaths
+from batch_rotate.models import Status
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
+from batch_rotate.runkit import (
+    EXIT_AUTH,
+    EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfirmRequest,
+    InputOptions,
+    RunResult,
+    exit_code_for,
+    finish,
+    graph_errors,
+    interrupt_handler,
+    rate,
+    recorded_endpoints,
+    shown_path,
+)
 from batch_rotate.runs import new_run_dir, redacted_argv, render, unfinished_runs
-from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Endpoints, Settings
-from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys, verify_journal
+from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
+from batch_rotate.verify import verify_journal
 
-__all__ = ["ConfirmRequest", "InputOptions", "RunResult", "RunnerStats", "render", "run_job"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_MEANINGS",
+    "ConfirmRequest",
+    "InputOptions",
+    "RunResult",
+    "RunnerStats",
+    "exit_code_for",
+    "graph_errors",
+    "interrupt_handler",
+    "render",
+    "run_job",
+    "verify_run",
+]
 
 READ_PERMISSIONS = ("DeviceManagementManagedDevices.Read.All", *WRITE_PERMISSIONS)
 TO_ROTATE = Needs(WRITE_PERMISSIONS, "rotate BitLocker keys")
 TO_READ_RESULTS = Needs(READ_PERMISSIONS, "read device action results")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-@dataclass(frozen=True)
-class InputOptions:
-    path: Path
-    id_column: str | None = None
-    id_kind: IdKind | None = None
-    sheet: str | None = None
-
-
-@dataclass(frozen=True)
-class ConfirmRequest:
-    """What the user is asked to approve before the first write."""
-
-    tenant_id: str
-    graph_url: str
-    count: int
-    examples: list[str]
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    counts: dict[str, int]
-    exit_code: int
-    reports: ReportPaths | None = None
-    resolve_report: ResolveReport | None = None
-    interrupted: bool = False
-    messages: list[str] = field(default_factory=list)
+log = logging.getLogger("batch_rotate.run")
 
 
 Progress = Callable[[RunnerStats, int], None]
-
-
-@contextlib.contextmanager
-def graph_errors() -> Iterator[None]:
-    """The one place the Graph layer's errors become the application's (and exit codes)."""
-    try:
-        yield
-    except graph_layer.ConfigError as exc:
-        raise InputError(str(exc)) from None
-    except graph_layer.SignInError as exc:
-        raise AuthError(str(exc)) from None
-    except graph_layer.GraphLayerError as exc:  # ServiceError, TransportError
-        raise GraphError(str(exc)) from None
 
 
 def _lane(budget: Budget, settings: Settings) -> Lane:
@@ -95,37 +81,6 @@ def _lane(budget: Budget, settings: Settings) -> Lane:
     return lane(
         budget, clock=SystemClock(), retry_delay_s=settings.retry_delay_s, seed=settings.seed
     )
-
-
-def exit_code_for(counts: dict[str, int], interrupted: bool) -> int:
-    if interrupted:
-        return EXIT_INTERRUPTED
-    bad = sum(counts.get(s, 0) for s in (Status.FAILED, Status.UNCERTAIN, Status.NOT_SENT))
-    return EXIT_FAILED if bad else EXIT_OK
-
-
-@contextlib.contextmanager
-def interrupt_handler(stop: asyncio.Event, notify: Callable[[str], None]) -> Iterator[None]:
-    """First Ctrl-C: stop sending and finish cleanly. Second: leave at once (journal is safe)."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            notify("second interrupt: exiting now; the journal is consistent, resume later")
-            os._exit(EXIT_INTERRUPTED)
-        notify("interrupt: finishing the batches in flight, then writing the report ...")
-        stop.set()
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def run_job(
@@ -156,6 +111,7 @@ async def run_job(
         f"read {len(devices)} rows from {inputs.path.name} "
         f"(column {devices.column!r} as {devices.kind.value})"
     )
+    rows = len(devices)
     for earlier in unfinished_runs(settings.reports_dir, devices.sha256):
         notify(
             f"note: {earlier} is an unfinished run of this file; resume it with --resume {earlier}"
@@ -179,7 +135,8 @@ async def run_job(
     # Every row reaches the journal before anything can fail; resolution happens in SQL, so
     # the rows need not stay in memory (a million rows would otherwise hold ~200 MB).
     journal = Journal.create(run_dir, meta)
-    with closing(journal):
+    with closing(journal), run_log(run_dir):
+        log.info("run %s: %s rows from %s", run_dir.name, rows, inputs.path)
         journal.add_refs(devices.refs)
         del devices  # the rows live on disk now; what resolution needs is read back below
         wanted = Wanted.of(journal.unresolved_keys())
@@ -195,17 +152,25 @@ async def run_job(
                     outage_s=settings.outage_s,
                 ) as graph:
                     reads = _lane(settings.read_budget, settings)
+                    ages = SyncAges(ineligibility)
+                    began = time.monotonic()
                     resolve_report = await resolve(
                         journal,
                         wanted,
                         graph,
                         reads,
-                        eligibility=ineligibility,
+                        eligibility=ages,
                         max_concurrency=settings.max_concurrency,
                         max_attempts=settings.max_attempts,
                     )
+                    notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
+                    warnings = []
                     if settings.check_keys:
-                        await _flag_key_ceiling(journal, graph, reads, settings)
+                        warnings += await flag_key_ceiling(journal, graph, reads, settings)
+                    warnings += guard_recent(journal, run_dir, settings)
+                    warnings += ages.warnings(journal)
+                    for warning in warnings:
+                        log.warning(warning, extra={"shown_later": True})
                     planned = True
                     journal.set_meta(resolution=resolve_report.describe(), state="planned")
                     if resolve_report.inventory_size:
@@ -220,6 +185,7 @@ async def run_job(
                         on_progress,
                         notify,
                         resolve_report,
+                        warnings,
                     )
         except BatchRotateError as exc:
             if not planned:
@@ -228,31 +194,6 @@ async def run_job(
                 journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
                 render(run_dir)
             raise
-
-
-async def _flag_key_ceiling(
-    journal: Journal, graph: Transport, reads: Lane, settings: Settings
-) -> None:
-    """Count escrowed keys of every device to rotate; flag those near Entra's 200-key limit."""
-    targets = journal.pending_devices()
-    found = await recovery_keys(
-        [target.entra_device_id for target in targets],
-        graph,
-        reads,
-        strategy="per-device",
-        max_attempts=settings.max_attempts,
-    )
-    flagged: dict[int, str] = {}
-    for target in targets:
-        keys = found.get(target.entra_device_id.lower())
-        if isinstance(keys, str):
-            flagged[target.row] = f"key count unknown ({keys})"
-        elif keys is not None and len(keys) >= KEY_CEILING_WARN:
-            flagged[target.row] = (
-                f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
-                "keys first or the new key will not be escrowed"
-            )
-    journal.set_reasons(flagged)
 
 
 async def _after_plan(
@@ -265,12 +206,15 @@ async def _after_plan(
     on_progress: Progress | None,
     notify: Callable[[str], None],
     resolve_report: ResolveReport,
+    warnings: list[str],
 ) -> RunResult:
     count = journal.counts().get(Status.PENDING.value, 0)
-    result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report)
+    result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report, warnings=warnings)
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
-        result.reports, result.counts = render(run_dir)
+        if count:
+            result.next_command = f"batch-rotate rotate {journal.meta().get('input_file', 'INPUT')}"
+        result = finish(result, journal, run_dir)
         unlooked = result.counts.get(Status.FAILED.value, 0)  # in a plan: lookups that failed
         if unlooked:
             result.exit_code = EXIT_AUTH
@@ -297,7 +241,7 @@ async def _after_plan(
             for t in journal.pending_devices(limit=5)
         ]
         request = ConfirmRequest(
-            credentials.tenant_id, settings.endpoints.graph_url, count, examples
+            credentials.tenant_id, settings.endpoints.graph_url, count, examples, tuple(warnings)
         )
         try:
             confirmed = confirm(request)
@@ -307,10 +251,9 @@ async def _after_plan(
             raise
         if not confirmed:
             journal.set_meta(state="refused", ended_at=utc_now(), stopped_because="not confirmed")
-            result.reports, result.counts = render(run_dir)
             result.exit_code = EXIT_USAGE
             result.messages.append("not confirmed: nothing was sent")
-            return result
+            return finish(result, journal, run_dir)
     return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
 
 
@@ -326,9 +269,16 @@ async def _rotate(
     journal.set_meta(state="rotating")
     stop = asyncio.Event()
     writes = _lane(settings.write_budget, settings)
+    # devices in flight are checked (and maybe re-sent) too: the events need their ids as well
+    targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
+    began = time.monotonic()
     try:
-        with interrupt_handler(stop, notify), graph_errors():
-            await rotate_pending(
+        with (
+            interrupt_handler(stop, notify),
+            graph_errors(),
+            EventWriter(run_dir, targets) as events,
+        ):
+            stats = await rotate_pending(
                 journal,
                 graph,
                 writes,
@@ -336,6 +286,7 @@ async def _rotate(
                 settings,
                 stop=stop,
                 on_progress=on_progress,
+                on_outcome=events,
             )
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
@@ -346,6 +297,9 @@ async def _rotate(
                 f"batch-rotate rotate --resume {run_dir}"
             ) from None
         raise
+    answered = stats.succeeded + stats.failed
+    if answered:
+        notify(f"rotation: {rate(answered, 'answered', time.monotonic() - began)}")
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
     if settings.verify_wait_s is not None and not result.interrupted:
@@ -361,32 +315,13 @@ async def _rotate(
                 max_attempts=settings.max_attempts,
                 strategy=settings.keys_strategy,
             )
-    result.reports, result.counts = render(run_dir)
+    finish(result, journal, run_dir)
     result.exit_code = exit_code_for(result.counts, result.interrupted)
+    if result.interrupted:
+        result.next_command = f"batch-rotate rotate --resume {shown_path(run_dir)}"
+    elif result.counts.get(Status.QUEUED.value):
+        result.next_command = f"batch-rotate verify {shown_path(run_dir)}"
     return result
-
-
-def _recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
-    """A later command on a run talks to the tenant, cloud and trust the run was made with.
-
-    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle given on the
-    later command overrides the recorded one.
-    """
-    ca_bundle = settings.endpoints.ca_bundle
-    recorded = meta.get("ca_bundle", "")
-    if ca_bundle is None and recorded:
-        ca_bundle = Path(recorded)
-        if not ca_bundle.is_file():
-            raise InputError(
-                f"the run was made trusting the CA bundle {recorded}, which no longer exists; "
-                "give the CA again with --ca-bundle PATH"
-            )
-    return Endpoints(
-        meta.get("authority_url", settings.endpoints.authority_url),
-        meta.get("graph_url", settings.endpoints.graph_url),
-        meta.get("scope", settings.endpoints.scope),
-        ca_bundle,
-    )
 
 
 async def verify_run(
@@ -397,9 +332,9 @@ async def verify_run(
     notify: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     """Check every queued device of a run for a newly escrowed key, polling as asked."""
-    with closing(Journal.open(run_dir)) as journal:
+    with closing(Journal.open(run_dir)) as journal, run_log(run_dir):
         meta = journal.meta()
-        endpoints = _recorded_endpoints(meta, settings)
+        endpoints = recorded_endpoints(meta, settings)
         stop = asyncio.Event()
         with graph_errors():
             async with graph_session(
@@ -422,12 +357,14 @@ async def verify_run(
                         max_attempts=settings.max_attempts,
                         strategy=settings.keys_strategy,
                     )
-        counts = journal.verification_counts()
-    result = RunResult(run_dir, {}, EXIT_OK, interrupted=stop.is_set())
-    result.reports, result.counts = render(run_dir)
-    shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        result = finish(
+            RunResult(run_dir, {}, EXIT_OK, interrupted=stop.is_set()), journal, run_dir
+        )
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(result.verification_counts.items()))
     result.messages.append(f"verification: {shown or 'no queued devices'}")
     result.exit_code = EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+    if result.verification_counts.get("pending"):
+        result.next_command = f"batch-rotate verify {shown_path(run_dir)} --wait 2h --every 10m"
     return result
 
 
@@ -443,7 +380,7 @@ async def _resume(
         raise JournalError(
             f"{run_dir}: no run journal here; give a folder such as reports/<run-id>"
         )
-    with closing(Journal.open(run_dir)) as journal:
+    with closing(Journal.open(run_dir)) as journal, run_log(run_dir):
         meta = journal.meta()
         if meta.get("tenant_id") and meta["tenant_id"] != credentials.tenant_id:
             raise InputError(
@@ -455,7 +392,7 @@ async def _resume(
                 f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "
                 f"run `batch-rotate rotate {meta.get('input_file', 'INPUT')}` instead"
             )
-        endpoints = _recorded_endpoints(meta, settings)
+        endpoints = recorded_endpoints(meta, settings)
         settings = dataclasses.replace(settings, endpoints=endpoints)
         pending = len(journal.to_send()) + len(journal.in_flight())
         notify(f"resuming {run_dir.name}: {pending} devices still to send")
@@ -474,8 +411,7 @@ async def _resume(
                         credentials.tenant_id, endpoints.graph_url, pending, []
                     )
                     if not confirm(request):
-                        result.reports, result.counts = render(run_dir)
                         result.exit_code = EXIT_USAGE
                         result.messages.append("not confirmed: nothing was sent")
-                        return result
+                        return finish(result, journal, run_dir)
                 return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)

@@ -195,6 +195,9 @@ class Settings:
     keys_strategy: KeysStrategy = KeysStrategy.AUTO
     check_keys: bool = False  # plan: count each device's escrowed keys (flags the 200 ceiling)
     outage_s: float = 60.0  # no answer from Graph for this long: stop, keep the run resumable
+    allow_key_ceiling: bool = False  # with check_keys: rotate devices at the ceiling anyway
+    recent_s: float = 86400.0  # skip devices another run queued this recently (0: no check)
+    force_recent: bool = False  # rotate them anyway
 
     def __post_init__(self) -> None:
         problems = [

@@ -129,12 +129,17 @@ def test_plan_check_keys_flags_devices_near_the_ceiling(
     result = run_cli(["plan", str(SAMPLE), "--check-keys", *sim_flags(sim)], env=sim.env())
     assert result.exit_code == 0, result.output
     (run_dir,) = run_dirs(tmp_path)
-    rows = [r for r in _report(run_dir).values() if r["Status"] == "would_rotate"]
+    # flagged devices are held back (ineligible) unless --allow-key-ceiling (issue 12 item 3)
+    rows = [r for r in _report(run_dir).values() if r["Status"] in ("would_rotate", "ineligible")]
     flagged = {r["Intune device ID"] for r in rows if r["Reason"].startswith("key_ceiling:")}
     expected = {
-        r["Intune device ID"] for r in rows if sim.initial_key_count(r["Intune device ID"]) >= 190
+        r["Intune device ID"]
+        for r in rows
+        if (r["Status"] == "would_rotate" or r["Reason"].startswith("key_ceiling:"))
+        and sim.initial_key_count(r["Intune device ID"]) >= 190
     }
     assert flagged == expected and flagged
+    assert all(r["Status"] == "ineligible" for r in rows if r["Reason"].startswith("key_ceil"))
 
 
 def test_verify_and_resume_reuse_the_runs_trust_settings(

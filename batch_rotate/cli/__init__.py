@@ -4,20 +4,27 @@ read or anything goes on the network; the run layer does the work; one handler m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from batch_rotate import __version__
-from batch_rotate.cli.console import ProgressView, confirm_prompt, err, out, print_summary
+from batch_rotate.cli.console import out
+from batch_rotate.cli.helptext import (
+    APP_EXAMPLES,
+    PLAN_EXAMPLES,
+    REPORT_EXAMPLES,
+    ROTATE_EXAMPLES,
+    VERIFY_EXAMPLES,
+    Command,
+    Group,
+)
 from batch_rotate.cli.options import (
+    AllowCeilingOpt,
     AllWindowsOpt,
     AttemptsOpt,
     AuthMode,
@@ -31,17 +38,21 @@ from batch_rotate.cli.options import (
     ClientOpt,
     CloudOpt,
     ConcOpt,
+    DebugOpt,
     ExcludeOpt,
     ExposedOpt,
+    ForceRecentOpt,
     GraphUrlOpt,
     GroupOpt,
     IdColOpt,
     IdKindOpt,
+    JsonOpt,
     KeysOlderOpt,
     KeysOpt,
     MaxDevOpt,
     MiClientOpt,
     OutageOpt,
+    QuietOpt,
     ReadByOpt,
     ReadOpt,
     ReportsOpt,
@@ -52,15 +63,18 @@ from batch_rotate.cli.options import (
     TenantOpt,
     TimeoutOpt,
     TokenCacheOpt,
+    VerboseOpt,
     WriteOpt,
     duration_option,
+    recent_option,
 )
-from batch_rotate.errors import BatchRotateError, InputError
-from batch_rotate.models import IdKind
-from batch_rotate.run import EXIT_INTERRUPTED, InputOptions, RunResult, render, run_job, verify_run
+from batch_rotate.cli.output import closed_stdout_ok
+from batch_rotate.cli.running import execute, exits, mode_of, notify, sign_in_from, start_job
+from batch_rotate.cli.selecting import check_selection, select_command, select_job, signin
+from batch_rotate.profiles import CONFIG_NAME, default_map, find_config, load_profile
+from batch_rotate.run import RunResult, render, verify_run
 from batch_rotate.select import Criteria
-from batch_rotate.select.job import select_devices, select_then_run
-from batch_rotate.settings import Cloud, Credentials, KeysStrategy, Settings, endpoints_for
+from batch_rotate.settings import Cloud, KeysStrategy, Settings, endpoints_for
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
@@ -68,118 +82,71 @@ EXIT_CODES_HELP = (
 )
 
 app = typer.Typer(
+    cls=Group,
     help="Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft "
     f"Graph $batch, with a per-device report. {EXIT_CODES_HELP}",
     pretty_exceptions_show_locals=False,  # locals would hold secrets
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    epilog=APP_EXAMPLES,
 )
-
-
-def _credentials(
-    tenant_id: str, client_id: str, secret: str, cert: Path | None, cert_password: str
-) -> Credentials:
-    missing = [
-        name
-        for name, value in (
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID (--client-id)", client_id),
-        )
-        if not value
-    ]
-    if not secret and cert is None:
-        missing.append("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH")
-    if missing:
-        raise InputError(
-            "sign-in is not configured: set "
-            + ", ".join(missing)
-            + " (see README: 'Running against a real tenant')"
-        )
-    # A certificate given is the credential used (and recorded); the secret is then ignored.
-    return Credentials(
-        tenant_id, client_id, None if cert else secret or None, cert, cert_password or None
-    )
-
-
-@contextlib.contextmanager
-def _exits() -> Iterator[None]:
-    """The one place where the project's errors become a line on stderr and an exit code."""
-    try:
-        yield
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _execute(coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]) -> None:
-    with _exits():
-        result = asyncio.run(coro_factory())
-    print_summary(result)
-    raise typer.Exit(result.exit_code)
-
-
-def _notify(text: str) -> None:
-    err.print(text, highlight=False, markup=False)
-
-
-def _job(
-    *,
-    input_file: Path | None,
-    resume: Path | None,
-    assume_yes: bool,
-    id_column: str | None,
-    id_kind: IdKind | None,
-    sheet: str | None,
-    credentials: Credentials,
-    settings: Settings,
-) -> None:
-    if (input_file is None) == (resume is None):
-        with _exits():
-            raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
-    inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
-    confirm = confirm_prompt(assume_yes)
-
-    async def job() -> RunResult:
-        with ProgressView() as progress:
-            return await run_job(
-                settings=settings,
-                credentials=credentials,
-                inputs=inputs,
-                resume_dir=resume,
-                argv=sys.argv,
-                confirm=confirm,
-                on_progress=progress,
-                notify=_notify,
-            )
-
-    _execute(job)
 
 
 def _version_flag(value: bool) -> None:
     if value:
-        out.print(f"batch-rotate {__version__}")
+        with closed_stdout_ok():
+            out.print(f"batch-rotate {__version__}")
         raise typer.Exit(0)
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     show_version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_version_flag, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help=f"Profiles file (default: {CONFIG_NAME} in the working folder).",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="BATCH_ROTATE_PROFILE",
+            metavar="NAME",
+            help="Use the profile NAME of the profiles file; the environment and options "
+            "override it.",
+        ),
+    ] = None,
 ) -> None:
     """Rotate BitLocker recovery keys of Intune-managed Windows devices through Microsoft Graph."""
+    with exits():
+        chosen = load_profile(find_config(config, Path.cwd()), profile)
+    if chosen is not None and isinstance(ctx.command, TyperGroup):
+        commands = {
+            name: {param.name for param in command.params if param.name}
+            for name, command in ctx.command.commands.items()
+        }
+        ctx.default_map = default_map(chosen, commands)
 
 
-@app.command(help="Resolve the devices of INPUT and rotate their BitLocker recovery keys.")
+@app.command(
+    cls=Command,
+    help="Resolve the devices of INPUT and rotate their BitLocker recovery keys.",
+    epilog=ROTATE_EXAMPLES,
+)
 def rotate(
     input_file: Annotated[
-        Path | None, typer.Argument(help="CSV or XLSX device list.", show_default=False)
+        Path | None,
+        typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in reports/<run-id>.")
@@ -211,7 +178,6 @@ def rotate(
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
-    outage_timeout: OutageOpt = 60.0,
     verify_wait: Annotated[
         float | None,
         duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h)."),
@@ -219,6 +185,14 @@ def rotate(
     verify_every: Annotated[
         float | None, duration_option("--verify-every", "Time between verification checks.")
     ] = "5m",  # type: ignore[assignment]
+    allow_key_ceiling: AllowCeilingOpt = False,
+    recent: Annotated[float, recent_option()] = "24h",  # type: ignore[assignment]
+    force_recent: ForceRecentOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+    outage_timeout: OutageOpt = 60.0,
     select_: Annotated[
         bool,
         typer.Option(
@@ -239,9 +213,10 @@ def rotate(
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
     criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
-    with _exits():
-        _check_selection(criteria, select_, input_file, resume)
-        credentials = _signin(
+    mode = mode_of("rotate", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("rotate", mode):
+        check_selection(criteria, select_, input_file, resume)
+        credentials = signin(
             auth,
             tenant_id,
             client_id,
@@ -273,11 +248,14 @@ def rotate(
             verify_wait_s=verify_wait,
             verify_every_s=verify_every if verify_every is not None else 300.0,
             check_keys=check_keys,
+            allow_key_ceiling=allow_key_ceiling,
+            recent_s=recent,
+            force_recent=force_recent,
             outage_s=outage_timeout,
         )
     if select_:
-        _select_job(criteria, settings, credentials, assume_yes)
-    _job(
+        select_job(criteria, settings, credentials, assume_yes, mode)
+    start_job(
         input_file=input_file,
         resume=resume,
         assume_yes=assume_yes,
@@ -286,13 +264,20 @@ def rotate(
         sheet=sheet,
         credentials=credentials,
         settings=settings,
+        command="rotate",
+        mode=mode,
     )
 
 
-@app.command(help="Dry run: resolve and check every row, write the plan report, send no write.")
+@app.command(
+    cls=Command,
+    help="Dry run: resolve and check every row, write the plan report, send no write.",
+    epilog=PLAN_EXAMPLES,
+)
 def plan(
     input_file: Annotated[
-        Path, typer.Argument(help="CSV or XLSX device list.", show_default=False)
+        Path,
+        typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False),
     ],
     tenant_id: TenantOpt = "",
     client_id: ClientOpt = "",
@@ -315,11 +300,19 @@ def plan(
     id_kind: IdKindOpt = None,
     sheet: SheetOpt = None,
     check_keys: CheckKeysOpt = False,
+    allow_key_ceiling: AllowCeilingOpt = False,
+    recent: Annotated[float, recent_option()] = "24h",  # type: ignore[assignment]
+    force_recent: ForceRecentOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
     outage_timeout: OutageOpt = 60.0,
 ) -> None:
     """Long only by its option list: Typer reads the options from this signature."""
-    with _exits():
-        credentials = _credentials(
+    mode = mode_of("plan", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("plan", mode):
+        credentials = sign_in_from(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
@@ -341,9 +334,12 @@ def plan(
             dry_run=True,
             max_devices=sys.maxsize,
             check_keys=check_keys,
+            allow_key_ceiling=allow_key_ceiling,
+            recent_s=recent,
+            force_recent=force_recent,
             outage_s=outage_timeout,
         )
-    _job(
+    start_job(
         input_file=input_file,
         resume=None,
         assume_yes=True,
@@ -352,12 +348,16 @@ def plan(
         sheet=sheet,
         credentials=credentials,
         settings=settings,
+        command="plan",
+        mode=mode,
     )
 
 
-@app.command()
+@app.command(cls=Command, epilog=VERIFY_EXAMPLES)
 def verify(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A run folder, reports/<run-id>.")
+    ],
     wait: Annotated[
         float | None, duration_option("--wait", "Keep checking for this long, e.g. 2h.")
     ] = None,
@@ -375,14 +375,19 @@ def verify(
     retry_delay: RetryDelayOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
     keys_strategy: KeysOpt = KeysStrategy.AUTO,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
     outage_timeout: OutageOpt = 60.0,
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
     Needs BitLockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
     """
-    with _exits():
-        credentials = _credentials(
+    mode = mode_of("verify", json_out=json_out, quiet=quiet, verbose=verbose, debug=debug)
+    with exits("verify", mode):
+        credentials = sign_in_from(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
@@ -398,20 +403,23 @@ def verify(
         )
 
     async def job() -> RunResult:
-        return await verify_run(run_dir, settings=settings, credentials=credentials, notify=_notify)
+        return await verify_run(run_dir, settings=settings, credentials=credentials, notify=notify)
 
-    _execute(job)
+    execute("verify", mode, job)
 
 
-@app.command()
+@app.command(cls=Command, epilog=REPORT_EXAMPLES)
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder, reports/<run-id>.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A run folder, reports/<run-id>.")
+    ],
 ) -> None:
     """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
-    with _exits():
+    with exits():
         paths, counts = render(run_dir)
-    out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
-    out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
+    with closed_stdout_ok():
+        out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
+        out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
 
 
 @app.command(
@@ -424,153 +432,19 @@ def simulate(ctx: typer.Context) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "batch_rotate.sim", *ctx.args])  # noqa: S606
 
 
-@app.command()
+@app.command(cls=Command)
 def version() -> None:
-    """Print the version."""
-    out.print(f"batch-rotate {__version__}")
+    """Print the version (the same as --version)."""
+    with closed_stdout_ok():
+        out.print(f"batch-rotate {__version__}")
 
 
-# ---- the select stage and sign-in modes (issue 13) ----
-
-
-def _signin(
-    auth: AuthMode,
-    tenant_id: str,
-    client_id: str,
-    secret: str,
-    cert: Path | None,
-    cert_password: str,
-    managed_identity_client_id: str | None,
-    token_cache: Path | None,
-) -> Credentials:
-    """Credentials for the sign-in mode; only what that mode needs is required."""
-    if auth is AuthMode.APP:
-        return _credentials(tenant_id, client_id, secret, cert, cert_password)
-    if auth is AuthMode.DEVICE_CODE and not (tenant_id and client_id):
-        raise InputError(
-            "--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID (an app registration "
-            "with 'Allow public client flows'); no secret is used"
-        )
-    return Credentials(
-        tenant_id or "managed-identity",
-        client_id,
-        auth=auth.value,
-        managed_identity_client_id=managed_identity_client_id,
-        token_cache=token_cache,
-    )
-
-
-def _check_selection(
-    criteria: Criteria, select_: bool, input_file: Path | None, resume: Path | None
-) -> None:
-    if select_ and (input_file is not None or resume is not None):
-        raise InputError("give --select or an INPUT file (or --resume), not both")
-    if select_ and not criteria.any():
-        raise InputError(
-            "--select needs a selector: --exposed-since, --keys-older-than, --group or "
-            "--all-windows"
-        )
-    if not select_ and (criteria.any() or criteria.exclude or criteria.read_by):
-        raise InputError("selector options need --select (or use the `select` command)")
-    if criteria.read_by and criteria.exposed_since is None:
-        raise InputError("--read-by narrows --exposed-since; give --exposed-since too")
-    if criteria.exclude is not None and not criteria.exclude.is_file():
-        raise InputError(f"--exclude {criteria.exclude}: no such file")
-
-
-def _select_job(
-    criteria: Criteria, settings: Settings, credentials: Credentials, assume_yes: bool
-) -> None:
-    confirm = confirm_prompt(assume_yes)
-
-    async def job() -> RunResult:
-        with ProgressView() as progress:
-            return await select_then_run(
-                criteria,
-                settings=settings,
-                credentials=credentials,
-                argv=sys.argv,
-                confirm=confirm,
-                on_progress=progress,
-                notify=_notify,
-            )
-
-    _execute(job)
-
-
-@app.command(
+app.command(
     name="select",
+    cls=Command,
     help="Build a reviewable device list from the tenant: keys read since a date, keys older "
     "than an age, an Entra group, or every Windows device. Selectors combine (intersection).",
-)
-def select_command(
-    exposed_since: ExposedOpt = None,
-    read_by: ReadByOpt = None,
-    keys_older_than: KeysOlderOpt = None,
-    group: GroupOpt = None,
-    all_windows: AllWindowsOpt = False,
-    exclude: ExcludeOpt = None,
-    out_path: Annotated[
-        Path | None,
-        typer.Option("--out", help="CSV to write (default reports/selected-<stamp>.csv)."),
-    ] = None,
-    tenant_id: TenantOpt = "",
-    client_id: ClientOpt = "",
-    client_secret: SecretOpt = "",
-    certificate_path: CertOpt = None,
-    certificate_password: CertPwOpt = "",
-    auth: AuthOpt = AuthMode.APP,
-    managed_identity_client_id: MiClientOpt = None,
-    token_cache: TokenCacheOpt = None,
-    cloud: CloudOpt = Cloud.GLOBAL,
-    graph_url: GraphUrlOpt = None,
-    authority_url: AuthorityOpt = None,
-    scope: ScopeOpt = None,
-    ca_bundle: CaOpt = None,
-    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 60.0,
-) -> None:
-    """Long only by its option list: Typer reads the options from this signature."""
-    criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
-    with _exits():
-        _check_selection(criteria, True, None, None)
-        credentials = _signin(
-            auth,
-            tenant_id,
-            client_id,
-            client_secret,
-            certificate_path,
-            certificate_password,
-            managed_identity_client_id,
-            token_cache,
-        )
-        settings = Settings(
-            endpoints=endpoints_for(
-                cloud,
-                credentials.tenant_id,
-                graph_url=graph_url,
-                authority_url=authority_url,
-                scope=scope,
-                ca_bundle=ca_bundle,
-            ),
-            read_budget=read_budget,
-            max_attempts=max_attempts,
-            timeout_s=timeout,
-        )
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_file = out_path or Path("reports") / f"selected-{stamp}.csv"
-        selection = asyncio.run(
-            select_devices(
-                criteria,
-                settings=settings,
-                credentials=credentials,
-                out=out_file,
-                notify=_notify,
-            )
-        )
-    out.print(f"{len(selection.devices)} devices selected: {out_file}", highlight=False)
-    out.print(f"review it, then: batch-rotate rotate {out_file}", highlight=False)
+)(select_command)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,8 +23,23 @@ from rich.table import Table
 from batch_rotate.errors import InputError
 from batch_rotate.run import EXIT_INTERRUPTED, ConfirmRequest, RunnerStats, RunResult
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A reader that went away (`| head -1`) is not a failure: rich would exit 1 here.
+
+        Later output is dropped, and stdout points at devnull so the interpreter's final flush
+        cannot fail either (the Python docs' advice on SIGPIPE); the exit code stays the run's.
+        """
+        self.quiet = True
+        if not self.stderr:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+
+
+err = _Console(stderr=True, soft_wrap=True)
+out = _Console()
 
 
 def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
@@ -40,6 +57,8 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
             err.print(f"  • {example}")
         if request.count > len(request.examples) and request.examples:
             err.print(f"  … and {request.count - len(request.examples)} more")
+        for warning in request.warnings:
+            err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
         return typer.confirm("Send the rotate requests now?", default=False, err=True)
 
     return confirm
@@ -48,7 +67,8 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
 class ProgressView:
     """A rich bar on a terminal; a plain line every `every_s` seconds otherwise."""
 
-    def __init__(self, every_s: float = 10.0) -> None:
+    def __init__(self, every_s: float = 10.0, *, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.tty = err.is_terminal
         self.every_s = every_s
         self.last = 0.0
@@ -65,7 +85,7 @@ class ProgressView:
                 TextColumn("[bold]rotating"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f}/s"),
+                TextColumn("{task.fields[rate]:.1f} answered/s"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[state]}"),
                 console=err,
@@ -79,9 +99,12 @@ class ProgressView:
             self.bar.__exit__(None, None, None)
 
     def __call__(self, stats: RunnerStats, total: int) -> None:
+        if not self.enabled:
+            return
         done = stats.succeeded + stats.failed
-        elapsed = max(time.monotonic() - stats.started, 1e-6)
-        rate = stats.succeeded / elapsed
+        # The rotation phase only: the runner started its clock when sending began.
+        elapsed = max(time.monotonic() - stats.started, 1.0)  # no first-batch burst rate
+        rate = done / elapsed
         state = (
             f"pacing {stats.pacing_per_s:.1f}/s, 429s {stats.throttled + stats.outer_throttled}, "
             f"retries {stats.transient}"
@@ -96,27 +119,43 @@ class ProgressView:
         elif time.monotonic() - self.last >= self.every_s or done == total:
             self.last = time.monotonic()
             err.print(
-                f"progress: {done}/{total} answered, {rate:.1f} queued/s, {state}", highlight=False
+                f"progress: {done}/{total} answered, {rate:.1f} answered/s, {state}",
+                highlight=False,
             )
 
 
-def print_summary(result: RunResult) -> None:
-    out.print(f"run {result.run_dir.name}", highlight=False)
-    table = Table(show_edge=False)
-    table.add_column("status")
-    table.add_column("rows", justify="right")
-    for status, count in sorted(result.counts.items(), key=lambda kv: -kv[1]):
-        table.add_row(status, str(count))
-    table.add_row("[bold]total", f"[bold]{sum(result.counts.values())}")
-    out.print(table)
-    if result.resolve_report is not None:
-        out.print(f"resolution: {result.resolve_report.describe()}", highlight=False)
-    if result.reports is not None:
-        out.print(f"report: {result.reports.xlsx}\n        {result.reports.csv}", highlight=False)
+def print_summary(result: RunResult, console: Console = out, *, quiet: bool = False) -> None:
+    """The table, the reports, the warnings that matter and the next command to run."""
+    if not quiet:
+        console.print(f"run {result.run_dir.name}", highlight=False)
+        table = Table(show_edge=False)
+        table.add_column("status")
+        table.add_column("rows", justify="right")
+        for status, count in sorted(result.counts.items(), key=lambda kv: -kv[1]):
+            table.add_row(status, str(count))
+        table.add_row("[bold]total", f"[bold]{sum(result.counts.values())}")
+        console.print(table)
+        if result.resolve_report is not None:
+            console.print(f"resolution: {result.resolve_report.describe()}", highlight=False)
+        if result.reports is not None:
+            console.print(
+                f"report: {result.reports.xlsx}\n        {result.reports.csv}", highlight=False
+            )
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     for message in result.messages:
         err.print(message, highlight=False)
+    if quiet or not result.next_command:
+        return
     if result.exit_code == EXIT_INTERRUPTED:
+        err.print(f"interrupted: resume with  {result.next_command}", highlight=False)
+    elif result.next_command.startswith("batch-rotate verify") and "--wait" not in (
+        result.next_command
+    ):
         err.print(
-            f"interrupted: resume with  batch-rotate rotate --resume {result.run_dir}",
+            f"next: {result.next_command}\n      in a few hours, once devices have checked in "
+            "(most do within 8 h); add --wait 4h --every 10m to keep checking",
             highlight=False,
         )
+    else:
+        err.print(f"next: {result.next_command}", highlight=False)

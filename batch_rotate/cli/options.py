@@ -267,3 +267,39 @@ OutageOpt = Annotated[
         help="Stop (exit 3, resumable) when Graph has not answered for this long, e.g. 60s.",
     ),
 ]
+
+
+# --- output and guards (issue 12) -------------------------------------------------------------
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (human output goes to stderr)."),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only warnings and errors (no progress, no table).")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also each device's answer, as it comes.")
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug", help="Also every HTTP request and answer (no headers; tokens never shown)."
+    ),
+]
+AllowCeilingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-key-ceiling",
+        help="With --check-keys: rotate devices at or near the 200-key ceiling anyway.",
+    ),
+]
+ForceRecentOpt = Annotated[
+    bool,
+    typer.Option("--force-recent", help="Rotate devices another run queued within --recent."),
+]
+
+
+def recent_option() -> Any:
+    return duration_option(
+        "--recent", "Skip devices another run queued this recently (0 turns the check off)."
+    )

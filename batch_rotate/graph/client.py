@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,9 @@ from batch_rotate.graph.endpoints import Endpoints
 from batch_rotate.graph.errors import ServiceError, TransportError
 
 __all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
+# --debug: one line per HTTP exchange. Never headers (the token), never the query (filters name
+# devices and users).
+http_log = logging.getLogger("batch_rotate.graph")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +155,19 @@ class GraphClient:
             # later (reset, timeout, a cut body) may have been processed by Graph.
             never_sent = isinstance(exc, aiohttp.ClientConnectorError | ssl.SSLError)
             text = _describe_transport(exc, url)
+            http_log.debug("%s %s -> %s", method, url.split("?", 1)[0], type(exc).__name__)
             if self._breaker is not None:
                 refused = isinstance(exc, aiohttp.ClientConnectorError)
                 self._breaker.failed(text, refused=refused)
             raise TransportError(text, maybe_sent=not never_sent) from None
+        http_log.debug(
+            "%s %s -> %s (request-id %s, client-request-id %s)",
+            method,
+            url.split("?", 1)[0],
+            status,
+            resp_headers.get("request-id", ""),
+            client_request_id,
+        )
         if self._breaker is not None:
             if status >= 500:
                 self._breaker.failed(f"{method} {url}: HTTP {status}", refused=False)

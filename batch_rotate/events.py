@@ -1,0 +1,125 @@
+"""The run folder's two followable streams: `events.jsonl` (one JSON line per rotate answer, for
+SIEMs and scripts) and `run.log` (the human story of the run). Both owner-only (0600), appended.
+
+The event schema is `batch_rotate/schemas/event.schema.json`; bump EVENT_SCHEMA_VERSION on change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from batch_rotate.journal import utc_now
+from batch_rotate.models import Outcome, Status, Target
+
+EVENTS_NAME = "events.jsonl"
+LOG_NAME = "run.log"
+EVENT_SCHEMA_VERSION = 1
+log = logging.getLogger("batch_rotate")
+
+
+def _open_private(path: Path) -> IO[str]:
+    """Append to `path`, creating it 0600 (it names devices and the tenant's request ids)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # an older file, or a umask that widened it
+    return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
+
+
+def reason_code(outcome: Outcome) -> str:
+    """A short, stable code a script can switch on (the words stay in `reason`)."""
+    if outcome.status is Status.QUEUED:
+        return "accepted"
+    if outcome.status is Status.PENDING:
+        return "retry"
+    if outcome.error_code:
+        return outcome.error_code
+    return f"http_{outcome.http_status}" if outcome.http_status else "no_answer"
+
+
+def event_record(run_id: str, outcome: Outcome, target: Target | None) -> dict[str, Any]:
+    """One line of events.jsonl (see event.schema.json)."""
+    return {
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "event": "rotate",
+        "run_id": run_id,
+        "row": outcome.row,
+        "intune_device_id": target.device_id if target else "",
+        "entra_device_id": target.entra_device_id if target else "",
+        "device_name": target.name if target else "",
+        "status": outcome.status.value,
+        "final": outcome.status is not Status.PENDING,
+        "reason_code": reason_code(outcome),
+        "reason": outcome.reason,
+        "http_status": outcome.http_status,
+        "error_code": outcome.error_code,
+        "request_id": outcome.request_id,
+        "client_request_id": outcome.client_request_id,
+        "local_time": utc_now(),
+        "tenant_time": outcome.answered_at or None,
+    }
+
+
+class EventWriter:
+    """Appends one line per outcome; flushed per batch so `tail -f` sees each answer."""
+
+    def __init__(self, run_dir: Path, targets: Mapping[int, Target]) -> None:
+        self.run_id = run_dir.name
+        self.targets = targets
+        self._file = _open_private(run_dir / EVENTS_NAME)
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def __call__(self, outcomes: Sequence[Outcome]) -> None:
+        lines = []
+        for outcome in outcomes:
+            record = event_record(self.run_id, outcome, self.targets.get(outcome.row))
+            lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            log.debug(
+                "row %s %s: %s %s (request-id %s)",
+                outcome.row,
+                record["device_name"] or record["intune_device_id"],
+                outcome.status.value,
+                outcome.http_status,
+                outcome.request_id,
+            )
+        self._file.write("".join(lines))
+        self._file.flush()
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path) -> Iterator[None]:
+    """Copy the package's log lines to `run.log` while a command works on this run.
+
+    INFO by default; DEBUG (with the redacted HTTP lines) when the CLI enabled it.
+    """
+    level = logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.INFO
+    previous = log.level
+    if not log.isEnabledFor(logging.INFO):  # used as a library: the file still gets INFO
+        log.setLevel(logging.INFO)
+    handler = logging.StreamHandler(_open_private(run_dir / LOG_NAME))
+    handler.setLevel(level)
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    log.addHandler(handler)
+    try:
+        yield
+    except Exception as exc:
+        log.error("%s", exc)
+        raise
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
+        handler.stream.close()

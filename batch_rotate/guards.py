@@ -1,0 +1,176 @@
+"""Plan-time guards: the warnings that matter before the first write.
+
+Devices at Entra's key ceiling (with --check-keys) and devices another run queued recently are held
+back as `ineligible` with a reason code unless the operator allows them; devices Intune has not
+seen for a month are only warned about (they will most likely stay `pending` at verification).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from batch_rotate.errors import BatchRotateError
+from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.runner import Transport
+from batch_rotate.journal import Journal
+from batch_rotate.models import Device, Status
+from batch_rotate.settings import Settings
+from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys
+
+STALE_AFTER = timedelta(days=30)
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _examples(rows: dict[int, str], names: dict[int, str]) -> str:
+    shown = ", ".join(f"row {row} {names.get(row, '')}".strip() for row in sorted(rows)[:3])
+    return shown + (" …" if len(rows) > 3 else "")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:g}h"
+
+
+async def flag_key_ceiling(
+    journal: Journal, graph: Transport, reads: Lane, settings: Settings
+) -> list[str]:
+    """Count escrowed keys of every device to rotate; hold back those near the 200-key limit."""
+    targets = journal.pending_devices()
+    found = await recovery_keys(
+        [target.entra_device_id for target in targets],
+        graph,
+        reads,
+        strategy="per-device",
+        max_attempts=settings.max_attempts,
+    )
+    unknown: dict[int, str] = {}
+    ceiling: dict[int, str] = {}
+    for target in targets:
+        keys = found.get(target.entra_device_id.lower())
+        if isinstance(keys, str):
+            unknown[target.row] = f"key count unknown ({keys})"
+        elif keys is not None and len(keys) >= KEY_CEILING_WARN:
+            ceiling[target.row] = (
+                f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
+                "keys first or the new key will not be escrowed"
+            )
+    journal.set_reasons(unknown)
+    if not ceiling:
+        return []
+    names = {t.row: t.name for t in targets}
+    if settings.allow_key_ceiling:
+        journal.set_reasons(ceiling)
+        return [
+            f"{len(ceiling)} devices hold {KEY_CEILING_WARN}+ recovery keys and WILL be rotated "
+            f"(--allow-key-ceiling): {_examples(ceiling, names)}"
+        ]
+    journal.skip(ceiling)
+    return [
+        f"{len(ceiling)} devices hold {KEY_CEILING_WARN}+ recovery keys (Entra keeps 200) and are "
+        f"skipped as ineligible/key_ceiling: {_examples(ceiling, names)}; delete old keys, or add "
+        "--allow-key-ceiling"
+    ]
+
+
+def recently_queued(reports_dir: Path, *, since: datetime, exclude: Path) -> dict[str, str]:
+    """Intune ids (lower-case) queued by other runs since `since` -> "run <id> at <time>".
+
+    Read-only: journals are opened without the run lock, so a run in progress is seen too. A run
+    whose journal was last written before `since` cannot hold a newer request and is not opened.
+    """
+    cutoff = _stamp(since)
+    found: dict[str, str] = {}
+    for path in sorted(reports_dir.glob("*/journal.sqlite")):
+        run_dir = path.parent
+        if run_dir.resolve() == exclude.resolve():
+            continue
+        with contextlib.suppress(OSError):
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < since - timedelta(minutes=1):
+                continue
+        with (
+            contextlib.suppress(BatchRotateError),
+            closing(Journal.open(run_dir, write=False)) as journal,
+        ):
+            for row in journal.report_rows():
+                if row.status == Status.QUEUED.value and row.requested_at >= cutoff:
+                    found[row.intune_device_id.lower()] = (
+                        f"run {run_dir.name} at {row.requested_at}"
+                    )
+    return found
+
+
+def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[str]:
+    """Hold back devices another run queued within --recent, unless --force-recent."""
+    if settings.recent_s <= 0:
+        return []
+    since = datetime.now(UTC) - timedelta(seconds=settings.recent_s)
+    found = recently_queued(settings.reports_dir, since=since, exclude=run_dir)
+    targets = [t for t in journal.pending_devices() if t.device_id.lower() in found]
+    if not targets:
+        return []
+    window = hours(settings.recent_s)
+    reasons = {
+        t.row: f"recent_run: already queued by {found[t.device_id.lower()]} (within --recent "
+        f"{window}); add --force-recent to rotate it again"
+        for t in targets
+    }
+    names = {t.row: t.name for t in targets}
+    runs = sorted({found[t.device_id.lower()].split(" at ")[0] for t in targets})
+    if settings.force_recent:
+        journal.set_reasons(reasons)
+        return [
+            f"{len(targets)} devices were already queued within {window} by {', '.join(runs)} "
+            f"and WILL be rotated again (--force-recent): {_examples(reasons, names)}"
+        ]
+    journal.skip(reasons)
+    return [
+        f"{len(targets)} devices were already queued within {window} by {', '.join(runs)} and "
+        f"are skipped as ineligible/recent_run: {_examples(reasons, names)}; add --force-recent "
+        "to rotate them again"
+    ]
+
+
+def _parse(stamp: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", stamp.strip()))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class SyncAges:
+    """Wraps the eligibility rule to note devices Intune has not seen for STALE_AFTER."""
+
+    def __init__(self, eligibility: Callable[[Device], str | None]) -> None:
+        self.eligibility = eligibility
+        self.cutoff = datetime.now(UTC) - STALE_AFTER
+        self.stale: dict[str, str] = {}  # Intune id (lower-case) -> last sync as Graph gave it
+
+    def __call__(self, device: Device) -> str | None:
+        moment = _parse(device.last_sync) if device.last_sync else None
+        if moment is not None and moment < self.cutoff:
+            self.stale[device.id.lower()] = device.last_sync
+        return self.eligibility(device)
+
+    def warnings(self, journal: Journal) -> list[str]:
+        """One line about planned devices that have not synced for 30+ days (not skipped)."""
+        if not self.stale:
+            return []
+        targets = [t for t in journal.pending_devices() if t.device_id.lower() in self.stale]
+        if not targets:
+            return []
+        seen = {
+            t.row: f"{t.name} (last sync {self.stale[t.device_id.lower()][:10]})" for t in targets
+        }
+        return [
+            f"{len(targets)} devices have not synced with Intune for more than "
+            f"{STALE_AFTER.days} days and will likely stay pending: {_examples(seen, seen)}"
+        ]

@@ -1,0 +1,155 @@
+"""The run layer's shared parts: what a command returns, exit codes, and the edges every stage
+shares (Graph errors to exit codes, Ctrl-C, the endpoints a later command reuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batch_rotate.errors import AuthError, GraphError, InputError
+from batch_rotate.graph import errors as graph_layer
+from batch_rotate.journal import Journal
+from batch_rotate.models import IdKind, Status
+from batch_rotate.report import ReportPaths
+from batch_rotate.resolve import ResolveReport
+from batch_rotate.runs import render
+from batch_rotate.settings import Endpoints, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_MEANINGS = {
+    EXIT_OK: "every targeted device succeeded",
+    EXIT_FAILED: "some devices failed or were not sent; see the report",
+    EXIT_USAGE: "bad input or usage, a guard, or no confirmation; nothing more was sent",
+    EXIT_AUTH: "sign-in failed, a permission is missing, or Graph was unreachable",
+    EXIT_INTERRUPTED: "interrupted; the journal is saved, resume the run",
+}
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    path: Path
+    id_column: str | None = None
+    id_kind: IdKind | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """What the user is asked to approve before the first write."""
+
+    tenant_id: str
+    graph_url: str
+    count: int
+    examples: list[str]
+    warnings: tuple[str, ...] = ()  # what the guards held back or flagged
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    counts: dict[str, int]
+    exit_code: int
+    reports: ReportPaths | None = None
+    resolve_report: ResolveReport | None = None
+    interrupted: bool = False
+    messages: list[str] = field(default_factory=list)
+    tenant_id: str = ""
+    state: str = ""  # the journal's run state: plan, finished, interrupted, refused, ...
+    verification_counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    next_command: str = ""  # what the operator should run next, as they would type it
+
+
+@contextlib.contextmanager
+def graph_errors() -> Iterator[None]:
+    """The one place the Graph layer's errors become the application's (and exit codes)."""
+    try:
+        yield
+    except graph_layer.ConfigError as exc:
+        raise InputError(str(exc)) from None
+    except graph_layer.SignInError as exc:
+        raise AuthError(str(exc)) from None
+    except graph_layer.GraphLayerError as exc:  # ServiceError, TransportError
+        raise GraphError(str(exc)) from None
+
+
+def exit_code_for(counts: dict[str, int], interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    bad = sum(counts.get(s, 0) for s in (Status.FAILED, Status.UNCERTAIN, Status.NOT_SENT))
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+@contextlib.contextmanager
+def interrupt_handler(stop: asyncio.Event, notify: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C: stop sending and finish cleanly. Second: leave at once (journal is safe)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            notify("second interrupt: exiting now; the journal is consistent, resume later")
+            os._exit(EXIT_INTERRUPTED)
+        notify("interrupt: finishing the batches in flight, then writing the report ...")
+        stop.set()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def rate(count: int, unit: str, seconds: float) -> str:
+    """A phase's own pace, so no phase's speed is averaged into another's."""
+    return f"{count} {unit} in {seconds:.1f} s ({count / max(seconds, 1e-3):.1f}/s)"
+
+
+def shown_path(run_dir: Path) -> str:
+    """The run folder as the operator would type it: relative to here when it is below here."""
+    with contextlib.suppress(ValueError):
+        return str(run_dir.resolve().relative_to(Path.cwd().resolve()))
+    return str(run_dir)
+
+
+def finish(result: RunResult, journal: Journal, run_dir: Path) -> RunResult:
+    """Render the reports and fill in what every command's summary (and --json) shows."""
+    result.reports, result.counts = render(run_dir)
+    meta = journal.meta()
+    result.tenant_id = meta.get("tenant_id", "")
+    result.state = meta.get("state", "")
+    result.verification_counts = journal.verification_counts()
+    return result
+
+
+def recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
+    """A later command on a run talks to the tenant, cloud and trust the run was made with.
+
+    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle given on the
+    later command overrides the recorded one.
+    """
+    ca_bundle = settings.endpoints.ca_bundle
+    recorded = meta.get("ca_bundle", "")
+    if ca_bundle is None and recorded:
+        ca_bundle = Path(recorded)
+        if not ca_bundle.is_file():
+            raise InputError(
+                f"the run was made trusting the CA bundle {recorded}, which no longer exists; "
+                "give the CA again with --ca-bundle PATH"
+            )
+    return Endpoints(
+        meta.get("authority_url", settings.endpoints.authority_url),
+        meta.get("graph_url", settings.endpoints.graph_url),
+        meta.get("scope", settings.endpoints.scope),
+        ca_bundle,
+    )
