@@ -135,10 +135,14 @@ class MsalTokenProvider:
 
     def _build_app(self) -> msal.ConfidentialClientApplication:
         creds = self._credentials
-        if creds.client_secret:
-            credential: Any = creds.client_secret
-        elif creds.certificate_path:
-            credential = _certificate_credential(creds.certificate_path, creds.certificate_password)
+        # The certificate first, as `Credentials.method` (what the journal records) says: a
+        # certificate that cannot be used is an error, never a silent fall-back to a secret.
+        if creds.certificate_path:
+            credential: Any = _certificate_credential(
+                creds.certificate_path, creds.certificate_password
+            )
+        elif creds.client_secret:
+            credential = creds.client_secret
         else:
             raise SignInError(
                 "no credential: set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH "
