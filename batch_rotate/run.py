@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch_rotate import __version__
-from batch_rotate.eligibility import ineligibility
+from batch_rotate.eligibility import FlaggingEligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import AuthError, BatchRotateError, GraphError, InputError, JournalError
 from batch_rotate.graph import errors as graph_layer
@@ -191,15 +191,23 @@ async def run_job(
                     credentials, settings.endpoints, needs=needs, timeout_s=settings.timeout_s
                 ) as graph:
                     reads = _lane(settings.read_budget, settings)
+                    eligibility = FlaggingEligibility()
                     resolve_report = await resolve(
                         journal,
                         wanted,
                         graph,
                         reads,
-                        eligibility=ineligibility,
+                        eligibility=eligibility,
                         max_concurrency=settings.max_concurrency,
                         max_attempts=settings.max_attempts,
                     )
+                    if eligibility:  # co-managed devices stay planned, with the flag as reason
+                        flagged = eligibility.reasons(journal.pending_devices())
+                        journal.set_reasons(flagged)
+                        notify(
+                            f"note: co-managed devices in the plan: {len(flagged)}; check their "
+                            "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
+                        )
                     if settings.check_keys:
                         await _flag_key_ceiling(journal, graph, reads, settings)
                     planned = True
