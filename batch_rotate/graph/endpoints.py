@@ -40,8 +40,8 @@ class Credentials:
     certificate_password: str | None = None
 
     def __repr__(self) -> str:
-        kind = (
-            "secret" if self.client_secret else "certificate" if self.certificate_path else "none"
+        kind = (  # the order sign-in uses: a certificate given wins
+            "certificate" if self.certificate_path else "secret" if self.client_secret else "none"
         )
         return f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, {kind})"
 

@@ -28,7 +28,10 @@ def proxy_for(url: str, explicit: str | None) -> str | None:
         return explicit
     proxies = requests.utils.get_environ_proxies(url)  # {} when NO_PROXY names the host
     found = requests.utils.select_proxy(url, proxies)
-    return str(found) if found else None
+    if not found:
+        return None
+    # HTTPS_PROXY=proxy:3128 is common; requests reads it as http://proxy:3128, so do we
+    return str(found) if "://" in str(found) else f"http://{found}"
 
 
 def check_proxy(url: str, *, source: str = "--proxy") -> str:

@@ -32,6 +32,11 @@ def test_no_proxy_suffix_bypasses_only_the_hosts_it_names(monkeypatch: pytest.Mo
     assert proxy_for(GRAPH, None) == "http://proxy.corp.example:3128"
 
 
+def test_a_proxy_without_scheme_is_read_as_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("https_proxy", "proxy.corp.example:3128")
+    assert proxy_for(GRAPH, None) == "http://proxy.corp.example:3128"
+
+
 def test_http_proxy_is_not_used_for_https(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://plain.corp.example:8080")
     assert proxy_for(GRAPH, None) is None
