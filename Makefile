@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INPUT ?=
+# The lowest versions pyproject.toml allows (.ci/lowest.py), in a venv of their own.
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
 
-.PHONY: install demo demo-plan rotate plan test check lint bench clean
+.PHONY: install demo demo-plan rotate plan test test-lowest check lint bench clean
 
 install: $(STAMP)
 
@@ -32,6 +35,21 @@ plan: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every runtime dependency at exactly its floor, then the whole suite: a floor that does not
+# install or pass fails here instead of on an admin's machine.
+$(LOWEST_STAMP): pyproject.toml .ci/lowest.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest.py > $(LOWEST)/floors.txt
+	$(LOWEST)/bin/python -m pip install --quiet -e '.[test]' --constraint $(LOWEST)/floors.txt
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP)
+	@echo "lowest allowed versions:" $$(cat $(LOWEST)/floors.txt)
+	$(LOWEST)/bin/python -m pip check
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
+
 lint: $(STAMP)
 	$(BIN)/ruff check batch_rotate tests
 	$(BIN)/ruff format --check batch_rotate tests
@@ -44,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench_select
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache

@@ -1,14 +1,15 @@
 """Pure decision: can a resolved device rotate its BitLocker keys, and if not, why.
 
 Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, Entra joined
-or hybrid joined with an Entra device id, and managed by Intune MDM.
+or hybrid joined with an Entra device id, and managed by Intune MDM. Eligible co-managed devices
+(Configuration Manager and Intune) are flagged, not refused: see `comanaged_note`.
 """
 
 from __future__ import annotations
 
 import re
 
-from batch_rotate.models import Device
+from batch_rotate.models import Device, Target
 
 MIN_WINDOWS_BUILD = (10, 0, 18363)
 _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -46,3 +47,51 @@ def ineligibility(device: Device) -> str | None:
             "rotation is an Intune MDM action"
         )
     return None
+
+
+COMANAGED_NOTE = (
+    "comanaged: managed with Configuration Manager and Intune ({agent}); the tool sends the "
+    "managedDevices rotate action, which Intune applies when the device's Endpoint Protection "
+    "workload is moved to Intune: check the Endpoint Protection workload is moved to Intune"
+)
+
+
+def comanaged_note(device: Device) -> str | None:
+    """The plan's flag for an eligible co-managed device, or None (GRAPH_NOTES.md "Co-managed").
+
+    Graph also documents `comanagedDevices/{id}/rotateBitLockerKeys`; which path such devices need
+    is undocumented, so the tool keeps the one documented rotate path and tells the admin the
+    condition under which Intune (not Configuration Manager) owns BitLocker on the device.
+    """
+    agent = device.management_agent
+    if "configurationmanager" not in agent.lower() or ineligibility(device) is not None:
+        return None
+    return COMANAGED_NOTE.format(agent=agent)
+
+
+class FlaggingEligibility:
+    """`ineligibility` for resolution that also remembers the eligible co-managed devices.
+
+    An eligible device stores no reason during resolution; its flag is written once the rows are
+    planned (`reasons`), so resolution and the journal stay as they are.
+    """
+
+    def __init__(self) -> None:
+        self._notes: dict[str, str] = {}
+
+    def __call__(self, device: Device) -> str | None:
+        note = comanaged_note(device)
+        if note is not None:
+            self._notes[device.id.lower()] = note
+        return ineligibility(device)
+
+    def __bool__(self) -> bool:
+        return bool(self._notes)
+
+    def reasons(self, targets: list[Target]) -> dict[int, str]:
+        """Row -> flag for the planned devices that are co-managed."""
+        return {
+            t.row: self._notes[t.device_id.lower()]
+            for t in targets
+            if t.device_id.lower() in self._notes
+        }

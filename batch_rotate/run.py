@@ -18,7 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 from batch_rotate import __version__
-from batch_rotate.eligibility import ineligibility
+from batch_rotate.eligibility import FlaggingEligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
 from batch_rotate.events import EventWriter, run_log
@@ -152,7 +152,8 @@ async def run_job(
                     outage_s=settings.outage_s,
                 ) as graph:
                     reads = _lane(settings.read_budget, settings)
-                    ages = SyncAges(ineligibility)
+                    flags = FlaggingEligibility()
+                    ages = SyncAges(flags)
                     began = time.monotonic()
                     resolve_report = await resolve(
                         journal,
@@ -165,6 +166,13 @@ async def run_job(
                     )
                     notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
                     warnings = []
+                    if flags:  # co-managed devices stay planned, with the flag as reason
+                        flagged = flags.reasons(journal.pending_devices())
+                        journal.set_reasons(flagged)
+                        notify(
+                            f"note: co-managed devices in the plan: {len(flagged)}; check their "
+                            "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
+                        )
                     if settings.check_keys:
                         warnings += await flag_key_ceiling(journal, graph, reads, settings)
                     warnings += guard_recent(journal, run_dir, settings)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from batch_rotate.errors import AuthError, GraphError, InputError
 from batch_rotate.graph import errors as graph_layer
+from batch_rotate.graph.proxy import is_redacted
 from batch_rotate.journal import Journal
 from batch_rotate.models import IdKind, Status
 from batch_rotate.report import ReportPaths
@@ -133,10 +134,10 @@ def finish(result: RunResult, journal: Journal, run_dir: Path) -> RunResult:
 
 
 def recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
-    """A later command on a run talks to the tenant, cloud and trust the run was made with.
+    """A later command on a run talks to the tenant, cloud, trust and proxy the run was made with.
 
-    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle given on the
-    later command overrides the recorded one.
+    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle or proxy given
+    on the later command overrides the recorded one.
     """
     ca_bundle = settings.endpoints.ca_bundle
     recorded = meta.get("ca_bundle", "")
@@ -147,9 +148,19 @@ def recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
                 f"the run was made trusting the CA bundle {recorded}, which no longer exists; "
                 "give the CA again with --ca-bundle PATH"
             )
+    proxy = settings.endpoints.proxy
+    recorded_proxy = meta.get("proxy", "")
+    if proxy is None and recorded_proxy:
+        if is_redacted(recorded_proxy):
+            raise InputError(
+                f"the run was made through the proxy {recorded_proxy}, whose user and password "
+                "are never recorded; give it again with --proxy URL"
+            )
+        proxy = recorded_proxy
     return Endpoints(
         meta.get("authority_url", settings.endpoints.authority_url),
         meta.get("graph_url", settings.endpoints.graph_url),
         meta.get("scope", settings.endpoints.scope),
         ca_bundle,
+        proxy,
     )

@@ -6,6 +6,7 @@ Everything here reads or names a run; nothing talks to Graph.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Sequence
 from contextlib import closing
@@ -25,6 +26,9 @@ def new_run_dir(reports_dir: Path, input_path: Path) -> Path:
     return reports_dir / f"{stamp}-{stem}-{secrets.token_hex(2)}"
 
 
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
 def redacted_argv(argv: Sequence[str]) -> str:
     """The command line with secret option values replaced (for the audit trail)."""
     secret_flags = {"--client-secret", "--certificate-password"}
@@ -39,8 +43,8 @@ def redacted_argv(argv: Sequence[str]) -> str:
             hide_next = True
         elif any(arg.startswith(flag + "=") for flag in secret_flags):
             out.append(arg.split("=", 1)[0] + "=***")
-        else:
-            out.append(arg)
+        else:  # a URL's user:password (a --proxy) is a secret too
+            out.append(_URL_CREDENTIALS.sub(r"\1***@", arg))
     return " ".join(out)
 
 

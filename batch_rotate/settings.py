@@ -19,6 +19,7 @@ from batch_rotate.errors import InputError
 from batch_rotate.graph.endpoints import CLOUD_HOSTS, Cloud, Credentials, Endpoints
 from batch_rotate.graph.errors import ConfigError
 from batch_rotate.graph.pacer import Budget
+from batch_rotate.graph.proxy import check_proxy, redact
 
 __all__ = [
     "CLOUD_HOSTS",
@@ -120,6 +121,14 @@ def check_certificate(path: Path) -> Path:
     return path
 
 
+def parse_proxy(text: str) -> str:
+    """An http://host:port proxy URL (user:password allowed: used, never recorded)."""
+    try:
+        return check_proxy(text.strip())
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def check_reports_dir(path: Path) -> Path:
     """A folder that exists and is writable, or can be created in a writable parent."""
     probe = path
@@ -157,6 +166,7 @@ def endpoints_for(
     authority_url: str | None = None,
     scope: str | None = None,
     ca_bundle: Path | None = None,
+    proxy: str | None = None,
 ) -> Endpoints:
     """Endpoints for the cloud and overrides; a bad value is an InputError naming the option."""
     try:
@@ -169,6 +179,7 @@ def endpoints_for(
             authority_url=authority_url,
             scope=scope,
             ca_bundle=ca_bundle,
+            proxy=proxy,
         )
     except (ConfigError, ValueError) as exc:
         raise InputError(str(exc)) from None
@@ -238,6 +249,8 @@ class Settings:
             "ca_bundle": str(self.endpoints.ca_bundle.resolve())
             if self.endpoints.ca_bundle
             else "",
+            # user:password never recorded: a resume asks for --proxy again (run.py)
+            "proxy": redact(self.endpoints.proxy) if self.endpoints.proxy else "",
             "batch_size": str(self.batch_size),
             "max_concurrency": str(self.max_concurrency),
             "write_budget": budget_text(self.write_budget),

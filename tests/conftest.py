@@ -23,12 +23,18 @@ AZURE_VARS = (
     "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     "SSL_CERT_FILE",
 )
+# Sign-in and Graph both honour these now: a developer's proxy must not carry the tests' traffic.
+PROXY_VARS = tuple(
+    name
+    for base in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+    for name in (base, base.lower())
+)
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may pick up a developer's real tenant settings."""
-    for name in AZURE_VARS:
+    for name in (*AZURE_VARS, *PROXY_VARS):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -47,6 +47,8 @@ def _refused(
         (["--max-concurrency", "0"], "--max-concurrency", "1 to 64"),
         (["--graph-url", "https://user:pw@127.0.0.1:1"], "--graph-url", "password"),
         (["--graph-url", "http://127.0.0.1:1"], "--graph-url", "https://"),
+        (["--proxy", "socks5://127.0.0.1:1080"], "--proxy", "SOCKS"),
+        (["--proxy", "http://127.0.0.1:3128/path"], "--proxy", "no path"),
     ],
 )
 def test_malformed_option_is_refused_before_anything(

@@ -52,6 +52,7 @@ from batch_rotate.cli.options import (
     MaxDevOpt,
     MiClientOpt,
     OutageOpt,
+    ProxyOpt,
     QuietOpt,
     ReadByOpt,
     ReadOpt,
@@ -165,6 +166,7 @@ def rotate(
     authority_url: AuthorityOpt = None,
     scope: ScopeOpt = None,
     ca_bundle: CaOpt = None,
+    proxy: ProxyOpt = None,
     batch_size: BatchOpt = 20,
     max_concurrency: ConcOpt = 4,
     write_budget: WriteOpt = "200/20s",  # type: ignore[assignment]  # parsed by Typer
@@ -234,6 +236,7 @@ def rotate(
                 authority_url=authority_url,
                 scope=scope,
                 ca_bundle=ca_bundle,
+                proxy=proxy,
             ),
             batch_size=batch_size,
             max_concurrency=max_concurrency,
@@ -289,6 +292,7 @@ def plan(
     authority_url: AuthorityOpt = None,
     scope: ScopeOpt = None,
     ca_bundle: CaOpt = None,
+    proxy: ProxyOpt = None,
     batch_size: BatchOpt = 20,
     max_concurrency: ConcOpt = 4,
     read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
@@ -323,6 +327,7 @@ def plan(
                 authority_url=authority_url,
                 scope=scope,
                 ca_bundle=ca_bundle,
+                proxy=proxy,
             ),
             batch_size=batch_size,
             max_concurrency=max_concurrency,
@@ -370,6 +375,7 @@ def verify(
     certificate_path: CertOpt = None,
     certificate_password: CertPwOpt = "",
     ca_bundle: CaOpt = None,
+    proxy: ProxyOpt = None,
     read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
     max_attempts: AttemptsOpt = 8,
     retry_delay: RetryDelayOpt = 1.0,
@@ -391,7 +397,7 @@ def verify(
             tenant_id, client_id, client_secret, certificate_path, certificate_password
         )
         settings = Settings(
-            endpoints=endpoints_for(Cloud.GLOBAL, tenant_id, ca_bundle=ca_bundle),
+            endpoints=endpoints_for(Cloud.GLOBAL, tenant_id, ca_bundle=ca_bundle, proxy=proxy),
             read_budget=read_budget,
             max_attempts=max_attempts,
             retry_delay_s=retry_delay,

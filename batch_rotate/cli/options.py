@@ -20,6 +20,7 @@ from batch_rotate.settings import (
     check_reports_dir,
     parse_budget,
     parse_duration,
+    parse_proxy,
     parse_timeout,
 )
 
@@ -94,6 +95,16 @@ CaOpt = Annotated[
         envvar="SSL_CERT_FILE",
         callback=checked_path(check_ca_bundle),
         help="Extra trusted CA (PEM) for sign-in and Graph.",
+    ),
+]
+ProxyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--proxy",
+        parser=typed(parse_proxy),
+        metavar="URL",
+        help="HTTP proxy for sign-in and Graph, http://[user:password@]host:port; default "
+        "HTTPS_PROXY/HTTP_PROXY with NO_PROXY. The password is never recorded.",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Requests per $batch (1-20).")]

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
+from batch_rotate.graph.proxy import proxy_for, redact
 
 REFRESH_BEFORE_EXPIRY_S = 300.0  # the same 5 minutes MSAL's own cache uses
 
@@ -79,20 +80,27 @@ def _certificate_credential(path: Path, password: str | None) -> dict[str, Any]:
 
 
 class _HttpClient:
-    """MSAL's transport with `verify` on every request: a session-level `verify` loses to the
-    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables, an explicit one does not."""
+    """MSAL's transport with `verify` and the proxy on every request: a session-level `verify`
+    loses to the REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables, an explicit one does
+    not; the proxy is the one the Graph client picks for the same URL (`proxy_for`)."""
 
-    def __init__(self, verify: str | bool) -> None:
+    def __init__(self, verify: str | bool, proxy: str | None = None) -> None:
         self._session = requests.Session()
         self._verify = verify
+        self._proxy = proxy
+
+    def _with(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs["verify"] = self._verify
+        chosen = proxy_for(url, self._proxy)
+        if chosen:
+            kwargs["proxies"] = {"http": chosen, "https": chosen}
+        return kwargs
 
     def get(self, url: str, **kwargs: Any) -> Any:
-        kwargs["verify"] = self._verify
-        return self._session.get(url, **kwargs)
+        return self._session.get(url, **self._with(url, kwargs))
 
     def post(self, url: str, **kwargs: Any) -> Any:
-        kwargs["verify"] = self._verify
-        return self._session.post(url, **kwargs)
+        return self._session.post(url, **self._with(url, kwargs))
 
     def close(self) -> None:
         self._session.close()
@@ -120,12 +128,21 @@ class MsalTokenProvider:
         self._ca_file: Path | None = None
         self._http: _HttpClient | None = None
 
+    def _via(self) -> str:
+        """' through the proxy P' when sign-in goes through one (for error messages)."""
+        chosen = proxy_for(self._endpoints.authority_url, self._endpoints.proxy)
+        return f" through the proxy {redact(chosen)}" if chosen else ""
+
     def _build_app(self) -> msal.ConfidentialClientApplication:
         creds = self._credentials
-        if creds.client_secret:
-            credential: Any = creds.client_secret
-        elif creds.certificate_path:
-            credential = _certificate_credential(creds.certificate_path, creds.certificate_password)
+        # The certificate first, as `Credentials.method` (what the journal records) says: a
+        # certificate that cannot be used is an error, never a silent fall-back to a secret.
+        if creds.certificate_path:
+            credential: Any = _certificate_credential(
+                creds.certificate_path, creds.certificate_password
+            )
+        elif creds.client_secret:
+            credential = creds.client_secret
         else:
             raise SignInError(
                 "no credential: set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH "
@@ -135,7 +152,7 @@ class MsalTokenProvider:
         if self._endpoints.ca_bundle is not None:
             self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
             verify = str(self._ca_file)
-        self._http = http_client = _HttpClient(verify)
+        self._http = http_client = _HttpClient(verify, self._endpoints.proxy)
         try:
             return msal.ConfidentialClientApplication(
                 creds.client_id,
@@ -152,8 +169,9 @@ class MsalTokenProvider:
             ) from None
         except Exception as exc:  # requests' connection errors and the like
             raise SignInError(
-                f"cannot reach the identity platform at {self._endpoints.authority_url} "
-                f"({type(exc).__name__}); check the network, proxy, --authority-url and --ca-bundle"
+                f"cannot reach the identity platform at {self._endpoints.authority_url}"
+                f"{self._via()} ({type(exc).__name__}); check the network, --proxy or "
+                "HTTPS_PROXY, --authority-url and --ca-bundle"
             ) from None
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
@@ -169,8 +187,9 @@ class MsalTokenProvider:
             )
         except Exception as exc:
             raise SignInError(
-                f"cannot reach the identity platform at {self._endpoints.authority_url} "
-                f"({type(exc).__name__}); check the network, proxy and --ca-bundle"
+                f"cannot reach the identity platform at {self._endpoints.authority_url}"
+                f"{self._via()} ({type(exc).__name__}); check the network, --proxy or "
+                "HTTPS_PROXY, and --ca-bundle"
             ) from None
         return result
 

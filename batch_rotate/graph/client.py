@@ -1,7 +1,8 @@
-"""The aiohttp Graph client: headers, TLS trust, token renewal on 401, error mapping at the edge.
+"""The aiohttp Graph client: headers, TLS trust, proxy, token renewal on 401, error mapping.
 
 Every request carries a fresh `client-request-id`; transport trouble becomes `TransportError`
-so callers treat it as retryable data instead of crashing the run.
+so callers treat it as retryable data instead of crashing the run. The proxy is the one sign-in
+uses (`graph/proxy.py`); TLS to Graph is verified end to end through the CONNECT tunnel.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from batch_rotate.graph.batch import (
 from batch_rotate.graph.breaker import Breaker
 from batch_rotate.graph.endpoints import Endpoints
 from batch_rotate.graph.errors import ServiceError, TransportError
+from batch_rotate.graph.proxy import check_proxy, proxy_for, redact, without_credentials
 
 __all__ = ["BatchResult", "GraphClient", "GraphResponse", "TransportError", "ssl_context"]
 # --debug: one line per HTTP exchange. Never headers (the token), never the query (filters name
@@ -81,6 +83,7 @@ class GraphClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, tuple[str | None, aiohttp.BasicAuth | None]] = {}
 
     async def __aenter__(self) -> GraphClient:
         connector = aiohttp.TCPConnector(
@@ -90,6 +93,8 @@ class GraphClient:
             connector=connector,
             timeout=self._timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # the proxy is chosen per request by `_proxy`; trust_env would also read ~/.netrc
+            trust_env=False,
         )
         return self
 
@@ -97,6 +102,20 @@ class GraphClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _proxy(self, url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """The proxy for this URL's origin (decided once per origin) and its credentials."""
+        origin = _origin(url)
+        if origin not in self._proxies:
+            chosen = proxy_for(url, self.endpoints.proxy)
+            if chosen is None:
+                self._proxies[origin] = (None, None)
+            else:
+                source = "--proxy" if self.endpoints.proxy else "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
+                bare, user, password = without_credentials(check_proxy(chosen, source=source))
+                auth = aiohttp.BasicAuth(user, password or "") if user is not None else None
+                self._proxies[origin] = (bare, auth)
+        return self._proxies[origin]
 
     def url(self, path: str, version: str = "beta") -> str:
         """The URL for a relative path, or an absolute link checked to stay on Graph's origin."""
@@ -143,9 +162,17 @@ class GraphClient:
             "client-request-id": client_request_id,
             "return-client-request-id": "true",
         }
+        proxy, proxy_auth = self._proxy(url)
         try:
             async with self._session.request(
-                method, url, json=json_body, params=params, headers=headers, allow_redirects=False
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as resp:
                 raw = await resp.read()
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -154,7 +181,7 @@ class GraphClient:
             # No connection (refused, DNS, TLS handshake): the request never left. Anything
             # later (reset, timeout, a cut body) may have been processed by Graph.
             never_sent = isinstance(exc, aiohttp.ClientConnectorError | ssl.SSLError)
-            text = _describe_transport(exc, url)
+            text = _describe_transport(exc, url, proxy)
             http_log.debug("%s %s -> %s", method, url.split("?", 1)[0], type(exc).__name__)
             if self._breaker is not None:
                 refused = isinstance(exc, aiohttp.ClientConnectorError)
@@ -220,9 +247,21 @@ def _origin(url: str) -> str:
     return f"{(parsed.scheme or '').lower()}://{(parsed.host or '').lower()}:{parsed.port}"
 
 
-def _describe_transport(exc: BaseException, url: str) -> str:
+def _describe_transport(exc: BaseException, url: str, proxy: str | None = None) -> str:
     if isinstance(exc, asyncio.TimeoutError):
-        return f"timed out waiting for {url}"
+        return f"timed out waiting for {url}" + (
+            f" through the proxy {redact(proxy)}" if proxy else ""
+        )
+    if proxy and isinstance(exc, aiohttp.ClientHttpProxyError):
+        return (
+            f"the proxy {redact(proxy)} answered {exc.status} {exc.message} to the CONNECT for "
+            f"{url}; check --proxy (and its user:password) or HTTPS_PROXY"
+        )
+    if proxy and isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return (
+            f"cannot connect to the proxy {redact(proxy)} for {url}; check --proxy or "
+            "HTTPS_PROXY, or NO_PROXY to reach Graph directly"
+        )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return (
             f"TLS certificate of {url} is not trusted ({exc.certificate_error}); "

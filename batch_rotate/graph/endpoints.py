@@ -1,15 +1,16 @@
-"""Where Graph and the identity platform live, and the app credentials used to sign in.
+"""Where Graph and the identity platform live, how to reach them, and the app credentials.
 
 Owned by the Graph layer so it needs nothing from the application; secrets never appear in repr.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from batch_rotate.graph.errors import ConfigError
+from batch_rotate.graph.proxy import check_proxy
 
 
 class Cloud(StrEnum):
@@ -43,8 +44,8 @@ class Credentials:
     token_cache: Path | None = None  # device code: where the user's tokens persist
 
     def __repr__(self) -> str:
-        kind = (
-            "secret" if self.client_secret else "certificate" if self.certificate_path else "none"
+        kind = (  # the order sign-in uses: a certificate given wins
+            "certificate" if self.certificate_path else "secret" if self.client_secret else "none"
         )
         return f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, {kind})"
 
@@ -61,6 +62,8 @@ class Endpoints:
     graph_url: str  # https://graph.microsoft.com (no version)
     scope: str  # {graph}/.default
     ca_bundle: Path | None = None
+    # --proxy for sign-in and Graph (None: the environment's); may hold user:password, so no repr
+    proxy: str | None = field(default=None, repr=False)
 
     @classmethod
     def for_cloud(
@@ -72,6 +75,7 @@ class Endpoints:
         authority_url: str | None = None,
         scope: str | None = None,
         ca_bundle: Path | None = None,
+        proxy: str | None = None,
     ) -> Endpoints:
         login, graph = CLOUD_HOSTS[cloud]
         graph = (graph_url or graph).rstrip("/")
@@ -85,4 +89,6 @@ class Endpoints:
             raise ConfigError(
                 f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates"
             )
-        return cls(authority, graph, scope or f"{graph}/.default", ca_bundle)
+        if proxy is not None:
+            check_proxy(proxy)
+        return cls(authority, graph, scope or f"{graph}/.default", ca_bundle, proxy or None)

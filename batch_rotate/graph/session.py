@@ -1,7 +1,8 @@
-"""One Graph session: sign in, open the client, check the token's permissions, close."""
+"""One Graph session: sign in, open the client, check the token's tenant and permissions, close."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,12 +42,34 @@ async def graph_session(
     try:
         async with GraphClient(endpoints, tokens, timeout_s=timeout_s, breaker=breaker) as graph:
             token = await tokens.token()
+            check_tenant(token, credentials.tenant_id, endpoints.authority_url)
             for need in (needs, *also):
                 if need is not None:
                     check_permissions(token, need, credentials.tenant_id)
             yield graph
     finally:
         tokens.close()
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def check_tenant(token: str, tenant_id: str, authority_url: str) -> None:
+    """Raise `SignInError` when the token's `tid` is not the configured tenant.
+
+    Otherwise an authority URL naming another tenant would send the writes there while the prompt
+    and the journal name this one. Only a GUID can be compared: a domain name (contoso.com) is
+    not the `tid`, so then the check is skipped, as it is for an opaque token.
+    """
+    if not _GUID.match(tenant_id.strip()):
+        return
+    tid = str(claims(token).get("tid", ""))
+    if tid and tid.strip().lower() != tenant_id.strip().lower():
+        raise SignInError(
+            f"the token is for tenant {tid}, but AZURE_TENANT_ID is {tenant_id}: the authority "
+            f"{authority_url} signed in to another tenant; nothing was sent. Give the authority "
+            "of the configured tenant (--authority-url, --cloud) or the right AZURE_TENANT_ID"
+        )
 
 
 def check_permissions(token: str, needs: Needs, tenant_id: str) -> None:

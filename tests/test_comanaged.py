@@ -1,0 +1,79 @@
+"""Co-managed devices (Configuration Manager + Intune) stay eligible and are flagged in the plan."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from typer.testing import Result
+
+from batch_rotate.eligibility import FlaggingEligibility, comanaged_note, ineligibility
+from batch_rotate.models import Device, Target
+from batch_rotate.sim import SimTenant
+
+from .conftest import SAMPLE, run_dirs, sim_flags
+
+Cli = Callable[..., Result]
+
+DEVICE = Device(
+    id="11111111-1111-4111-8111-111111111111",
+    name="LT-1",
+    entra_device_id="22222222-2222-4222-8222-222222222222",
+    os="Windows",
+    os_version="10.0.22631.4460",
+    join_type="hybridAzureADJoined",
+    management_agent="configurationManagerClientMdm",
+)
+
+
+def test_an_eligible_comanaged_device_is_flagged_not_refused() -> None:
+    assert ineligibility(DEVICE) is None
+    note = comanaged_note(DEVICE)
+    assert note is not None and note.startswith("comanaged: ")
+    assert "configurationManagerClientMdm" in note
+    assert "Endpoint Protection workload is moved to Intune" in note
+
+
+def test_only_eligible_configuration_manager_devices_are_flagged() -> None:
+    assert comanaged_note(replace(DEVICE, management_agent="mdm")) is None
+    # Configuration Manager alone is not Intune managed: refused, so no flag
+    alone = replace(DEVICE, management_agent="configurationManagerClient")
+    assert ineligibility(alone) is not None and comanaged_note(alone) is None
+    assert comanaged_note(replace(DEVICE, os="macOS")) is None
+
+
+def test_flags_reach_only_the_planned_rows_of_flagged_devices() -> None:
+    decide = FlaggingEligibility()
+    assert not decide
+    assert decide(DEVICE) is None
+    assert (
+        decide(replace(DEVICE, id="33333333-3333-4333-8333-333333333333", management_agent="mdm"))
+        is None
+    )
+    assert decide
+    targets = [
+        Target(2, DEVICE.id.upper(), "LT-1", DEVICE.entra_device_id),
+        Target(3, "33333333-3333-4333-8333-333333333333", "LT-2", ""),
+    ]
+    reasons = decide.reasons(targets)
+    assert list(reasons) == [2] and reasons[2].startswith("comanaged: ")
+
+
+def test_the_plan_flags_comanaged_rows_and_says_so(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    result = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with SAMPLE.open(encoding="utf-8-sig", newline="") as handle:
+        comanaged = {
+            r["Device ID"] for r in csv.DictReader(handle) if r["Managed by"] == "Co-managed"
+        }
+    flagged = [r for r in rows if r["Reason"].startswith("comanaged: ")]
+    assert comanaged and {r["Intune device ID"] for r in flagged} == comanaged
+    assert {r["Status"] for r in flagged} == {"would_rotate"}  # planned like any eligible device
+    assert "co-managed devices in the plan: 1;" in " ".join(result.output.split())
