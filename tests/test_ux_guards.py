@@ -143,9 +143,11 @@ def test_profile_supplies_defaults_and_env_and_options_override_it(
 ) -> None:
     _write_config(tmp_path, sim)
     env = {k: v for k, v in sim.env().items() if k != "AZURE_TENANT_ID"}
-    # the profile alone: its tenant is the one recorded (the sim's authority URL names its own)
+    # the profile alone: its tenant is the one used, so the token (for the sim's own tenant) is
+    # refused by the tenant check, naming the profile's tenant
     alone = run_cli(["plan", str(SAMPLE)], env=env)
-    assert alone.exit_code == 0, alone.output
+    assert alone.exit_code == 3, alone.output
+    assert "AZURE_TENANT_ID is 00000000-0000-4000-8000-00000000beef" in alone.output
     assert _meta(_newest(tmp_path))["tenant_id"].endswith("beef")
     # the environment overrides the profile's tenant; the profile's URLs and budget still apply
     with_env = run_cli(["plan", str(SAMPLE)], env=sim.env())
