@@ -130,7 +130,9 @@ def _write_config(folder: Path, sim: SimTenant, **extra: str) -> Path:
         f'authority-url = "{sim.authority_url}"',
         f'ca-bundle = "{sim.ca_path}"',
         'write-budget = "120/20s"',
-        'tenant-id = "00000000-0000-4000-8000-00000000beef"',
+        # a domain, not a GUID: the token's tenant check (which would refuse another tenant's GUID)
+        # cannot compare it, so the profile's own tenant can stand beside the sim's authority
+        'tenant-id = "contoso.example"',
         *(f'{key} = "{value}"' for key, value in extra.items()),
     ]
     path = folder / "batch-rotate.toml"
@@ -146,7 +148,7 @@ def test_profile_supplies_defaults_and_env_and_options_override_it(
     # the profile alone: its tenant is the one recorded (the sim's authority URL names its own)
     alone = run_cli(["plan", str(SAMPLE)], env=env)
     assert alone.exit_code == 0, alone.output
-    assert _meta(_newest(tmp_path))["tenant_id"].endswith("beef")
+    assert _meta(_newest(tmp_path))["tenant_id"] == "contoso.example"
     # the environment overrides the profile's tenant; the profile's URLs and budget still apply
     with_env = run_cli(["plan", str(SAMPLE)], env=sim.env())
     assert with_env.exit_code == 0, with_env.output
