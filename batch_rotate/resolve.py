@@ -119,8 +119,9 @@ async def resolve(
     else:
         listed = await _by_listing(store, wanted, graph, reads, max_attempts)
         report = await _recheck(store, listed, graph, reads, max_concurrency, max_attempts)
+    basis = journal.meta().get("id_kind_basis", "")  # how the input column's kind was settled
     journal.resolve_rows(
-        {kind: _match_texts(kind) for kind in IdKind if wanted.keys[kind]},
+        {kind: _match_texts(kind, basis) for kind in IdKind if wanted.keys[kind]},
         duplicate=("duplicate: same device as row ", "; rotated once there"),
     )
     return report
@@ -283,9 +284,9 @@ def _label(kind: IdKind) -> str:
     }[kind]
 
 
-def _match_texts(kind: IdKind) -> MatchTexts:
+def _match_texts(kind: IdKind, basis: str = "") -> MatchTexts:
     return MatchTexts(
-        not_found=_not_found(kind),
+        not_found=not_found_reason(kind, basis),
         ambiguous=(
             "ambiguous: ",
             f" managed devices have this {_label(kind)} (",
@@ -294,14 +295,31 @@ def _match_texts(kind: IdKind) -> MatchTexts:
     )
 
 
-def _not_found(kind: IdKind) -> str:
+def not_found_reason(kind: IdKind, basis: str = "") -> str:
+    """The `not_found` reason; `basis` is how the column's kind was settled (`probe.py`): a
+    kind decided by sampling says so, a kind only assumed is never asserted."""
+    if basis == "assumed":
+        return (
+            f"not_found: not found as {_article(kind)} {_label(kind)}, not by a direct query "
+            "either (the column's kind was assumed, not known; give --id-kind)"
+        )
     hint = {
         IdKind.INTUNE_ID: "check it is the Intune 'Device ID', not the Entra device ID",
         IdKind.ENTRA_DEVICE_ID: "the device may not be enrolled in Intune",
         IdKind.DEVICE_NAME: "check the spelling; the device may have been renamed or retired",
         IdKind.SERIAL_NUMBER: "check the serial; Excel may have changed it",
     }[kind]
+    how = ""
+    if basis == "sampled":
+        how = (
+            f"; the column was read as {_label(kind)} by sampling: see 'ID kind evidence' on "
+            "the Summary sheet"
+        )
     return (
         f"not_found: no Intune managed device has this {_label(kind)} (not found by a direct "
-        f"query either); {hint}"
+        f"query either{how}); {hint}"
     )
+
+
+def _article(kind: IdKind) -> str:
+    return "an" if _label(kind)[0] in "aeiouAEIOU" else "a"

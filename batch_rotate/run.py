@@ -30,6 +30,7 @@ from batch_rotate.guards import SyncAges, flag_key_ceiling, guard_recent
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, utc_now
 from batch_rotate.models import Status
+from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.runkit import (
     EXIT_AUTH,
@@ -107,6 +108,9 @@ async def run_job(
     devices = read_device_list(
         inputs.path, id_column=inputs.id_column, id_kind=inputs.id_kind, sheet=inputs.sheet
     )
+    # An ambiguous column (a lone DeviceId) is decided by a probe before any run folder exists.
+    settled = await settle_kind(devices, credentials=credentials, settings=settings, notify=notify)
+    devices = settled.devices
     notify(
         f"read {len(devices)} rows from {inputs.path.name} "
         f"(column {devices.column!r} as {devices.kind.value})"
@@ -129,7 +133,7 @@ async def run_job(
         "input_file": str(inputs.path),
         "input_sha256": devices.sha256,
         "id_column": devices.column,
-        "id_kind": devices.kind.value,
+        **settled.meta,
         "state": "resolving",
     }
     # Every row reaches the journal before anything can fail; resolution happens in SQL, so
