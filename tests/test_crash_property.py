@@ -102,7 +102,7 @@ def journal_writes(sim: SimTenant, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
 def test_crash_anywhere_then_resume(

@@ -57,8 +57,8 @@ def test_interrupt_then_resume(
     make_sim: Callable[..., SimTenant], tmp_path: Path, how: str
 ) -> None:
     sim = make_sim(devices=1500, time_scale=20.0)  # 200 writes per 1 s window
-    ids = _device_list(sim, tmp_path / "devices.csv", 400)
-    flags = ["--yes", "--write-budget", "80/1s", "--max-devices", "1000", *sim_flags(sim)]
+    ids = _device_list(sim, tmp_path / "devices.csv", 240)
+    flags = ["--yes", "--write-budget", "120/1s", "--max-devices", "1000", *sim_flags(sim)]
     proc = _start(["rotate", "devices.csv", *flags], sim, tmp_path)
     _wait_for_sends(sim, 60)
     proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)

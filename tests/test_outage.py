@@ -39,9 +39,9 @@ def test_outage_mid_run_exits_3_then_resume_queues_the_rest_once(tmp_path: Path)
     config = SimConfig(devices=1500, time_scale=20.0)
     sim = SimTenant(config, workdir=tmp_path / "sim").start()
     port = urlsplit(sim.graph_url).port
-    ids = [d["id"] for d in sim.inventory if eligible(d)][:400]
+    ids = [d["id"] for d in sim.inventory if eligible(d)][:240]
     (tmp_path / "devices.csv").write_text("managedDeviceId\n" + "\n".join(ids) + "\n")
-    flags = ["--yes", "--write-budget", "60/1s", "--max-devices", "1000", "--timeout", "2"]
+    flags = ["--yes", "--write-budget", "100/1s", "--max-devices", "1000", "--timeout", "2"]
     proc = _cli(["rotate", "devices.csv", *flags, *sim_flags(sim)], sim, tmp_path)
     try:
         deadline = time.monotonic() + 30
