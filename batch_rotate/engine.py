@@ -169,7 +169,7 @@ async def check_in_flight(
                 continue
             if result.status != 200 or not isinstance(result.body, dict):
                 continue  # unknown still: stays in flight for the next round
-            started, state = rotation_action(result.body)
+            started, state, updated = rotation_action(result.body)
             offset = _offset_s(result.answered_at, received)
             sent = _parse(item.sent_at)
             when = started.isoformat(timespec="seconds").replace("+00:00", "Z") if started else ""
@@ -181,6 +181,18 @@ async def check_in_flight(
                 confirmed[item.row] = (
                     f"{QUEUED_REASON} (its answer was lost; Intune shows the rotation started "
                     f"at {when})",
+                    when,
+                )
+            elif (
+                updated is not None
+                and sent is not None
+                and updated >= sent + timedelta(seconds=offset - CHECK_MARGIN_S)
+            ):
+                # The device acted on its rotation after our request left (an earlier request's
+                # action, merged with ours): its key was rotated after we asked.
+                confirmed[item.row] = (
+                    f"{QUEUED_REASON} (its answer was lost; the device's rotation, requested at "
+                    f"{when}, was last updated after this request: {state or 'unknown state'})",
                     when,
                 )
             elif started is not None and state in _WAITING:
@@ -208,13 +220,15 @@ async def check_in_flight(
 _WAITING = frozenset({"pending", "active"})  # actionState values of a queued action
 
 
-def rotation_action(device: dict[str, Any]) -> tuple[datetime | None, str]:
-    """(start on the tenant's clock, lower-cased state) of the device's BitLocker rotation."""
+def rotation_action(device: dict[str, Any]) -> tuple[datetime | None, str, datetime | None]:
+    """(start, lower-cased state, last update) of the device's BitLocker rotation action; the
+    times are on the tenant's clock."""
     for action in device.get("deviceActionResults") or []:
         if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
             start = _parse(str(action.get("startDateTime") or ""))
-            return start, str(action.get("actionState") or "").lower()
-    return None, ""
+            updated = _parse(str(action.get("lastUpdatedDateTime") or ""))
+            return start, str(action.get("actionState") or "").lower(), updated
+    return None, "", None
 
 
 def _parse(text: str) -> datetime | None:
