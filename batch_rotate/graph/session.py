@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from batch_rotate.graph.client import GraphClient
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.pacer import SystemClock
+from batch_rotate.graph.roles import ROTATE_PERMISSIONS, check_rotate_role, is_delegated, user_of
 from batch_rotate.graph.signin import token_provider
 
 
@@ -46,9 +48,29 @@ async def graph_session(
             for need in (needs, *also):
                 if need is not None:
                     check_permissions(token, need, credentials.tenant_id)
+            if needs is not None and needs.permissions[0] in ROTATE_PERMISSIONS:
+                await check_role(graph, token, credentials.tenant_id)
             yield graph
     finally:
         tokens.close()
+
+
+log = logging.getLogger("batch_rotate.graph.roles")
+
+
+async def check_role(graph: GraphClient, token: str, tenant_id: str) -> None:
+    """For a delegated token about to write: raise `SignInError` when Graph shows the signed-in
+    admin holds no role that may rotate; warn (and go on) when it could not be read."""
+    token_claims = claims(token)
+    if not is_delegated(token_claims):
+        return  # app-only tokens: the app role is all Graph checks
+    found = await check_rotate_role(graph, user_of(token_claims))
+    if found.denied:
+        raise SignInError(found.denial(tenant_id))
+    if found.granted_by:
+        log.info("the signed-in admin %s may rotate: %s", found.user, found.granted_by)
+    else:
+        log.warning(found.warning())
 
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")

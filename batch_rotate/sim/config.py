@@ -63,6 +63,16 @@ def _default_roles() -> list[str]:
     ]
 
 
+def _default_scopes() -> list[str]:
+    # The delegated reads of the admin's role check (graph/roles.py) come on top.
+    return [
+        *_default_roles(),
+        "User.Read",
+        "RoleManagement.Read.Directory",
+        "DeviceManagementRBAC.Read.All",
+    ]
+
+
 def _default_identities() -> dict[str, list[str]]:
     return {"system": _default_roles()}
 
@@ -101,6 +111,9 @@ class SimConfig:
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in
-    delegated_scopes: list[str] = field(default_factory=_default_roles)  # a user's `scp`
+    delegated_scopes: list[str] = field(default_factory=_default_scopes)  # a user's `scp`
+    # Role names per UPN, Entra ("Intune Administrator") or Intune ("Help Desk Operator"); see
+    # sim/roles.py. None: every signed-in user is an Intune Administrator.
+    user_roles: dict[str, list[str]] | None = None
     managed_identities: dict[str, list[str]] = field(default_factory=_default_identities)
     identity_header: str = "sim-identity-header"  # App Service's IDENTITY_HEADER secret

@@ -156,7 +156,14 @@ class Devices:
         return 200, {"Content-Type": "application/json"}, body
 
     def rotate(
-        self, version: str, device_id: str, roles: set[str], crid: str, window: int
+        self,
+        version: str,
+        device_id: str,
+        roles: set[str],
+        crid: str,
+        window: int,
+        *,
+        claims: dict[str, Any] | None = None,
     ) -> Answer:
         t = self.t
         t.metrics.counts["rotate_calls"] += 1
@@ -171,6 +178,9 @@ class Devices:
                 ".All, DeviceManagementManagedDevices.ReadWrite.All"
             )
             return t.error(403, "Authorization_RequestDenied", message, crid)
+        refused = t.admin_roles.rotate_refused(claims or {}, crid)  # a user without an Intune role
+        if refused is not None:
+            return refused
         device = t.fleet.get(device_id)
         if device is None:
             return self.not_found(device_id, crid)

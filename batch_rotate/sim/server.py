@@ -249,6 +249,10 @@ class SimTenant:
 
         self._on_loop(set_upn)
 
+    def set_user_roles(self, upn: str, roles: list[str]) -> None:
+        """Give `upn` these roles (names from sim/roles.py), replacing any it had."""
+        self._on_loop(lambda t: t.admin_roles.set(upn, roles))
+
 
 def _open_transports(port: int) -> list[asyncio.Transport]:
     """This loop's transports of connections to `port` that are not yet closed."""

@@ -29,6 +29,7 @@ from batch_rotate.sim.imds import ManagedIdentities
 from batch_rotate.sim.inventory import Fleet
 from batch_rotate.sim.keys import RecoveryKeys
 from batch_rotate.sim.metrics import Metrics
+from batch_rotate.sim.roles import AdminRoles
 from batch_rotate.sim.targeting import Targeting
 from batch_rotate.sim.throttling import WRITE_METHODS, Budget, RetryAfter
 from batch_rotate.sim.tokens import AssertionVerifier, TokenIssuer
@@ -68,6 +69,7 @@ class Tenant:
         self.device_codes = DeviceCodes(self)
         self.managed_identities = ManagedIdentities(self)
         self.audits = DirectoryAudits(self)
+        self.admin_roles = AdminRoles(self)
         self.targeting = Targeting(self, config.targeting) if config.targeting else None
         self.groups = Groups(self) if config.targeting and config.targeting.groups else None
 
@@ -165,6 +167,21 @@ class Tenant:
             return self.keys.get(segments[3] if len(segments) == 4 else "", query, roles, crid)
         if segments == ["auditLogs", "directoryAudits"] and method == "GET":
             return self.audits.list(version, query, claims, crid)
+        if (
+            segments[:1] == ["me"]
+            and len(segments) in (2, 3)
+            and segments[1] in ("transitiveMemberOf", "memberOf")
+            and segments[2:] in ([], ["microsoft.graph.directoryRole"])
+            and method == "GET"
+        ):
+            return self.admin_roles.member_of(version, claims, crid)
+        if (
+            len(segments) == 2
+            and segments[0] == "deviceManagement"
+            and segments[1].startswith("getEffectivePermissions")
+            and method == "GET"
+        ):
+            return self.admin_roles.effective_permissions(claims, crid)
         if segments[:1] == ["groups"] and method == "GET" and self.groups is not None:
             return self.groups.route(segments, query, roles, crid)
         if segments[:2] != ["deviceManagement", "managedDevices"] or len(segments) > 4:
@@ -185,7 +202,7 @@ class Tenant:
             if method != "POST":
                 message = f"{method} is not supported on this action."
                 return self.error(405, "BadRequest", message, crid)
-            return self.devices.rotate(version, segments[2], roles, crid, window)
+            return self.devices.rotate(version, segments[2], roles, crid, window, claims=claims)
         if len(segments) == 4:
             message = f"Resource not found for the segment '{segments[3]}'."
             return self.error(400, "BadRequest", message, crid)
