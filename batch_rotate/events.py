@@ -117,7 +117,8 @@ def run_log(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        log.error("%s", exc)
+        # For run.log only: the command line prints the error itself, once.
+        log.error("%s", exc, extra={"shown_later": True})
         raise
     finally:
         log.removeHandler(handler)

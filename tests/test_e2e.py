@@ -235,3 +235,11 @@ def test_each_rotation_records_the_tenants_clock(
             row["Accepted at (tenant clock, UTC)"].replace("Z", "+00:00")
         )
         assert -130 < (tenant - local).total_seconds() < -110
+
+
+def test_a_stopping_error_is_printed_once(sim: SimTenant, run_cli: Cli) -> None:
+    env = {**sim.env(), "AZURE_CLIENT_SECRET": "wrong-secret-value"}
+    result = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=env)
+    assert result.exit_code == 3
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
