@@ -11,7 +11,7 @@ from batch_rotate.errors import InputError
 from batch_rotate.graph.endpoints import Cloud, Endpoints
 from batch_rotate.graph.errors import ConfigError
 from batch_rotate.graph.proxy import check_proxy, proxy_for, redact, without_credentials
-from batch_rotate.run import _recorded_endpoints
+from batch_rotate.runkit import recorded_endpoints as _recorded_endpoints
 from batch_rotate.runs import redacted_argv
 from batch_rotate.settings import Settings, endpoints_for
 
