@@ -23,6 +23,7 @@ from batch_rotate.cli.helptext import (
     Command,
     Group,
 )
+from batch_rotate.cli.listing import RUNS_EXAMPLES, runs_command
 from batch_rotate.cli.options import (
     AllowCeilingOpt,
     AllWindowsOpt,
@@ -444,6 +445,14 @@ def version() -> None:
     with closed_stdout_ok():
         out.print(f"batch-rotate {__version__}")
 
+
+app.command(
+    name="runs",
+    cls=Command,
+    help="List the runs under --reports-dir: input, tenant, state, counts by status, when, and "
+    "what to do next (the resume or verify command, or nothing).",
+    epilog=RUNS_EXAMPLES,
+)(runs_command)
 
 app.command(
     name="select",
