@@ -131,6 +131,17 @@ def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
         return write_reports(run_dir, rows, summary), summary.counts
 
 
+def discard_reports(run_dir: Path) -> bool:
+    """Remove the reports (and any half-written temp file): they no longer match the journal."""
+    removed = False
+    for pattern in ("report.xlsx", "report.csv", ".report-*.xlsx", ".report-*.csv"):
+        for path in run_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed = True
+    return removed
+
+
 # --- re-sending devices that failed for a transient reason (`--retry-failed`) -------------------
 RETRIED_EVENT = "retried_after_failure"
 RETRIED_PREFIX = "retried_after_failure:"
