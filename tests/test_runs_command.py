@@ -17,6 +17,9 @@ from batch_rotate.journal import Journal
 from batch_rotate.models import DeviceRef, IdKind, Status
 from batch_rotate.runlock import RunLock
 from batch_rotate.runs import render
+from batch_rotate.sim import SimTenant
+
+from .conftest import SAMPLE, sim_flags
 
 TENANT = "00000000-0000-4000-8000-000000000001"
 ENV = {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": "app", "AZURE_CLIENT_SECRET": "s"}
@@ -214,3 +217,27 @@ def test_an_unexpected_error_before_any_run_folder_goes_to_the_reports_folder(
     assert result.exit_code == 70
     assert str(reports / "crash.log") in _one_line(result.output)
     assert "KeyError: 'no such thing'" in _crash_log(reports)
+
+
+def test_plan_shows_resolution_progress_and_a_crash_mid_run_goes_to_the_run_folder(
+    sim: SimTenant,
+    run_cli: Callable[..., Result],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planned = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
+    assert planned.exit_code == 0, planned.output
+    assert "resolving: looked up devices: " in planned.output  # item 6: never silent
+
+    def boom(*_: object, **__: object) -> list[str]:
+        raise ZeroDivisionError("a stage went wrong")
+
+    monkeypatch.setattr("batch_rotate.run.guard_recent", boom)
+    crashed = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
+    assert crashed.exit_code == 70
+    run_dir = max(p.parent for p in (tmp_path / "reports").glob("*/journal.sqlite"))
+    line = [x for x in crashed.output.splitlines() if "crash.log" in x]
+    assert len(line) == 1 and "ZeroDivisionError" in line[0], crashed.output
+    assert "Traceback" not in crashed.output
+    assert str(Path("reports", run_dir.name, "crash.log")) in line[0]
+    assert "ZeroDivisionError: a stage went wrong" in _crash_log(run_dir)

@@ -143,10 +143,13 @@ def test_profile_supplies_defaults_and_env_and_options_override_it(
 ) -> None:
     _write_config(tmp_path, sim)
     env = {k: v for k, v in sim.env().items() if k != "AZURE_TENANT_ID"}
-    # the profile alone: its tenant is the one recorded (the sim's authority URL names its own)
+    # the profile alone: its tenant is the one checked (and the sim signs in to its own, so the
+    # tenant check refuses, naming the profile's tenant)
     alone = run_cli(["plan", str(SAMPLE)], env=env)
-    assert alone.exit_code == 0, alone.output
-    assert _meta(_newest(tmp_path))["tenant_id"].endswith("beef")
+    assert alone.exit_code == 3, alone.output
+    assert "AZURE_TENANT_ID is 00000000-0000-4000-8000-00000000beef" in " ".join(
+        alone.output.split()
+    )
     # the environment overrides the profile's tenant; the profile's URLs and budget still apply
     with_env = run_cli(["plan", str(SAMPLE)], env=sim.env())
     assert with_env.exit_code == 0, with_env.output
