@@ -155,19 +155,26 @@ def test_ctrl_c_during_verification_exits_130_with_the_verify_command(
 ) -> None:
     sim = make_sim(devices=300)
     _ids(sim, tmp_path / "devices.csv", 30)
-    done = _Cli(["rotate", "devices.csv", "--yes", *sim_flags(sim)], sim, tmp_path)
-    assert done.finish()[0] == 0
+    wait = ["--verify-wait", "1h", "--verify-every", "10m"]
+    cli = _Cli(["rotate", "devices.csv", "--yes", *wait, *sim_flags(sim)], sim, tmp_path)
+    cli.wait_for(cli.said("verification ("), "a verification round after rotating")
+    cli.proc.send_signal(signal.SIGINT)
+    code, output = cli.finish()
+    assert code == 130, output  # interrupted, not "every device queued"
     (run_dir,) = run_dirs(tmp_path)
+    verify = f"resume with  batch-rotate verify {run_dir.relative_to(tmp_path)}"
+    assert verify in output
+    assert _state(run_dir) == "finished"  # the rotation itself was complete
+    report = _report(run_dir)
+    assert all(row["Status"] == "queued" for row in report.values())
+    assert all(row["Verification"] for row in report.values())  # the report has the checks
+    # and `verify` itself, interrupted, says how to go on
     cli = _Cli(["verify", str(run_dir), "--wait", "1h", "--every", "10m"], sim, tmp_path)
     cli.wait_for(cli.said("verification ("), "a verification round")
     cli.proc.send_signal(signal.SIGINT)
     code, output = cli.finish()
     assert code == 130, output
-    assert f"resume with  batch-rotate verify {run_dir.relative_to(tmp_path)}" in output
-    assert _state(run_dir) == "finished"
-    report = _report(run_dir)
-    assert all(row["Status"] == "queued" for row in report.values())
-    assert all(row["Verification"] for row in report.values())  # the report has the checks
+    assert verify in output
 
 
 def test_ctrl_c_while_the_report_is_written_removes_it_and_prints_the_commands(
