@@ -244,11 +244,15 @@ def _run_info(run_dir: Path, shown: str) -> RunInfo:
         return info
     left = sum(stored.get(s.value, 0) for s in (Status.PENDING, Status.IN_FLIGHT, Status.RESOLVING))
     sent = any(stored.get(s.value) for s in _SENT)
+    # killed while resolving, with every row recorded: resume resolves the rest
+    resumable = info.state == "resolving" and "rows_recorded" in meta
     if dry_run:
         if info.state == "plan" and stored.get(Status.PENDING.value):
             info.next_command = f"batch-rotate rotate {info.input_file or 'INPUT'}"
     elif (
-        info.state not in ("finished", "refused") and left and (sent or info.state == "interrupted")
+        info.state not in ("finished", "refused")
+        and left
+        and (sent or info.state == "interrupted" or resumable)
     ):
         info.next_command = f"batch-rotate rotate --resume {shown}"
     elif retryable and info.state != "refused":
