@@ -6,6 +6,7 @@ as soon as it is read, so a kill at any instant resumes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -27,6 +28,24 @@ from batch_rotate.models import (
     Verification,
 )
 from batch_rotate.runlock import RunLock
+
+
+def damaged(path: Path, exc: BaseException | str) -> JournalError:
+    """The error for a journal SQLite cannot read: which file, and what the operator can do."""
+    return JournalError(
+        f"{path}: the run journal is damaged ({exc}); nothing was sent. The reports already "
+        f"written in {path.parent} are still there; restore {path.name} from a backup, or "
+        "start a new run from the input file"
+    )
+
+
+@contextlib.contextmanager
+def journal_errors(run_dir: Path) -> Iterator[None]:
+    """SQLite's 'malformed' and 'not a database' errors, met at any read, as `damaged`."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise damaged(run_dir / JOURNAL_NAME, exc) from None
 
 
 def utc_now() -> str:
@@ -121,8 +140,10 @@ class Journal:
         try:
             version = journal.meta().get("schema_version")
         except sqlite3.DatabaseError as exc:
-            raise JournalError(f"{path}: not a readable run journal ({exc})") from None
+            journal.close()
+            raise damaged(path, exc) from None
         if version != SCHEMA_VERSION:
+            journal.close()
             raise JournalError(f"{path}: journal schema {version!r}, expected {SCHEMA_VERSION}")
         return journal
 
@@ -136,12 +157,23 @@ class Journal:
             # NORMAL in WAL mode survives a killed process; only a power cut may lose the tail.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.DatabaseError as exc:
+            raise damaged(path, exc) from None
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot open the run journal ({exc})") from None
         finally:
             os.umask(old_umask)
         db.isolation_level = "DEFERRED"
         return db
+
+    def check(self) -> None:
+        """Before a run writes again: every page must read back (SQLite's quick_check)."""
+        try:
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
+        if problems != ["ok"]:
+            raise damaged(self.path, "; ".join(problems))
 
     def close(self) -> None:
         self._db.close()
@@ -477,6 +509,39 @@ class Journal:
                     )
                     for v in verdicts
                 ],
+            )
+
+    def rows_with_event(self, kind: str) -> set[int]:
+        """Rows an event of this kind was recorded for (e.g. re-sent after a failure)."""
+        return {
+            row
+            for (row,) in self._db.execute(
+                "SELECT DISTINCT row FROM events WHERE kind = ? AND row IS NOT NULL", (kind,)
+            )
+        }
+
+    def failed_rows(self) -> list[tuple[int, int | None, str]]:
+        """(row, HTTP status, reason) of each resolved device that ended failed."""
+        return list(
+            self._db.execute(
+                "SELECT row, http_status, reason FROM devices WHERE status = ? "
+                "AND intune_id != '' ORDER BY row",
+                (Status.FAILED.value,),
+            )
+        )
+
+    def reopen_failed(self, rows: Sequence[int], kind: str) -> None:
+        """Failed rows go back to be sent (the caller decided which); an event marks each."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO events(at, row, kind, detail) SELECT ?, row, ?, reason "
+                "FROM devices WHERE row = ? AND status = ?",
+                [(now, kind, row, Status.FAILED.value) for row in rows],
+            )
+            self._db.executemany(
+                "UPDATE devices SET status = ?, updated_at = ? WHERE row = ? AND status = ?",
+                [(Status.PENDING.value, now, row, Status.FAILED.value) for row in rows],
             )
 
     def verification_counts(self) -> dict[str, int]:

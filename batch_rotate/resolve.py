@@ -111,9 +111,12 @@ async def resolve(
     eligibility: Eligibility,
     max_concurrency: int = 4,
     max_attempts: int = 8,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
 ) -> ResolveReport:
-    """Match the journal's rows to managed devices; results land in the journal."""
-    store = _Store(journal, eligibility)
+    """Match the journal's rows to managed devices; results land in the journal.
+
+    `on_progress(what, done, total or None)` is told after each page or batch answered."""
+    store = _Store(journal, eligibility, on_progress or (lambda *_: None))
     if wanted.strategy == "lookup":
         report = await _by_lookup(store, wanted, graph, reads, max_concurrency, max_attempts)
     else:
@@ -136,6 +139,7 @@ class _Store:
 
     journal: Journal
     eligibility: Eligibility
+    progress: Callable[[str, int, int | None], None]
 
     def add(self, devices: Iterable[Device]) -> None:
         self.journal.add_inventory((d, self.eligibility(d) or "") for d in devices)
@@ -159,6 +163,7 @@ async def _by_listing(
             page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
             size += len(page)
             store.add(d for d in page if wanted.names(d))
+            store.progress("listed managed devices", size, None)
     return ResolveReport("listing", requests, requests, size)
 
 
@@ -181,17 +186,20 @@ async def _by_lookup(
         for n, key in enumerate(keys)
     ]
     failures: dict[str, str] = {}
+    answered = [0]
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         found = []
         for result in results:
             if not result.final:
                 continue
+            answered[0] += 1
             if result.status == 200 and isinstance(result.body, dict):
                 found.append(device_from_graph(result.body))
             elif result.status != 404:
                 failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
         store.add(found)
+        store.progress("looked up devices", answered[0], len(items))
 
     runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
@@ -231,12 +239,14 @@ async def _recheck(
     ]
     failures: dict[str, str] = {}
     found: set[str] = set()
+    answered = [0]
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         devices = []
         for result in results:
             if not result.final:
                 continue
+            answered[0] += 1
             body = result.body if isinstance(result.body, dict) else {}
             if result.status == 200:
                 page = body.get("value") if "value" in body else [body]
@@ -246,6 +256,7 @@ async def _recheck(
             elif result.status != 404:
                 failures[misses[result.item.key][1]] = result.reason or f"HTTP {result.status}"
         store.add(devices)
+        store.progress("re-checked identifiers", answered[0], len(items))
 
     runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)

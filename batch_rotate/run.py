@@ -6,7 +6,6 @@ report is rendered from the journal whatever ends the run (success, guard, outag
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import getpass
 import logging
@@ -28,7 +27,7 @@ from batch_rotate.graph.runner import RunnerStats, Transport
 from batch_rotate.graph.session import Needs, graph_session
 from batch_rotate.guards import SyncAges, flag_key_ceiling, guard_recent
 from batch_rotate.inputs import read_device_list
-from batch_rotate.journal import Journal, has_journal, utc_now
+from batch_rotate.journal import Journal, has_journal, journal_errors, utc_now
 from batch_rotate.models import Status
 from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
@@ -40,6 +39,8 @@ from batch_rotate.runkit import (
     EXIT_USAGE,
     ConfirmRequest,
     InputOptions,
+    Interrupted,
+    Interrupts,
     RunResult,
     exit_code_for,
     finish,
@@ -49,7 +50,15 @@ from batch_rotate.runkit import (
     recorded_endpoints,
     shown_path,
 )
-from batch_rotate.runs import new_run_dir, redacted_argv, render, unfinished_runs
+from batch_rotate.runs import (
+    RETRIED_EVENT,
+    new_run_dir,
+    note_run_dir,
+    redacted_argv,
+    render,
+    transient_failure,
+    unfinished_runs,
+)
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
 from batch_rotate.verify import verify_journal
 
@@ -75,6 +84,7 @@ log = logging.getLogger("batch_rotate.run")
 
 
 Progress = Callable[[RunnerStats, int], None]
+Resolving = Callable[[str, int, int | None], None]  # (what, done, total if known)
 
 
 def _lane(budget: Budget, settings: Settings) -> Lane:
@@ -95,16 +105,43 @@ async def run_job(
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
     run_dir: Path | None = None,
+    retry_failed: bool = False,
+    on_resolving: Resolving | None = None,
 ) -> RunResult:
-    """Plan (dry run) or rotate a device list, or resume an earlier run.
+    """Plan (dry run) or rotate a device list, or resume an earlier run."""
+    with Interrupts(notify) as interrupts:
+        stages = _Stages(settings, credentials, confirm, on_progress, notify, interrupts)
+        stages.on_resolving = on_resolving
+        if resume_dir is not None:
+            return await _resume(resume_dir, stages, retry_failed)
+        assert inputs is not None
+        return await _new_run(inputs, stages, argv, run_dir)
 
-    Long because it is the stage sequence with the journal's failure bookkeeping around sign-in
-    and resolution (every row must end with a reason, whatever stops the run).
-    """
+
+@dataclasses.dataclass
+class _Stages:
+    """What every stage of one command shares: its settings, sign-in, callbacks and Ctrl-C."""
+
+    settings: Settings
+    credentials: Credentials
+    confirm: Callable[[ConfirmRequest], bool] | None
+    on_progress: Progress | None
+    notify: Callable[[str], None]
+    interrupts: Interrupts
+    on_resolving: Resolving | None = None
+
+    def follow(self, run_dir: Path, next_command: str) -> None:
+        """From now on, an unexpected error and a second Ctrl-C know the run and its next step."""
+        note_run_dir(run_dir)
+        self.interrupts.run_dir = run_dir
+        self.interrupts.hint = next_command
+
+
+async def _new_run(
+    inputs: InputOptions, stages: _Stages, argv: Sequence[str], run_dir: Path | None
+) -> RunResult:
     started = utc_now()
-    if resume_dir is not None:
-        return await _resume(resume_dir, settings, credentials, confirm, on_progress, notify)
-    assert inputs is not None
+    settings, credentials, notify = stages.settings, stages.credentials, stages.notify
     devices = read_device_list(
         inputs.path, id_column=inputs.id_column, id_kind=inputs.id_kind, sheet=inputs.sheet
     )
@@ -139,27 +176,48 @@ async def run_job(
     # Every row reaches the journal before anything can fail; resolution happens in SQL, so
     # the rows need not stay in memory (a million rows would otherwise hold ~200 MB).
     journal = Journal.create(run_dir, meta)
+    again = (
+        f"batch-rotate plan {inputs.path}"
+        if settings.dry_run
+        else f"batch-rotate rotate --resume {shown_path(run_dir)}"
+    )
+    stages.follow(run_dir, again)
     with closing(journal), run_log(run_dir):
         log.info("run %s: %s rows from %s", run_dir.name, rows, inputs.path)
         journal.add_refs(devices.refs)
+        # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
+        journal.set_meta(rows_recorded=str(rows))
         del devices  # the rows live on disk now; what resolution needs is read back below
-        wanted = Wanted.of(journal.unresolved_keys())
-        needs = TO_ROTATE if not settings.dry_run else Needs(READ_PERMISSIONS, TO_ROTATE.purpose)
-        planned = False
-        try:
-            with graph_errors():
-                async with graph_session(
-                    credentials,
-                    settings.endpoints,
-                    needs=needs,
-                    timeout_s=settings.timeout_s,
-                    outage_s=settings.outage_s,
-                ) as graph:
-                    reads = _lane(settings.read_budget, settings)
-                    flags = FlaggingEligibility()
-                    ages = SyncAges(flags)
-                    began = time.monotonic()
-                    resolve_report = await resolve(
+        return await _plan_and_rotate(journal, run_dir, stages, rows)
+
+
+async def _plan_and_rotate(
+    journal: Journal, run_dir: Path, stages: _Stages, rows: int
+) -> RunResult:
+    """Resolve the rows still to resolve, plan, confirm and rotate.
+
+    Long because it is the stage sequence with the journal's failure bookkeeping around sign-in
+    and resolution (every row must end with a reason, whatever stops the run).
+    """
+    settings, credentials, notify = stages.settings, stages.credentials, stages.notify
+    wanted = Wanted.of(journal.unresolved_keys())
+    needs = TO_ROTATE if not settings.dry_run else Needs(READ_PERMISSIONS, TO_ROTATE.purpose)
+    planned = False
+    try:
+        with graph_errors():
+            async with graph_session(
+                credentials,
+                settings.endpoints,
+                needs=needs,
+                timeout_s=settings.timeout_s,
+                outage_s=settings.outage_s,
+            ) as graph:
+                reads = _lane(settings.read_budget, settings)
+                flags = FlaggingEligibility()
+                ages = SyncAges(flags)
+                began = time.monotonic()
+                resolve_report = await stages.interrupts.cancellable(
+                    resolve(
                         journal,
                         wanted,
                         graph,
@@ -167,66 +225,72 @@ async def run_job(
                         eligibility=ages,
                         max_concurrency=settings.max_concurrency,
                         max_attempts=settings.max_attempts,
+                        on_progress=stages.on_resolving,
                     )
-                    notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
-                    warnings = []
-                    if flags:  # co-managed devices stay planned, with the flag as reason
-                        flagged = flags.reasons(journal.pending_devices())
-                        journal.set_reasons(flagged)
-                        notify(
-                            f"note: co-managed devices in the plan: {len(flagged)}; check their "
-                            "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
-                        )
-                    if settings.check_keys:
-                        warnings += await flag_key_ceiling(journal, graph, reads, settings)
-                    warnings += guard_recent(journal, run_dir, settings)
-                    warnings += ages.warnings(journal)
-                    for warning in warnings:
-                        log.warning(warning, extra={"shown_later": True})
-                    planned = True
-                    journal.set_meta(resolution=resolve_report.describe(), state="planned")
-                    if resolve_report.inventory_size:
-                        journal.set_meta(inventory_size=str(resolve_report.inventory_size))
-                    return await _after_plan(
-                        journal,
-                        run_dir,
-                        graph,
-                        settings,
-                        credentials,
-                        confirm,
-                        on_progress,
-                        notify,
-                        resolve_report,
-                        warnings,
+                )
+                if resolve_report is None:  # Ctrl-C: the rows not yet resolved stay to resolve
+                    return _interrupted_resolution(journal, run_dir, stages)
+                notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
+                warnings = []
+                if flags:  # co-managed devices stay planned, with the flag as reason
+                    flagged = flags.reasons(journal.pending_devices())
+                    journal.set_reasons(flagged)
+                    notify(
+                        f"note: co-managed devices in the plan: {len(flagged)}; check their "
+                        "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
                     )
-        except BatchRotateError as exc:
-            if not planned:
-                reason = f"run stopped before any rotation: {exc}"
-                journal.abandon_resolving(reason)
-                journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
+                if settings.check_keys:
+                    warnings += await flag_key_ceiling(journal, graph, reads, settings)
+                warnings += guard_recent(journal, run_dir, settings)
+                warnings += ages.warnings(journal)
+                for warning in warnings:
+                    log.warning(warning, extra={"shown_later": True})
+                planned = True
+                journal.set_meta(resolution=resolve_report.describe(), state="planned")
+                if resolve_report.inventory_size:
+                    journal.set_meta(inventory_size=str(resolve_report.inventory_size))
+                return await _after_plan(journal, run_dir, graph, stages, resolve_report, warnings)
+    except Interrupted:
+        raise
+    except BatchRotateError as exc:
+        if not planned:
+            reason = f"run stopped before any rotation: {exc}"
+            journal.abandon_resolving(reason)
+            journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=reason)
+            with stages.interrupts.rendering():
                 render(run_dir)
-            raise
+        raise
+
+
+def _interrupted_resolution(journal: Journal, run_dir: Path, stages: _Stages) -> RunResult:
+    journal.abandon_resolving(
+        "interrupted before this row was resolved; resume the run: it resolves the rows left, "
+        "then goes on"
+    )
+    journal.set_meta(state="interrupted", ended_at=utc_now())
+    journal.event("interrupt", "during resolution")
+    result = RunResult(run_dir, {}, EXIT_INTERRUPTED, interrupted=True)
+    result.next_command = stages.interrupts.hint
+    return finish(result, journal, run_dir, stages.interrupts)
 
 
 async def _after_plan(
     journal: Journal,
     run_dir: Path,
     graph: Transport,
-    settings: Settings,
-    credentials: Credentials,
-    confirm: Callable[[ConfirmRequest], bool] | None,
-    on_progress: Progress | None,
-    notify: Callable[[str], None],
-    resolve_report: ResolveReport,
+    stages: _Stages,
+    resolve_report: ResolveReport | None,
     warnings: list[str],
 ) -> RunResult:
+    settings, credentials, confirm = stages.settings, stages.credentials, stages.confirm
+    interrupts = stages.interrupts
     count = journal.counts().get(Status.PENDING.value, 0)
     result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report, warnings=warnings)
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
         if count:
             result.next_command = f"batch-rotate rotate {journal.meta().get('input_file', 'INPUT')}"
-        result = finish(result, journal, run_dir)
+        result = finish(result, journal, run_dir, interrupts)
         unlooked = result.counts.get(Status.FAILED.value, 0)  # in a plan: lookups that failed
         if unlooked:
             result.exit_code = EXIT_AUTH
@@ -241,7 +305,8 @@ async def _after_plan(
             ended_at=utc_now(),
             stopped_because=f"guard: {count} devices > --max-devices {settings.max_devices}",
         )
-        render(run_dir)
+        with interrupts.rendering():
+            render(run_dir)
         raise InputError(
             f"{count} devices would be rotated, more than --max-devices "
             f"{settings.max_devices}; nothing was sent. Check the plan in {run_dir}, then "
@@ -256,40 +321,33 @@ async def _after_plan(
             credentials.tenant_id, settings.endpoints.graph_url, count, examples, tuple(warnings)
         )
         try:
-            confirmed = confirm(request)
+            with interrupts.raising():  # Ctrl-C at the prompt is a no (see confirm_prompt)
+                confirmed = confirm(request)
         except BatchRotateError as exc:  # e.g. no terminal to confirm on
             journal.set_meta(state="refused", ended_at=utc_now(), stopped_because=str(exc))
-            render(run_dir)
+            with interrupts.rendering():
+                render(run_dir)
             raise
         if not confirmed:
             journal.set_meta(state="refused", ended_at=utc_now(), stopped_because="not confirmed")
             result.exit_code = EXIT_USAGE
             result.messages.append("not confirmed: nothing was sent")
-            return finish(result, journal, run_dir)
-    return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
+            return finish(result, journal, run_dir, interrupts)
+    return await _rotate(journal, run_dir, graph, stages, result)
 
 
 async def _rotate(
-    journal: Journal,
-    run_dir: Path,
-    graph: Transport,
-    settings: Settings,
-    on_progress: Progress | None,
-    notify: Callable[[str], None],
-    result: RunResult,
+    journal: Journal, run_dir: Path, graph: Transport, stages: _Stages, result: RunResult
 ) -> RunResult:
+    settings, notify, interrupts = stages.settings, stages.notify, stages.interrupts
     journal.set_meta(state="rotating")
-    stop = asyncio.Event()
+    stop = interrupts.stop
     writes = _lane(settings.write_budget, settings)
     # devices in flight are checked (and maybe re-sent) too: the events need their ids as well
     targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
     began = time.monotonic()
     try:
-        with (
-            interrupt_handler(stop, notify),
-            graph_errors(),
-            EventWriter(run_dir, targets) as events,
-        ):
+        with graph_errors(), EventWriter(run_dir, targets) as events:
             stats = await rotate_pending(
                 journal,
                 graph,
@@ -297,16 +355,17 @@ async def _rotate(
                 _lane(settings.read_budget, settings),
                 settings,
                 stop=stop,
-                on_progress=on_progress,
+                on_progress=stages.on_progress,
                 on_outcome=events,
             )
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
-        render(run_dir)
+        with interrupts.rendering():
+            render(run_dir)
         if isinstance(exc, GraphError):  # an outage: the devices not sent stay not_sent
             raise GraphError(
                 f"{exc}; when Graph answers again, resume with: "
-                f"batch-rotate rotate --resume {run_dir}"
+                f"batch-rotate rotate --resume {shown_path(run_dir)}"
             ) from None
         raise
     answered = stats.succeeded + stats.failed
@@ -314,8 +373,10 @@ async def _rotate(
         notify(f"rotation: {rate(answered, 'answered', time.monotonic() - began)}")
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
+    verify_next = f"batch-rotate verify {shown_path(run_dir)}"
     if settings.verify_wait_s is not None and not result.interrupted:
-        with interrupt_handler(stop, notify), graph_errors():
+        interrupts.hint = verify_next  # the rotation is done: what is left is verification
+        with graph_errors():
             await verify_journal(
                 journal,
                 graph,
@@ -327,12 +388,13 @@ async def _rotate(
                 max_attempts=settings.max_attempts,
                 strategy=settings.keys_strategy,
             )
-    finish(result, journal, run_dir)
-    result.exit_code = exit_code_for(result.counts, result.interrupted)
+    verification_interrupted = stop.is_set() and not result.interrupted
+    finish(result, journal, run_dir, interrupts)
+    result.exit_code = exit_code_for(result.counts, result.interrupted or verification_interrupted)
     if result.interrupted:
         result.next_command = f"batch-rotate rotate --resume {shown_path(run_dir)}"
-    elif result.counts.get(Status.QUEUED.value):
-        result.next_command = f"batch-rotate verify {shown_path(run_dir)}"
+    elif verification_interrupted or result.counts.get(Status.QUEUED.value):
+        result.next_command = verify_next
     return result
 
 
@@ -344,10 +406,16 @@ async def verify_run(
     notify: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     """Check every queued device of a run for a newly escrowed key, polling as asked."""
-    with closing(Journal.open(run_dir)) as journal, run_log(run_dir):
+    note_run_dir(run_dir)
+    with (
+        Interrupts(notify) as interrupts,
+        journal_errors(run_dir),
+        closing(Journal.open(run_dir)) as journal,
+        run_log(run_dir),
+    ):
+        interrupts.run_dir, interrupts.hint = run_dir, f"batch-rotate verify {shown_path(run_dir)}"
         meta = journal.meta()
         endpoints = recorded_endpoints(meta, settings)
-        stop = asyncio.Event()
         with graph_errors():
             async with graph_session(
                 credentials,
@@ -357,56 +425,72 @@ async def verify_run(
                 outage_s=settings.outage_s,
             ) as graph:
                 journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
-                with interrupt_handler(stop, notify):
-                    await verify_journal(
-                        journal,
-                        graph,
-                        _lane(settings.read_budget, settings),
-                        wait_s=settings.verify_wait_s or 0.0,
-                        every_s=settings.verify_every_s,
-                        stop=stop,
-                        notify=notify,
-                        max_attempts=settings.max_attempts,
-                        strategy=settings.keys_strategy,
-                    )
+                await verify_journal(
+                    journal,
+                    graph,
+                    _lane(settings.read_budget, settings),
+                    wait_s=settings.verify_wait_s or 0.0,
+                    every_s=settings.verify_every_s,
+                    stop=interrupts.stop,
+                    notify=notify,
+                    max_attempts=settings.max_attempts,
+                    strategy=settings.keys_strategy,
+                )
         result = finish(
-            RunResult(run_dir, {}, EXIT_OK, interrupted=stop.is_set()), journal, run_dir
+            RunResult(run_dir, {}, EXIT_OK, interrupted=interrupts.stop.is_set()),
+            journal,
+            run_dir,
+            interrupts,
         )
     shown = ", ".join(f"{k} {v}" for k, v in sorted(result.verification_counts.items()))
     result.messages.append(f"verification: {shown or 'no queued devices'}")
     result.exit_code = EXIT_INTERRUPTED if result.interrupted else EXIT_OK
-    if result.verification_counts.get("pending"):
+    if result.interrupted:
+        result.next_command = interrupts.hint
+    elif result.verification_counts.get("pending"):
         result.next_command = f"batch-rotate verify {shown_path(run_dir)} --wait 2h --every 10m"
     return result
 
 
-async def _resume(
-    run_dir: Path,
-    settings: Settings,
-    credentials: Credentials,
-    confirm: Callable[[ConfirmRequest], bool] | None,
-    on_progress: Progress | None,
-    notify: Callable[[str], None],
-) -> RunResult:
+async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResult:
+    """Go on with a run: resolve what is left to resolve (an interrupted resolution), then
+    send what is left to send; with `retry_failed`, devices that failed for a transient reason
+    go again."""
     if not has_journal(run_dir):
         raise JournalError(
             f"{run_dir}: no run journal here; give a folder such as reports/<run-id>"
         )
-    with closing(Journal.open(run_dir)) as journal, run_log(run_dir):
+    note_run_dir(run_dir)
+    credentials, notify = stages.credentials, stages.notify
+    with (
+        journal_errors(run_dir),
+        closing(Journal.open(run_dir)) as journal,
+        run_log(run_dir),
+    ):
+        journal.check()  # a damaged journal must not decide what is sent again
         meta = journal.meta()
         if meta.get("tenant_id") and meta["tenant_id"] != credentials.tenant_id:
             raise InputError(
                 f"{run_dir} was run against tenant {meta['tenant_id']}, but AZURE_TENANT_ID is "
                 f"{credentials.tenant_id}; resume with the same tenant"
             )
-        if meta.get("dry_run") == "True" or "resolution" not in meta:
+        to_resolve = journal.counts().get(Status.RESOLVING.value, 0)
+        resolvable = bool(to_resolve) and "rows_recorded" in meta
+        if meta.get("dry_run") == "True" or ("resolution" not in meta and not resolvable):
             raise InputError(
                 f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "
                 f"run `batch-rotate rotate {meta.get('input_file', 'INPUT')}` instead"
             )
-        endpoints = recorded_endpoints(meta, settings)
-        settings = dataclasses.replace(settings, endpoints=endpoints)
-        pending = len(journal.to_send()) + len(journal.in_flight())
+        endpoints = recorded_endpoints(meta, stages.settings)
+        stages.settings = dataclasses.replace(stages.settings, endpoints=endpoints)
+        stages.follow(run_dir, f"batch-rotate rotate --resume {shown_path(run_dir)}")
+        retry = _retryable(journal, notify) if retry_failed else []
+        if "resolution" not in meta:  # the resolution was interrupted: finish it first
+            notify(f"resuming {run_dir.name}: {to_resolve} rows still to resolve")
+            journal.event("resume", f"{to_resolve} to resolve")
+            journal.reopen_failed(retry, RETRIED_EVENT)
+            return await _plan_and_rotate(journal, run_dir, stages, to_resolve)
+        pending = len(journal.to_send()) + len(journal.in_flight()) + len(retry)
         notify(f"resuming {run_dir.name}: {pending} devices still to send")
         journal.event("resume", f"{pending} to send")
         with graph_errors():
@@ -414,16 +498,30 @@ async def _resume(
                 credentials,
                 endpoints,
                 needs=TO_ROTATE,
-                timeout_s=settings.timeout_s,
-                outage_s=settings.outage_s,
+                timeout_s=stages.settings.timeout_s,
+                outage_s=stages.settings.outage_s,
             ) as graph:
                 result = RunResult(run_dir, {}, EXIT_OK)
-                if pending and confirm is not None:
+                if pending and stages.confirm is not None:
                     request = ConfirmRequest(
                         credentials.tenant_id, endpoints.graph_url, pending, []
                     )
-                    if not confirm(request):
+                    with stages.interrupts.raising():
+                        confirmed = stages.confirm(request)
+                    if not confirmed:
                         result.exit_code = EXIT_USAGE
                         result.messages.append("not confirmed: nothing was sent")
-                        return finish(result, journal, run_dir)
-                return await _rotate(journal, run_dir, graph, settings, on_progress, notify, result)
+                        return finish(result, journal, run_dir, stages.interrupts)
+                journal.reopen_failed(retry, RETRIED_EVENT)
+                return await _rotate(journal, run_dir, graph, stages, result)
+
+
+def _retryable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
+    """Rows that failed for a transient reason (given up on 5xx, timeouts, resets, 429s)."""
+    failed = journal.failed_rows()
+    rows = [row for row, status, reason in failed if transient_failure(status, reason)]
+    notify(
+        f"--retry-failed: {len(rows)} of {len(failed)} failed devices failed for a transient "
+        "reason and go again (a device's own error, such as 400, 403 or 404, does not)"
+    )
+    return rows

@@ -6,18 +6,26 @@ Everything here reads or names a run; nothing talks to Graph.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import re
 import secrets
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batch_rotate.errors import BatchRotateError
-from batch_rotate.journal import Journal
+from batch_rotate.errors import BatchRotateError, JournalError
+from batch_rotate.journal import Journal, journal_errors
+from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import RunSummary, Status
 from batch_rotate.present import shown_counts, shown_rows
 from batch_rotate.report import ReportPaths, write_reports
+from batch_rotate.runlock import HOLDER_NAME, RunLock
+
+CRASH_NAME = "crash.log"
 
 
 def new_run_dir(reports_dir: Path, input_path: Path) -> Path:
@@ -59,6 +67,7 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
         run_dir = journal_path.parent
         with (
             contextlib.suppress(BatchRotateError),
+            journal_errors(run_dir),
             closing(Journal.open(run_dir, write=False)) as journal,
         ):
             meta = journal.meta()
@@ -107,7 +116,159 @@ def summary_of(journal: Journal, run_dir: Path) -> RunSummary:
 
 def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
     """(Re-)render report.xlsx and report.csv from the journal; safe while a run is going."""
-    with closing(Journal.open(run_dir, write=False)) as journal:
+    note_run_dir(run_dir)
+    with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
         summary = summary_of(journal, run_dir)
         rows = shown_rows(journal.report_rows(), dry_run=journal.meta().get("dry_run") == "True")
+        retried = journal.rows_with_event(RETRIED_EVENT)
+        if retried:
+            rows = (
+                dataclasses.replace(r, reason=f"{RETRIED_PREFIX} {r.reason}")
+                if r.row in retried
+                else r
+                for r in rows
+            )
         return write_reports(run_dir, rows, summary), summary.counts
+
+
+def discard_reports(run_dir: Path) -> bool:
+    """Remove the reports (and any half-written temp file): they no longer match the journal."""
+    removed = False
+    for pattern in ("report.xlsx", "report.csv", ".report-*.xlsx", ".report-*.csv"):
+        for path in run_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed = True
+    return removed
+
+
+# --- re-sending devices that failed for a transient reason (`--retry-failed`) -------------------
+RETRIED_EVENT = "retried_after_failure"
+RETRIED_PREFIX = "retried_after_failure:"
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_TRANSIENT_REASONS = ("gave up after", "still throttled after")
+
+
+def transient_failure(http_status: int | None, reason: str) -> bool:
+    """A failure that gave up on the service (5xx, 429, timeouts, resets), not the device's 4xx."""
+    if http_status is not None and 400 <= http_status < 500 and http_status != 429:
+        return False
+    if reason.startswith("lookup_failed"):
+        return False  # never resolved: there is no device to send to
+    return http_status in _TRANSIENT_STATUSES or reason.startswith(_TRANSIENT_REASONS)
+
+
+# --- the last-resort handler's destination ------------------------------------------------------
+_current_run: list[Path] = []
+
+
+def note_run_dir(run_dir: Path | None) -> None:
+    """The run folder this command works on: an unexpected error's traceback goes there."""
+    _current_run[:] = [run_dir] if run_dir is not None else []
+
+
+def noted_run_dir() -> Path | None:
+    return _current_run[0] if _current_run else None
+
+
+def write_crash_log(exc: BaseException, folders: Sequence[Path | None]) -> Path | None:
+    """Append the traceback to crash.log (0600) in the first folder that exists and takes it."""
+    text = "".join(traceback.format_exception(exc))
+    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    for folder in folders:
+        if folder is None or not folder.is_dir():
+            continue
+        path = folder / CRASH_NAME
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(f"--- {stamp}\n{text}")
+            path.chmod(0o600)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+# --- `batch-rotate runs` ------------------------------------------------------------------------
+@dataclass
+class RunInfo:
+    """One run folder as `runs` lists it."""
+
+    run_id: str
+    run_dir: Path
+    state: str  # the journal's, or `running` (locked by a process) or `unreadable`
+    input_file: str = ""
+    tenant_id: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    verification: dict[str, int] = field(default_factory=dict)
+    next_command: str = ""
+    detail: str = ""  # why unreadable, or who runs it
+
+
+def list_runs(reports_dir: Path, shown: Callable[[Path], str] = str) -> list[RunInfo]:
+    """Every run folder under `reports_dir`, oldest first; never raises for one bad run."""
+    found = []
+    for journal_path in sorted(reports_dir.glob(f"*/{JOURNAL_NAME}")):
+        run_dir = journal_path.parent
+        try:
+            found.append(_run_info(run_dir, shown(run_dir)))
+        except (BatchRotateError, OSError) as exc:
+            found.append(RunInfo(run_dir.name, run_dir, "unreadable", detail=str(exc)))
+    return found
+
+
+def _run_info(run_dir: Path, shown: str) -> RunInfo:
+    with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
+        meta = journal.meta()
+        stored = journal.counts()
+        dry_run = meta.get("dry_run") == "True"
+        info = RunInfo(
+            run_dir.name,
+            run_dir,
+            meta.get("state", ""),
+            input_file=meta.get("input_file", ""),
+            tenant_id=meta.get("tenant_id", ""),
+            started_at=meta.get("started_at", ""),
+            ended_at=meta.get("ended_at", ""),
+            counts=shown_counts(stored, dry_run=dry_run),
+            verification=journal.verification_counts(),
+        )
+        unverified = bool(journal.verification_targets())
+        retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows())
+    holder = _in_use(run_dir)
+    if holder:
+        info.state, info.detail = "running", holder
+        return info
+    left = sum(stored.get(s.value, 0) for s in (Status.PENDING, Status.IN_FLIGHT, Status.RESOLVING))
+    sent = any(stored.get(s.value) for s in _SENT)
+    # killed while resolving, with every row recorded: resume resolves the rest
+    resumable = info.state == "resolving" and "rows_recorded" in meta
+    if dry_run:
+        if info.state == "plan" and stored.get(Status.PENDING.value):
+            info.next_command = f"batch-rotate rotate {info.input_file or 'INPUT'}"
+    elif (
+        info.state not in ("finished", "refused")
+        and left
+        and (sent or info.state == "interrupted" or resumable)
+    ):
+        info.next_command = f"batch-rotate rotate --resume {shown}"
+    elif retryable and info.state != "refused":
+        info.next_command = f"batch-rotate rotate --resume {shown} --retry-failed"
+    elif unverified:
+        info.next_command = f"batch-rotate verify {shown}"
+    return info
+
+
+def _in_use(run_dir: Path) -> str:
+    """Who holds the run (a process writing it), or ''; only probed when a holder is recorded."""
+    if not (run_dir / HOLDER_NAME).is_file():
+        return ""
+    try:
+        RunLock(run_dir).acquire().release()
+    except JournalError as exc:
+        text = str(exc)
+        return text[text.find("(") + 1 : text.find(")")] if "(" in text else "in use"
+    return ""

@@ -23,6 +23,7 @@ from batch_rotate.cli.helptext import (
     Command,
     Group,
 )
+from batch_rotate.cli.listing import RUNS_EXAMPLES, runs_command
 from batch_rotate.cli.options import (
     AllowCeilingOpt,
     AllWindowsOpt,
@@ -79,7 +80,8 @@ from batch_rotate.settings import Cloud, KeysStrategy, Settings, endpoints_for
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every targeted device queued; 1 some devices failed (see the report); "
-    "2 bad input or usage; 3 sign-in failed or Graph unreachable; 130 interrupted (resume it)."
+    "2 bad input or usage; 3 sign-in failed or Graph unreachable; 70 unexpected error (see "
+    "crash.log); 130 interrupted (resume it)."
 )
 
 app = typer.Typer(
@@ -152,6 +154,14 @@ def rotate(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in reports/<run-id>.")
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="With --resume: send again the devices that failed for a transient reason "
+            "(retries given up on 5xx, timeouts, resets or 429s; not a device's 400/403/404).",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: send no write.")] = False,
     assume_yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
@@ -269,6 +279,7 @@ def rotate(
         settings=settings,
         command="rotate",
         mode=mode,
+        retry_failed=retry_failed,
     )
 
 
@@ -444,6 +455,14 @@ def version() -> None:
     with closed_stdout_ok():
         out.print(f"batch-rotate {__version__}")
 
+
+app.command(
+    name="runs",
+    cls=Command,
+    help="List the runs under --reports-dir: input, tenant, state, counts by status, when, and "
+    "what to do next (the resume or verify command, or nothing).",
+    epilog=RUNS_EXAMPLES,
+)(runs_command)
 
 app.command(
     name="select",

@@ -59,7 +59,11 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
             err.print(f"  … and {request.count - len(request.examples)} more")
         for warning in request.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-        return typer.confirm("Send the rotate requests now?", default=False, err=True)
+        try:
+            return typer.confirm("Send the rotate requests now?", default=False, err=True)
+        except typer.Abort:  # Ctrl-C (or end of input) at the prompt: a no
+            err.print("")
+            return False
 
     return confirm
 
@@ -74,6 +78,9 @@ class ProgressView:
         self.last = 0.0
         self.bar: Progress | None = None
         self.task: TaskID | None = None
+        self.resolve_bar: Progress | None = None
+        self.resolve_task: TaskID | None = None
+        self.last_resolving = -every_s  # the first line at once: resolution has started
 
     def __enter__(self) -> ProgressView:
         return self
@@ -95,12 +102,46 @@ class ProgressView:
         return self.bar
 
     def __exit__(self, *exc: object) -> None:
+        self._end_resolving()
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+
+    def resolving(self, what: str, done: int, total: int | None) -> None:
+        """Resolution's progress: pages listed or lookups answered (the plan has no bar yet)."""
+        if not self.enabled:
+            return
+        if self.tty:
+            if self.resolve_bar is None:
+                self.resolve_bar = Progress(
+                    TextColumn("[bold]resolving"),
+                    BarColumn(),
+                    MofNCompleteColumn() if total else TextColumn("{task.completed}"),
+                    TextColumn("{task.description}"),
+                    console=err,
+                    transient=True,
+                )
+                self.resolve_bar.__enter__()
+                self.resolve_task = self.resolve_bar.add_task(what, total=total)
+            assert self.resolve_task is not None
+            self.resolve_bar.update(
+                self.resolve_task, completed=done, total=total, description=what
+            )
+            if total is not None and done >= total:
+                self._end_resolving()
+        elif time.monotonic() - self.last_resolving >= self.every_s or done == total:
+            self.last_resolving = time.monotonic()
+            shown = f"{done}/{total}" if total else str(done)
+            err.print(f"resolving: {what}: {shown}", highlight=False)
+
+    def _end_resolving(self) -> None:
+        if self.resolve_bar is not None:
+            self.resolve_bar.__exit__(None, None, None)
+            self.resolve_bar, self.resolve_task = None, None
 
     def __call__(self, stats: RunnerStats, total: int) -> None:
         if not self.enabled:
             return
+        self._end_resolving()
         done = stats.succeeded + stats.failed
         # The rotation phase only: the runner started its clock when sending began.
         elapsed = max(time.monotonic() - stats.started, 1.0)  # no first-batch burst rate

@@ -53,6 +53,12 @@ class Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _no_flag_metavars(super().get_params(ctx))
 
+    def invoke(self, ctx: Any) -> Any:
+        # imported here: the crash handler needs the console, which needs the run layer
+        from batch_rotate.cli.crash import guarded
+
+        return guarded(ctx, lambda: super(Command, self).invoke(ctx))
+
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         # Typer writes a required argument as {NAME}; the convention (and the README) is NAME.
         return [

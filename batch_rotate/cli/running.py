@@ -109,10 +109,16 @@ def start_job(
     settings: Settings,
     command: str,
     mode: Mode,
+    retry_failed: bool = False,
 ) -> None:
     if (input_file is None) == (resume is None):
         with exits(command, mode):
             raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
+    if retry_failed and resume is None:
+        with exits(command, mode):
+            raise InputError(
+                "--retry-failed re-sends the failed devices of a run: add --resume RUN"
+            )
     inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
     confirm = confirm_prompt(assume_yes)
 
@@ -127,6 +133,8 @@ def start_job(
                 confirm=confirm,
                 on_progress=progress,
                 notify=notify,
+                retry_failed=retry_failed,
+                on_resolving=progress.resolving,
             )
 
     execute(command, mode, job)

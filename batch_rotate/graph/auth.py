@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +27,32 @@ from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.proxy import proxy_for, redact
 
 REFRESH_BEFORE_EXPIRY_S = 300.0  # the same 5 minutes MSAL's own cache uses
+ERROR_TEXT_MAX = 600  # characters of an error text shown before it is cut (at a word)
+
+# What Microsoft support asks for: never cut, never dropped (AADSTS codes, request and
+# correlation ids, Trace and Correlation IDs of the identity platform, timestamps).
+_IDENTIFIER = re.compile(
+    r"\bAADSTS\d+\b"
+    r"|\bTimestamp:\s*\S+(?:\s+\d{1,2}:\d{2}:\d{2}\S*)?"
+    r"|\b(?:Trace ID|Correlation ID|(?:client-)?request-id)\s*[:=]?\s*\S+"
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    re.IGNORECASE,
+)
+
+
+def error_text(text: str, *, limit: int = ERROR_TEXT_MAX) -> str:
+    """An error text on one line, cut (if at all) at a word, with every identifier kept whole."""
+    flat = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit + 1].rsplit(" ", 1)[0] if " " in flat[: limit + 1] else flat[:limit]
+    kept: list[str] = []
+    for match in _IDENTIFIER.finditer(flat):
+        if match.end() > len(cut) and match.group(0) not in kept:
+            kept.append(match.group(0))
+    # an identifier already named by a longer kept one ("Trace ID: <guid>") is not repeated
+    kept = [k for k in kept if not any(k != other and k in other for other in kept)]
+    return f"{cut} …" + (f" ({'; '.join(kept)})" if kept else "")
 
 
 class TokenProvider(Protocol):
@@ -216,14 +243,23 @@ class MsalTokenProvider:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+    return error_text(str(exc)) or type(exc).__name__
+
+
+def _with_ids(result: dict[str, Any]) -> str:
+    """The identity platform's description, plus its ids when the text does not carry them."""
+    text = str(result.get("error_description", ""))
+    for key, label in (("trace_id", "Trace ID"), ("correlation_id", "Correlation ID")):
+        value = str(result.get(key) or "")
+        if value and value not in text:
+            text += f"\n{label}: {value}"
+    return text
 
 
 def _describe_failure(result: dict[str, Any], creds: Credentials) -> str:
     """One actionable line from an MSAL error result (never includes the credential)."""
     error = str(result.get("error", "unknown_error"))
-    description = str(result.get("error_description", "")).splitlines()
-    first = description[0][:300] if description else ""
+    first = error_text(_with_ids(result))
     hint = {
         "invalid_client": "check the client secret or certificate registered on the app",
         "unauthorized_client": "check AZURE_CLIENT_ID and that the app exists in this tenant",

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from batch_rotate.graph.auth import TokenProvider
+from batch_rotate.graph.auth import TokenProvider, error_text
 from batch_rotate.graph.batch import (
     USER_AGENT,
     BatchFormatError,
@@ -267,5 +267,5 @@ def _describe_transport(exc: BaseException, url: str, proxy: str | None = None) 
             f"TLS certificate of {url} is not trusted ({exc.certificate_error}); "
             "add the issuing CA with --ca-bundle"
         )
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    text = error_text(str(exc))
     return f"{type(exc).__name__} talking to {url}: {text}".rstrip(": ")

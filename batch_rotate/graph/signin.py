@@ -21,7 +21,9 @@ from batch_rotate.graph.auth import (
     REFRESH_BEFORE_EXPIRY_S,
     MsalTokenProvider,
     _HttpClient,
+    _with_ids,
     combined_ca_bundle,
+    error_text,
 )
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
@@ -102,7 +104,7 @@ class _MsalProvider:
 
     def _describe(self, result: dict[str, Any]) -> str:
         error = str(result.get("error", "unknown_error"))
-        first = (str(result.get("error_description", "")).splitlines() or [""])[0][:300]
+        first = error_text(_with_ids(result))
         return f"{self._credentials.method} sign-in failed: {error}: {first}"
 
     async def token(self, *, force_refresh: bool = False) -> str:
