@@ -48,7 +48,9 @@ def test_503_504_with_retry_after_pause_everyone_without_it_back_off(
     scope: Scope, status: int
 ) -> None:
     gated = _decide(status, {"retry-after": "4"}, scope=scope)
-    assert (gated.action, gated.delay_s, gated.pause_all) == (Action.RETRY, 4.0, True)
+    # the batch or a read: everyone waits; one inner request: only that one waits
+    everyone = scope is not Scope.ITEM
+    assert (gated.action, gated.delay_s, gated.pause_all) == (Action.RETRY, 4.0, everyone)
     alone = _decide(status, scope=scope)
     assert (alone.action, alone.delay_s, alone.pause_all) == (Action.RETRY, 0.5, False)
 
