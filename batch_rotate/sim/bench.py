@@ -315,8 +315,10 @@ def main() -> None:
         ("neighbour75", lambda tmp: throttled_run(args.devices, 0.75, tmp)),
         (
             "faults",
+            # correctness under faults (lost, duplicates), not throughput: 2,000 devices do;
+            # random 429s at 2% of requests keep the pacer cut, so 10,000 take over 15 minutes
             lambda tmp: throttled_run(
-                args.devices, 0.0, tmp, FaultConfig.mix(rate=0.02, timeout_s=3.0)
+                min(args.devices, 2000), 0.0, tmp, FaultConfig.mix(rate=0.02, timeout_s=3.0)
             ),
         ),
         ("unthrottled", lambda tmp: unthrottled_run(args.unthrottled, tmp)),
