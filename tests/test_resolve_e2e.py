@@ -26,9 +26,11 @@ def _report(run_dir: Path) -> list[dict[str, str]]:
 def _plan(
     sim: SimTenant, run_cli: Cli, tmp_path: Path, path: Path, *extra: str
 ) -> tuple[Result, list[dict[str, str]]]:
+    before = set(run_dirs(tmp_path))
     result = run_cli(["plan", str(path), *extra, *sim_flags(sim)], env=sim.env())
     assert result.exit_code == 0, result.output
-    return result, _report(run_dirs(tmp_path)[-1])
+    (new,) = set(run_dirs(tmp_path)) - before  # names of runs in one second sort by a random suffix
+    return result, _report(new)
 
 
 def test_committed_mixed_list_matches_the_default_fleet(tmp_path: Path) -> None:

@@ -233,9 +233,11 @@ def test_plan_shows_resolution_progress_and_a_crash_mid_run_goes_to_the_run_fold
         raise ZeroDivisionError("a stage went wrong")
 
     monkeypatch.setattr("batch_rotate.run.guard_recent", boom)
+    before = {p.parent for p in (tmp_path / "reports").glob("*/journal.sqlite")}
     crashed = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
     assert crashed.exit_code == 70
-    run_dir = max(p.parent for p in (tmp_path / "reports").glob("*/journal.sqlite"))
+    # the new run's folder (two runs in one second sort by their random suffix, not by time)
+    (run_dir,) = {p.parent for p in (tmp_path / "reports").glob("*/journal.sqlite")} - before
     line = [x for x in crashed.output.splitlines() if "crash.log" in x]
     assert len(line) == 1 and "ZeroDivisionError" in line[0], crashed.output
     assert "Traceback" not in crashed.output
