@@ -197,12 +197,15 @@ class AdaptivePacer:
         # About one round trip: the inner 429s of a batch and batches in flight are one event.
         self._hold_s = hold_s if hold_s is not None else max(2.0, window_s / 4)
         self._rate = self._max_rate  # the budget is published: start at it, no slow start
-        self._tokens = float(burst)  # the log, not the bucket, keeps a window inside the budget
-        # Grants of the last window_s (when, how many): the log, not the bucket, is what keeps
-        # any window at or under budget.count (GRAPH_NOTES.md "Throttling": 429s still count).
+        self._tokens = float(burst)  # one batch of burst, none on top of the full rate
+        # Grants of the last log_s (when, how many): the log, not the bucket, is what keeps any
+        # window at or under budget.count (GRAPH_NOTES.md "Throttling": 429s still count). It
+        # is longer than the window by half the headroom: requests reach Graph jittered, and
+        # however the bucket forgives late timers, budget.count grants never span less than
+        # window_s plus that margin (the other half is the margin in the steady state).
+        self._log_s = window_s / ((1 + headroom) / 2)
         self._granted: deque[tuple[float, int]] = deque()
         self._in_window = 0
-        # The same headroom as the rate: what leaves in a window can arrive jittered into the next.
         self._window_cap = budget.count
         self._filled_at = clock.now()
         self._turns: deque[asyncio.Future[None]] = deque()  # waiting acquirers, FIFO
@@ -246,13 +249,17 @@ class AdaptivePacer:
         try:
             if self._turns[0] is not turn:
                 await turn
+            late_s = 0.0
             while True:
                 if self._gate is not None:
                     await self._gate.wait()
-                if self._take(n):
+                if self._take(n, late_s=late_s):
                     return
                 # The rate may change while we sleep; the loop looks again on waking.
-                await self._clock.sleep(self._wait_s(n))
+                wait_s = self._wait_s(n)
+                due = self._clock.now() + wait_s
+                await self._clock.sleep(wait_s)
+                late_s = self._clock.now() - due
         finally:
             self._turns.remove(turn)
             if self._turns and not self._turns[0].done():
@@ -334,8 +341,11 @@ class AdaptivePacer:
     def _remaining_pause(self) -> float:
         return self._gate.remaining() if self._gate is not None else 0.0
 
-    def _take(self, n: int) -> bool:
-        self._refill()
+    def _take(self, n: int, *, late_s: float = 0.0) -> bool:
+        # A waiter its timer woke late keeps the tokens of the lateness (at most one more
+        # batch): it takes its batch late and the next one comes on time, so a loaded event
+        # loop does not cost rate. Idle time earns nothing beyond the burst.
+        self._refill(extra=min(max(late_s, 0.0) * self._rate, float(self._burst)))
         now = self._clock.now()
         self._expire(now)
         if self._tokens < n - 1e-9:  # float slack: never sleep for a 1e-16 shortfall
@@ -349,8 +359,8 @@ class AdaptivePacer:
         return True
 
     def _expire(self, now: float) -> None:
-        # `when + window_s <= now`: the same sum a half-open window [when, when + window_s) ends at.
-        while self._granted and self._granted[0][0] + self.budget.window_s <= now:
+        # `when + log_s <= now`: the same sum a half-open window [when, when + log_s) ends at.
+        while self._granted and self._granted[0][0] + self._log_s <= now:
             self._in_window -= self._granted.popleft()[1]
 
     def _wait_s(self, n: int) -> float:
@@ -363,12 +373,13 @@ class AdaptivePacer:
                 break
             excess -= granted
             if excess <= 0:
-                wait = max(wait, when + self.budget.window_s - now)
+                wait = max(wait, when + self._log_s - now)
         return max(wait, 1e-6)  # float sums may land a hair early: look again a moment later
 
-    def _refill(self) -> None:
+    def _refill(self, extra: float = 0.0) -> None:
         now = self._clock.now()
-        self._tokens = min(float(self._burst), self._tokens + (now - self._filled_at) * self._rate)
+        room = max(float(self._burst) + extra, self._tokens)
+        self._tokens = min(room, self._tokens + (now - self._filled_at) * self._rate)
         self._filled_at = now
 
     def _set_rate(self, rate: float) -> None:
