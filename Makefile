@@ -33,7 +33,7 @@ plan: $(STAMP)
 	$(BIN)/batch-rotate plan "$(INPUT)" $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # Every runtime dependency at exactly its floor, then the whole suite: a floor that does not
 # install or pass fails here instead of on an admin's machine.
@@ -48,7 +48,7 @@ $(LOWEST_STAMP): pyproject.toml .ci/lowest.py
 test-lowest: $(LOWEST_STAMP)
 	@echo "lowest allowed versions:" $$(cat $(LOWEST)/floors.txt)
 	$(LOWEST)/bin/python -m pip check
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
+	$(LOWEST)/bin/python -m pytest -q -n 2 -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check batch_rotate tests
