@@ -20,6 +20,7 @@ from batch_rotate.runs import render
 from batch_rotate.sim import SimTenant
 
 from .conftest import SAMPLE, sim_flags
+from .schema_check import problems, schema
 
 TENANT = "00000000-0000-4000-8000-000000000001"
 ENV = {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": "app", "AZURE_CLIENT_SECRET": "s"}
@@ -99,6 +100,7 @@ def test_runs_lists_every_run_with_state_counts_and_next_command(tmp_path: Path)
         human = _invoke(["runs"], tmp_path)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+    assert problems(doc, schema("runs.schema.json")) == []
     runs = {r["run_id"]: r for r in doc["runs"]}
     assert list(runs) == [
         "a-plan",

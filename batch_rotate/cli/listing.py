@@ -1,4 +1,6 @@
-"""`batch-rotate runs`: the run folders under --reports-dir, their state and what to do next."""
+"""`batch-rotate runs`: the run folders under --reports-dir, their state and what to do next.
+
+`--json` prints one document; its schema is batch_rotate/schemas/runs.schema.json."""
 
 from __future__ import annotations
 
