@@ -544,6 +544,31 @@ class Journal:
                 [(Status.PENDING.value, now, row, Status.FAILED.value) for row in rows],
             )
 
+    def lookup_failures(self) -> list[tuple[int, str]]:
+        """(row, reason) of each row whose lookup failed: never resolved, so never sent."""
+        return list(
+            self._db.execute(
+                "SELECT row, reason FROM devices WHERE status = ? AND intune_id = '' "
+                "AND reason LIKE 'lookup\\_failed:%' ESCAPE '\\' ORDER BY row",
+                (Status.FAILED.value,),
+            )
+        )
+
+    def reopen_lookups(self, rows: Sequence[int], kind: str) -> None:
+        """Rows whose lookup failed go back to be resolved (the caller decided which)."""
+        now = utc_now()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO events(at, row, kind, detail) SELECT ?, row, ?, reason "
+                "FROM devices WHERE row = ? AND status = ?",
+                [(now, kind, row, Status.FAILED.value) for row in rows],
+            )
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = '', updated_at = ? "
+                "WHERE row = ? AND status = ? AND intune_id = ''",
+                [(Status.RESOLVING.value, now, row, Status.FAILED.value) for row in rows],
+            )
+
     def verification_counts(self) -> dict[str, int]:
         return dict(
             self._db.execute("SELECT status, COUNT(*) FROM verification GROUP BY status").fetchall()

@@ -57,6 +57,7 @@ from batch_rotate.runs import (
     redacted_argv,
     render,
     transient_failure,
+    transient_lookup,
     unfinished_runs,
 )
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
@@ -485,7 +486,10 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         stages.settings = dataclasses.replace(stages.settings, endpoints=endpoints)
         stages.follow(run_dir, f"batch-rotate rotate --resume {shown_path(run_dir)}")
         retry = _retryable(journal, notify) if retry_failed else []
-        if "resolution" not in meta:  # the resolution was interrupted: finish it first
+        relook = _relookable(journal, notify) if retry_failed else []
+        if "resolution" not in meta or relook:  # resolve what is left (or failed) first
+            journal.reopen_lookups(relook, RETRIED_EVENT)
+            to_resolve += len(relook)
             notify(f"resuming {run_dir.name}: {to_resolve} rows still to resolve")
             journal.event("resume", f"{to_resolve} to resolve")
             journal.reopen_failed(retry, RETRIED_EVENT)
@@ -514,6 +518,18 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
                         return finish(result, journal, run_dir, stages.interrupts)
                 journal.reopen_failed(retry, RETRIED_EVENT)
                 return await _rotate(journal, run_dir, graph, stages, result)
+
+
+def _relookable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
+    """Rows whose lookup gave up on the service: resolved again, then sent if eligible."""
+    failed = journal.lookup_failures()
+    rows = [row for row, reason in failed if transient_lookup(reason)]
+    if failed:
+        notify(
+            f"--retry-failed: {len(rows)} of {len(failed)} failed lookups failed for a transient "
+            "reason and are looked up again"
+        )
+    return rows
 
 
 def _retryable(journal: Journal, notify: Callable[[str], None]) -> list[int]:

@@ -149,13 +149,23 @@ _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TRANSIENT_REASONS = ("gave up after", "still throttled after")
 
 
+LOOKUP_FAILED = "lookup_failed: "
+
+
 def transient_failure(http_status: int | None, reason: str) -> bool:
     """A failure that gave up on the service (5xx, 429, timeouts, resets), not the device's 4xx."""
     if http_status is not None and 400 <= http_status < 500 and http_status != 429:
         return False
     if reason.startswith("lookup_failed"):
-        return False  # never resolved: there is no device to send to
+        return False  # never resolved: there is no device to send to (see transient_lookup)
     return http_status in _TRANSIENT_STATUSES or reason.startswith(_TRANSIENT_REASONS)
+
+
+def transient_lookup(reason: str) -> bool:
+    """A lookup that gave up on the service: `--retry-failed` resolves the row again."""
+    return reason.startswith(LOOKUP_FAILED) and transient_failure(
+        None, reason.removeprefix(LOOKUP_FAILED)
+    )
 
 
 # --- the last-resort handler's destination ------------------------------------------------------
@@ -237,7 +247,9 @@ def _run_info(run_dir: Path, shown: str) -> RunInfo:
             verification=journal.verification_counts(),
         )
         unverified = bool(journal.verification_targets())
-        retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows())
+        retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows()) or any(
+            transient_lookup(r) for _, r in journal.lookup_failures()
+        )
     holder = _in_use(run_dir)
     if holder:
         info.state, info.detail = "running", holder

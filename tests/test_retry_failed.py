@@ -157,3 +157,55 @@ def test_failures_of_an_outage_with_max_attempts_1_go_again_with_retry_failed(
     report = _report(run_dir)
     assert all(row["Status"] == "queued" for row in report.values())
     assert all(report[i]["Reason"].startswith("retried_after_failure:") for i in failed)
+
+
+LOOKUPS = {  # by input row: lookups that failed during resolution, so nothing was ever sent
+    2: "lookup_failed: gave up after 8 attempts; last: HTTP 503 ServiceUnavailable",
+    3: "lookup_failed: still throttled after 100 tries; run again later",
+    4: "lookup_failed: HTTP 403 Forbidden",
+}
+
+
+def test_retry_failed_looks_up_again_the_rows_whose_lookup_gave_up(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    """A lookup that gave up on the service (5xx, 429) is resolved again and the device sent;
+    one Graph refused (403) is not; the rows that were queued are not sent again."""
+    sim = make_sim(devices=300)
+    ids = [d["id"] for d in sim.inventory if eligible(d)][:8]
+    (tmp_path / "devices.csv").write_text("managedDeviceId\n" + "\n".join(ids) + "\n")
+    first = _cli(["rotate", "devices.csv", "--yes", *sim_flags(sim)], sim, tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:  # as if these lookups had failed
+        for row, reason in LOOKUPS.items():
+            db.execute(
+                "UPDATE devices SET status = 'failed', reason = ?, intune_id = '', "
+                "device_name = '', entra_device_id = '', os = '', attempts = 0, "
+                "requested_at = '', accepted_at = '', sent_at = '', http_status = NULL, "
+                "client_request_id = '' WHERE row = ?",
+                (reason, row),
+            )
+    before = dict(sim.metrics()["accepted_by_device"])
+    listed = _cli(["runs"], sim, tmp_path)
+    assert f"--resume {run_dir.relative_to(tmp_path)} --retry-failed" in listed.stdout
+
+    plain = _cli(["rotate", "--resume", str(run_dir), "--yes"], sim, tmp_path)
+    assert sim.metrics()["accepted_by_device"] == before, plain.stderr
+
+    retried = _cli(["rotate", "--resume", str(run_dir), "--yes", "--retry-failed"], sim, tmp_path)
+    assert retried.returncode == 1, retried.stderr  # the 403 lookup is still failed
+    assert "2 of 3 failed lookups failed for a transient reason" in retried.stderr
+    after = sim.metrics()["accepted_by_device"]
+    report = _report(run_dir)
+    for n, device in enumerate(ids, start=2):
+        if n in (2, 3):
+            assert after[device] == before[device] + 1  # resolved, then sent once
+            assert report[device]["Status"] == "queued"
+            assert report[device]["Reason"].startswith("retried_after_failure: accepted")
+        else:
+            assert after[device] == before[device]  # queued before, or refused: never again
+    with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = {int(r["Row"]): r for r in csv.DictReader(handle)}
+    assert rows[4]["Status"] == "failed" and rows[4]["Reason"].startswith("lookup_failed: HTTP 403")
+    assert len(rows) == len(ids)
