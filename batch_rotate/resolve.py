@@ -89,8 +89,9 @@ class Wanted:
             keys[kind].add(key)
         total = sum(len(v) for v in keys.values())
         only_ids = bool(total) and total == len(keys[IdKind.INTUNE_ID])
-        # Lookups cost one read per device; a listing about one per thousand devices.
-        strategy = "lookup" if only_ids and total <= LOOKUP_MAX else "listing"
+        # Lookups cost one read per device; a listing about one per thousand devices. Nothing
+        # left to resolve (a resumed run) is zero lookups, never a listing of the tenant.
+        strategy = "lookup" if (only_ids and total <= LOOKUP_MAX) or not total else "listing"
         return cls(keys, strategy)
 
     def names(self, device: Device) -> bool:

@@ -241,7 +241,12 @@ async def _plan_and_rotate(
                         "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
                     )
                 if settings.check_keys:
-                    warnings += await flag_key_ceiling(journal, graph, reads, settings)
+                    checked = await stages.interrupts.cancellable(
+                        flag_key_ceiling(journal, graph, reads, settings)
+                    )
+                    if checked is None:  # Ctrl-C: resume runs the plan-time checks again
+                        return _interrupted_resolution(journal, run_dir, stages)
+                    warnings += checked
                 warnings += guard_recent(journal, run_dir, settings)
                 warnings += ages.warnings(journal)
                 for warning in warnings:
@@ -476,7 +481,8 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
                 f"{credentials.tenant_id}; resume with the same tenant"
             )
         to_resolve = journal.counts().get(Status.RESOLVING.value, 0)
-        resolvable = bool(to_resolve) and "rows_recorded" in meta
+        # every row recorded, the plan not: resolve what is left (maybe nothing), then plan
+        resolvable = "rows_recorded" in meta
         if meta.get("dry_run") == "True" or ("resolution" not in meta and not resolvable):
             raise InputError(
                 f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "

@@ -127,6 +127,44 @@ def test_ctrl_c_during_resolution_resumes_resolution_then_rotates(
     assert set(accepted) == set(ids) and all(n == 1 for n in accepted.values())
 
 
+def test_ctrl_c_during_the_key_count_check_resumes_with_the_plan_checks_then_rotates(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    """--check-keys reads after resolution and before the plan is recorded: interrupted there,
+    the printed resume command plans (the checks again) and rotates, each device once."""
+    sim = make_sim(devices=1500, time_scale=20.0)
+    ids = _ids(sim, tmp_path / "devices.csv", 200)
+    flags = ["--yes", "--max-devices", "1000", "--check-keys", *sim_flags(sim)]
+    # 200 key reads at 20 a second: the check lasts long enough to be interrupted
+    cli = _Cli(["rotate", "devices.csv", "--read-budget", "20/1s", *flags], sim, tmp_path)
+    cli.wait_for(cli.said("resolution: "), "the end of resolution")
+    reads = sim.metrics()["reads"]
+    cli.wait_for(lambda: sim.metrics()["reads"] > reads, "the key reads")
+    cli.proc.send_signal(signal.SIGINT)
+    code, output = cli.finish()
+    assert code == 130, output
+    assert "Traceback" not in output
+    (run_dir,) = run_dirs(tmp_path)
+    assert _resume_line(run_dir, tmp_path) in output
+    assert _state(run_dir) == "interrupted"
+    report = _report(run_dir)
+    assert set(report) == set(ids)
+    assert {row["Status"] for row in report.values()} == {"not_sent"}
+    assert sim.metrics()["rotate_accepted"] == 0
+
+    resumed = _Cli(["rotate", "--resume", str(run_dir), *FAST, *flags], sim, tmp_path)
+    code, output = resumed.finish()
+    assert code == 0, output
+    assert "0 rows still to resolve" in output
+    assert "listed the inventory" not in output  # nothing left to resolve: no tenant listing
+    report = _report(run_dir)
+    queued = {i for i, row in report.items() if row["Status"] == "queued"}
+    held = {i for i, row in report.items() if row["Reason"].startswith("key_ceiling")}
+    assert queued and held and queued | held == set(ids), output  # the checks ran on resume
+    accepted = sim.metrics()["accepted_by_device"]
+    assert set(accepted) == queued and all(n == 1 for n in accepted.values())
+
+
 def test_second_ctrl_c_while_sending_leaves_at_once_with_the_resume_command(
     make_sim: Callable[..., SimTenant], tmp_path: Path
 ) -> None:
