@@ -530,20 +530,6 @@ class Journal:
             )
         )
 
-    def reopen_failed(self, rows: Sequence[int], kind: str) -> None:
-        """Failed rows go back to be sent (the caller decided which); an event marks each."""
-        now = utc_now()
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO events(at, row, kind, detail) SELECT ?, row, ?, reason "
-                "FROM devices WHERE row = ? AND status = ?",
-                [(now, kind, row, Status.FAILED.value) for row in rows],
-            )
-            self._db.executemany(
-                "UPDATE devices SET status = ?, updated_at = ? WHERE row = ? AND status = ?",
-                [(Status.PENDING.value, now, row, Status.FAILED.value) for row in rows],
-            )
-
     def lookup_failures(self) -> list[tuple[int, str]]:
         """(row, reason) of each row whose lookup failed: never resolved, so never sent."""
         return list(
@@ -554,9 +540,13 @@ class Journal:
             )
         )
 
-    def reopen_lookups(self, rows: Sequence[int], kind: str) -> None:
-        """Rows whose lookup failed go back to be resolved (the caller decided which)."""
+    def reopen_failed(self, rows: Sequence[int], kind: str, *, lookups: bool = False) -> None:
+        """Failed rows go back to be sent, or with `lookups` (rows never resolved) to be
+        resolved; the caller decided which. An event marks each."""
         now = utc_now()
+        to, reason, resolved = (
+            (Status.RESOLVING, "''", "=") if lookups else (Status.PENDING, "reason", "!=")
+        )
         with self._db:
             self._db.executemany(
                 "INSERT INTO events(at, row, kind, detail) SELECT ?, row, ?, reason "
@@ -564,9 +554,9 @@ class Journal:
                 [(now, kind, row, Status.FAILED.value) for row in rows],
             )
             self._db.executemany(
-                "UPDATE devices SET status = ?, reason = '', updated_at = ? "
-                "WHERE row = ? AND status = ? AND intune_id = ''",
-                [(Status.RESOLVING.value, now, row, Status.FAILED.value) for row in rows],
+                f"UPDATE devices SET status = ?, reason = {reason}, updated_at = ? "  # noqa: S608
+                f"WHERE row = ? AND status = ? AND intune_id {resolved} ''",
+                [(to.value, now, row, Status.FAILED.value) for row in rows],
             )
 
     def verification_counts(self) -> dict[str, int]:

@@ -494,7 +494,7 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         retry = _retryable(journal, notify) if retry_failed else []
         relook = _relookable(journal, notify) if retry_failed else []
         if "resolution" not in meta or relook:  # resolve what is left (or failed) first
-            journal.reopen_lookups(relook, RETRIED_EVENT)
+            journal.reopen_failed(relook, RETRIED_EVENT, lookups=True)
             to_resolve += len(relook)
             notify(f"resuming {run_dir.name}: {to_resolve} rows still to resolve")
             journal.event("resume", f"{to_resolve} to resolve")

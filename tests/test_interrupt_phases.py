@@ -96,15 +96,10 @@ def _resume_line(run_dir: Path, tmp_path: Path) -> str:
     return f"resume with  batch-rotate rotate --resume {run_dir.relative_to(tmp_path)}"
 
 
-def test_ctrl_c_during_resolution_resumes_resolution_then_rotates(
-    make_sim: Callable[..., SimTenant], tmp_path: Path
-) -> None:
-    sim = make_sim(devices=1500, time_scale=20.0)
-    ids = _ids(sim, tmp_path / "devices.csv", 200)
-    flags = ["--yes", "--max-devices", "1000", *sim_flags(sim)]
-    # 200 lookups at 20 reads a second: resolution lasts long enough to be interrupted
-    cli = _Cli(["rotate", "devices.csv", "--read-budget", "20/1s", *flags], sim, tmp_path)
-    cli.wait_for(cli.said("resolving: looked up devices"), "resolution progress")
+def _interrupt_before_sending(
+    cli: _Cli, sim: SimTenant, tmp_path: Path, ids: list[str]
+) -> tuple[dict[str, dict[str, str]], Path]:
+    """One Ctrl-C before any rotation: exit 130, the resume command, every row reported."""
     cli.proc.send_signal(signal.SIGINT)
     code, output = cli.finish()
     assert code == 130, output
@@ -114,8 +109,21 @@ def test_ctrl_c_during_resolution_resumes_resolution_then_rotates(
     assert _state(run_dir) == "interrupted"
     report = _report(run_dir)
     assert set(report) == set(ids)  # every row is in the report, none sent
-    assert {row["Status"] for row in report.values()} <= {"not_sent", "not_found"}
     assert sim.metrics()["rotate_accepted"] == 0
+    return report, run_dir
+
+
+def test_ctrl_c_during_resolution_resumes_resolution_then_rotates(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    sim = make_sim(devices=1500, time_scale=20.0)
+    ids = _ids(sim, tmp_path / "devices.csv", 200)
+    flags = ["--yes", "--max-devices", "1000", *sim_flags(sim)]
+    # 200 lookups at 20 reads a second: resolution lasts long enough to be interrupted
+    cli = _Cli(["rotate", "devices.csv", "--read-budget", "20/1s", *flags], sim, tmp_path)
+    cli.wait_for(cli.said("resolving: looked up devices"), "resolution progress")
+    report, run_dir = _interrupt_before_sending(cli, sim, tmp_path, ids)
+    assert {row["Status"] for row in report.values()} <= {"not_sent", "not_found"}
 
     resumed = _Cli(["rotate", "--resume", str(run_dir), *FAST, *flags], sim, tmp_path)
     code, output = resumed.finish()
@@ -140,17 +148,8 @@ def test_ctrl_c_during_the_key_count_check_resumes_with_the_plan_checks_then_rot
     cli.wait_for(cli.said("resolution: "), "the end of resolution")
     reads = sim.metrics()["reads"]
     cli.wait_for(lambda: sim.metrics()["reads"] > reads, "the key reads")
-    cli.proc.send_signal(signal.SIGINT)
-    code, output = cli.finish()
-    assert code == 130, output
-    assert "Traceback" not in output
-    (run_dir,) = run_dirs(tmp_path)
-    assert _resume_line(run_dir, tmp_path) in output
-    assert _state(run_dir) == "interrupted"
-    report = _report(run_dir)
-    assert set(report) == set(ids)
+    report, run_dir = _interrupt_before_sending(cli, sim, tmp_path, ids)
     assert {row["Status"] for row in report.values()} == {"not_sent"}
-    assert sim.metrics()["rotate_accepted"] == 0
 
     resumed = _Cli(["rotate", "--resume", str(run_dir), *FAST, *flags], sim, tmp_path)
     code, output = resumed.finish()

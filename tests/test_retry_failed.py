@@ -50,15 +50,23 @@ def _report(run_dir: Path) -> dict[str, dict[str, str]]:
         return {row["Intune device ID"]: row for row in csv.DictReader(handle)}
 
 
-def test_retry_failed_resends_only_the_transient_failures(
-    make_sim: Callable[..., SimTenant], tmp_path: Path
-) -> None:
+def _rotated(
+    make_sim: Callable[..., SimTenant], tmp_path: Path, count: int
+) -> tuple[SimTenant, list[str], Path]:
+    """A finished run that queued `count` devices (the tests then edit its journal)."""
     sim = make_sim(devices=300)
-    ids = [d["id"] for d in sim.inventory if eligible(d)][:10]
+    ids = [d["id"] for d in sim.inventory if eligible(d)][:count]
     (tmp_path / "devices.csv").write_text("managedDeviceId\n" + "\n".join(ids) + "\n")
     first = _cli(["rotate", "devices.csv", "--yes", *sim_flags(sim)], sim, tmp_path)
     assert first.returncode == 0, first.stderr
     (run_dir,) = run_dirs(tmp_path)
+    return sim, ids, run_dir
+
+
+def test_retry_failed_resends_only_the_transient_failures(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    sim, ids, run_dir = _rotated(make_sim, tmp_path, 10)
     # the run as it would have ended with these failures (their requests never took effect)
     with sqlite3.connect(run_dir / "journal.sqlite") as db:
         for row, (http, reason) in {**TRANSIENT, **OWN}.items():
@@ -171,12 +179,7 @@ def test_retry_failed_looks_up_again_the_rows_whose_lookup_gave_up(
 ) -> None:
     """A lookup that gave up on the service (5xx, 429) is resolved again and the device sent;
     one Graph refused (403) is not; the rows that were queued are not sent again."""
-    sim = make_sim(devices=300)
-    ids = [d["id"] for d in sim.inventory if eligible(d)][:8]
-    (tmp_path / "devices.csv").write_text("managedDeviceId\n" + "\n".join(ids) + "\n")
-    first = _cli(["rotate", "devices.csv", "--yes", *sim_flags(sim)], sim, tmp_path)
-    assert first.returncode == 0, first.stderr
-    (run_dir,) = run_dirs(tmp_path)
+    sim, ids, run_dir = _rotated(make_sim, tmp_path, 8)
     with sqlite3.connect(run_dir / "journal.sqlite") as db:  # as if these lookups had failed
         for row, reason in LOOKUPS.items():
             db.execute(
