@@ -118,6 +118,21 @@ def test_intersection_and_exclude(tsim: SimTenant, run_cli: Cli, tmp_path: Path)
     assert set(got) == truth - set(dropped)
 
 
+def test_exclude_with_a_lone_device_id_column_drops_intune_and_entra_ids(
+    tsim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A lone `DeviceId` header may hold either kind: an exclusion list is never guessed."""
+    truth = tsim.select_truth("group", "Finance")
+    by_id = {d["id"]: d for d in tsim.inventory}
+    by_intune, by_entra = sorted(truth)[:2]
+    exclude = tmp_path / "keep-out.csv"
+    exclude.write_text(
+        f"DeviceId\n{by_intune}\n{by_id[by_entra]['azureADDeviceId']}\n", encoding="utf-8"
+    )
+    got = _select(run_cli, tsim, tmp_path, "--group", "Finance", "--exclude", str(exclude))
+    assert set(got) == truth - {by_intune, by_entra}
+
+
 def test_rotate_select_runs_the_list_as_a_normal_run(
     tsim: SimTenant, run_cli: Cli, tmp_path: Path
 ) -> None:

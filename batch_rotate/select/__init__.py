@@ -220,8 +220,17 @@ async def select(
 def _exclude(
     chosen: dict[str, tuple[Device, list[str]]], path: Path
 ) -> tuple[dict[str, tuple[Device, list[str]]], int]:
-    """Drop devices named in `path` (any identifier column the input reader accepts)."""
-    refs = read_device_list(path)
-    wanted = Wanted.of((r.kind, r.key) for r in refs.refs if r.kind is not None and r.key)
+    """Drop devices named in `path` (any identifier column the input reader accepts).
+
+    A column whose kind is undecided (a lone `DeviceId`) excludes a device whose Intune or Entra
+    id it holds: leaving a device out needs no probe, and a guess could rotate a kiosk."""
+    listed = read_device_list(path)
+    kinds = listed.kind_candidates if listed.ambiguous else (listed.kind,)
+    wanted = Wanted.of(
+        (kind, ref.key)
+        for kind in kinds
+        for ref in listed.refs.as_kind(kind)
+        if ref.kind is not None and ref.key
+    )
     kept = {k: v for k, v in chosen.items() if not wanted.names(v[0])}
     return kept, len(chosen) - len(kept)
