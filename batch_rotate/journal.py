@@ -244,6 +244,14 @@ class Journal:
                 ),
             )
 
+    def _index_inventory(self) -> None:
+        """Index the match keys once the listing is stored (cheaper than while inserting)."""
+        with self._db:
+            for column in KEY_COLUMN.values():
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})"
+                )
+
     def unresolved_keys(self) -> Iterator[tuple[IdKind, str]]:
         """(kind, key) of rows not yet matched, streamed from disk."""
         for kind, key in self._db.execute(
@@ -258,6 +266,7 @@ class Journal:
 
         For the kinds in `every`, all unresolved keys, matched or not.
         """
+        self._index_inventory()  # without it, each row scans the whole inventory: quadratic
         for kind, column in KEY_COLUMN.items():
             # Column names come from KEY_COLUMN, never from input: S608 does not apply.
             unmatched = (
@@ -293,10 +302,9 @@ class Journal:
 
         `duplicate` is (head, tail) around the first row's number.
         """
+        self._index_inventory()
         with self._db:
             db = self._db
-            for column in ("k_intune", "k_entra", "k_name", "k_serial"):
-                db.execute(f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})")
             db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             for kind, text in texts.items():
                 # Column names come from KEY_COLUMN, never from input: S608 does not apply.
