@@ -188,7 +188,8 @@ async def _new_run(
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
         journal.set_meta(rows_recorded=str(rows))
-        del devices  # the rows live on disk now; what resolution needs is read back below
+        # the rows live on disk now (`settled` held them too); resolution reads them back
+        del devices, settled
         return await _plan_and_rotate(journal, run_dir, stages, rows)
 
 
