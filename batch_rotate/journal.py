@@ -331,7 +331,6 @@ class Journal:
         self._index_inventory()
         with self._db:
             db = self._db
-            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             for kind, text in texts.items():
                 # Column names come from KEY_COLUMN, never from input: S608 does not apply.
                 column = KEY_COLUMN[kind]
@@ -366,6 +365,8 @@ class Journal:
                         kind.value,
                     ),
                 )
+            # Indexed once every row has its device (not while each one's is set: 3x slower).
+            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             # The same device on several rows: rotated once, at its first row.
             db.execute(
                 "UPDATE devices SET status = ?, reason = ? || first.row || ? "
@@ -415,9 +416,11 @@ class Journal:
     def flag_planned(self) -> int:
         """Planned rows of flagged devices take the flag as their reason; how many did."""
         with self._db:
+            # From the flagged devices to their rows (`+status`: not from every planned row).
             cursor = self._db.execute(
-                "UPDATE devices SET reason = i.flag FROM inventory i "
-                "WHERE devices.status = ? AND i.id = devices.intune_id AND i.flag != ''",
+                "UPDATE devices SET reason = (SELECT i.flag FROM inventory i "
+                "WHERE i.id = devices.intune_id) WHERE +devices.status = ? "
+                "AND devices.intune_id IN (SELECT id FROM inventory WHERE flag != '')",
                 (Status.PENDING.value,),
             )
         return cursor.rowcount
