@@ -2,14 +2,15 @@
 
 Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, Entra joined
 or hybrid joined with an Entra device id, and managed by Intune MDM. Eligible co-managed devices
-(Configuration Manager and Intune) are flagged, not refused: see `comanaged_note`.
+(Configuration Manager and Intune) are flagged, not refused: see `comanaged_note` (resolution
+stores the flag with the device; the journal writes it to the device's planned row).
 """
 
 from __future__ import annotations
 
 import re
 
-from batch_rotate.models import Device, Target
+from batch_rotate.models import Device
 
 MIN_WINDOWS_BUILD = (10, 0, 18363)
 _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -67,31 +68,3 @@ def comanaged_note(device: Device) -> str | None:
     if "configurationmanager" not in agent.lower() or ineligibility(device) is not None:
         return None
     return COMANAGED_NOTE.format(agent=agent)
-
-
-class FlaggingEligibility:
-    """`ineligibility` for resolution that also remembers the eligible co-managed devices.
-
-    An eligible device stores no reason during resolution; its flag is written once the rows are
-    planned (`reasons`), so resolution and the journal stay as they are.
-    """
-
-    def __init__(self) -> None:
-        self._notes: dict[str, str] = {}
-
-    def __call__(self, device: Device) -> str | None:
-        note = comanaged_note(device)
-        if note is not None:
-            self._notes[device.id.lower()] = note
-        return ineligibility(device)
-
-    def __bool__(self) -> bool:
-        return bool(self._notes)
-
-    def reasons(self, targets: list[Target]) -> dict[int, str]:
-        """Row -> flag for the planned devices that are co-managed."""
-        return {
-            t.row: self._notes[t.device_id.lower()]
-            for t in targets
-            if t.device_id.lower() in self._notes
-        }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from batch_rotate.errors import BatchRotateError
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import Transport
 from batch_rotate.journal import Journal
-from batch_rotate.models import Device, Status
+from batch_rotate.models import Status
 from batch_rotate.settings import Settings
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys
 
@@ -26,9 +25,9 @@ STALE_AFTER = timedelta(days=30)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
-def _examples(rows: dict[int, str], names: dict[int, str]) -> str:
+def _examples(rows: dict[int, str], names: dict[int, str], total: int | None = None) -> str:
     shown = ", ".join(f"row {row} {names.get(row, '')}".strip() for row in sorted(rows)[:3])
-    return shown + (" …" if len(rows) > 3 else "")
+    return shown + (" …" if (len(rows) if total is None else total) > 3 else "")
 
 
 def _stamp(moment: datetime) -> str:
@@ -43,7 +42,7 @@ async def flag_key_ceiling(
     journal: Journal, graph: Transport, reads: Lane, settings: Settings
 ) -> list[str]:
     """Count escrowed keys of every device to rotate; hold back those near the 200-key limit."""
-    targets = journal.pending_devices()
+    targets = list(journal.pending_devices())
     found = await recovery_keys(
         [target.entra_device_id for target in targets],
         graph,
@@ -113,6 +112,8 @@ def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[st
         return []
     since = datetime.now(UTC) - timedelta(seconds=settings.recent_s)
     found = recently_queued(settings.reports_dir, since=since, exclude=run_dir)
+    if not found:
+        return []
     targets = [t for t in journal.pending_devices() if t.device_id.lower() in found]
     if not targets:
         return []
@@ -146,31 +147,22 @@ def _parse(stamp: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class SyncAges:
-    """Wraps the eligibility rule to note devices Intune has not seen for STALE_AFTER."""
+def stale_warnings(journal: Journal, cutoff: datetime) -> list[str]:
+    """One line about planned devices that have not synced since `cutoff` (not skipped).
 
-    def __init__(self, eligibility: Callable[[Device], str | None]) -> None:
-        self.eligibility = eligibility
-        self.cutoff = datetime.now(UTC) - STALE_AFTER
-        self.stale: dict[str, str] = {}  # Intune id (lower-case) -> last sync as Graph gave it
-
-    def __call__(self, device: Device) -> str | None:
-        moment = _parse(device.last_sync) if device.last_sync else None
-        if moment is not None and moment < self.cutoff:
-            self.stale[device.id.lower()] = device.last_sync
-        return self.eligibility(device)
-
-    def warnings(self, journal: Journal) -> list[str]:
-        """One line about planned devices that have not synced for 30+ days (not skipped)."""
-        if not self.stale:
-            return []
-        targets = [t for t in journal.pending_devices() if t.device_id.lower() in self.stale]
-        if not targets:
-            return []
-        seen = {
-            t.row: f"{t.name} (last sync {self.stale[t.device_id.lower()][:10]})" for t in targets
-        }
-        return [
-            f"{len(targets)} devices have not synced with Intune for more than "
-            f"{STALE_AFTER.days} days and will likely stay pending: {_examples(seen, seen)}"
-        ]
+    Streamed from the journal: only the count and the first examples are held, whatever the size.
+    """
+    count = 0
+    seen: dict[int, str] = {}
+    for row, name, last_sync in journal.planned_last_syncs():
+        moment = _parse(last_sync)
+        if moment is not None and moment < cutoff:
+            count += 1
+            if len(seen) < 3:
+                seen[row] = f"{name} (last sync {last_sync[:10]})"
+    if not count:
+        return []
+    return [
+        f"{count} devices have not synced with Intune for more than "
+        f"{STALE_AFTER.days} days and will likely stay pending: {_examples(seen, seen, count)}"
+    ]

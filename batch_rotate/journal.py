@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate.errors import JournalError
-from batch_rotate.journal_schema import JOURNAL_NAME, KEY_COLUMN, SCHEMA, SCHEMA_VERSION
+from batch_rotate.journal_schema import (
+    JOURNAL_NAME,
+    KEY_COLUMN,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from batch_rotate.models import (
     Device,
     DeviceRef,
@@ -142,10 +148,25 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             journal.close()
             raise damaged(path, exc) from None
-        if version != SCHEMA_VERSION:
+        if version in MIGRATIONS and write:
+            journal._migrate(MIGRATIONS[version])
+        elif version != SCHEMA_VERSION and (write or version not in MIGRATIONS):
             journal.close()
             raise JournalError(f"{path}: journal schema {version!r}, expected {SCHEMA_VERSION}")
         return journal
+
+    def _migrate(self, statements: Sequence[str]) -> None:
+        """An older run's journal gains what this version stores (in one transaction)."""
+        try:
+            with self._db:
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
+                )
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise damaged(self.path, exc) from None
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -222,11 +243,14 @@ class Journal:
                 ),
             )
 
-    def add_inventory(self, devices: Iterable[tuple[Device, str]]) -> None:
-        """Managed devices some row may name, each with why it is ineligible ('' if it is not)."""
+    def add_inventory(self, devices: Iterable[tuple[Device, str, str]]) -> None:
+        """Managed devices some row may name, each with why it is ineligible ('' if it is not)
+        and the flag its planned row shows ('' for none)."""
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO inventory(id, k_intune, k_entra, k_name, k_serial, name, "
+                "serial, entra, os, ineligible, last_sync, flag) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         d.id,
@@ -239,10 +263,20 @@ class Journal:
                         d.entra_device_id,
                         d.os,
                         ineligible,
+                        d.last_sync,
+                        flag,
                     )
-                    for d, ineligible in devices
+                    for d, ineligible, flag in devices
                 ),
             )
+
+    def _index_inventory(self) -> None:
+        """Index the match keys once the listing is stored (cheaper than while inserting)."""
+        with self._db:
+            for column in KEY_COLUMN.values():
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})"
+                )
 
     def unresolved_keys(self) -> Iterator[tuple[IdKind, str]]:
         """(kind, key) of rows not yet matched, streamed from disk."""
@@ -258,6 +292,7 @@ class Journal:
 
         For the kinds in `every`, all unresolved keys, matched or not.
         """
+        self._index_inventory()  # without it, each row scans the whole inventory: quadratic
         for kind, column in KEY_COLUMN.items():
             # Column names come from KEY_COLUMN, never from input: S608 does not apply.
             unmatched = (
@@ -293,11 +328,9 @@ class Journal:
 
         `duplicate` is (head, tail) around the first row's number.
         """
+        self._index_inventory()
         with self._db:
             db = self._db
-            for column in ("k_intune", "k_entra", "k_name", "k_serial"):
-                db.execute(f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})")
-            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             for kind, text in texts.items():
                 # Column names come from KEY_COLUMN, never from input: S608 does not apply.
                 column = KEY_COLUMN[kind]
@@ -332,6 +365,8 @@ class Journal:
                         kind.value,
                     ),
                 )
+            # Indexed once every row has its device (not while each one's is set: 3x slower).
+            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             # The same device on several rows: rotated once, at its first row.
             db.execute(
                 "UPDATE devices SET status = ?, reason = ? || first.row || ? "
@@ -356,8 +391,11 @@ class Journal:
                 "UPDATE devices SET reason = ? WHERE status = ?", (reason, Status.RESOLVING.value)
             )
 
-    def pending_devices(self, limit: int | None = None, *, in_flight: bool = False) -> list[Target]:
-        """Devices planned for rotation (and, with `in_flight`, those sent without an answer)."""
+    def pending_devices(
+        self, limit: int | None = None, *, in_flight: bool = False
+    ) -> Iterator[Target]:
+        """Devices planned for rotation (and, with `in_flight`, those sent without an answer),
+        streamed in row order: a million planned rows never need to be in memory at once."""
         statuses = (Status.PENDING.value, Status.IN_FLIGHT.value if in_flight else "")
         sql = (
             "SELECT row, intune_id, device_name, entra_device_id FROM devices "
@@ -367,7 +405,34 @@ class Journal:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [Target(*row) for row in self._db.execute(sql, params)]
+        for row in self._db.execute(sql, params):
+            yield Target(*row)
+
+    def any_flagged(self) -> bool:
+        """Whether a stored device carries a flag (named by a planned row or not)."""
+        query = "SELECT EXISTS (SELECT 1 FROM inventory WHERE flag != '')"
+        return bool(self._db.execute(query).fetchone()[0])
+
+    def flag_planned(self) -> int:
+        """Planned rows of flagged devices take the flag as their reason; how many did."""
+        with self._db:
+            # From the flagged devices to their rows (`+status`: not from every planned row).
+            cursor = self._db.execute(
+                "UPDATE devices SET reason = (SELECT i.flag FROM inventory i "
+                "WHERE i.id = devices.intune_id) WHERE +devices.status = ? "
+                "AND devices.intune_id IN (SELECT id FROM inventory WHERE flag != '')",
+                (Status.PENDING.value,),
+            )
+        return cursor.rowcount
+
+    def planned_last_syncs(self) -> Iterator[tuple[int, str, str]]:
+        """(row, device name, last sync as Graph gave it) of each planned row, in row order."""
+        yield from self._db.execute(
+            "SELECT d.row, d.device_name, i.last_sync FROM devices d "
+            "JOIN inventory i ON i.id = d.intune_id "
+            "WHERE d.status = ? AND i.last_sync != '' ORDER BY d.row",
+            (Status.PENDING.value,),
+        )
 
     def set_reasons(self, reasons: dict[int, str]) -> None:
         with self._db:

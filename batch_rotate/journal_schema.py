@@ -12,7 +12,15 @@ KEY_COLUMN = {
 }
 
 JOURNAL_NAME = "journal.sqlite"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
+# Older schemas a writer brings up to SCHEMA_VERSION on open (each step only adds columns, so a
+# reader of the older schema finds everything it reads).
+MIGRATIONS: dict[str, tuple[str, ...]] = {
+    "3": (
+        "ALTER TABLE inventory ADD COLUMN last_sync TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inventory ADD COLUMN flag TEXT NOT NULL DEFAULT ''",
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +60,9 @@ CREATE TABLE IF NOT EXISTS inventory (
     serial TEXT NOT NULL,
     entra TEXT NOT NULL,
     os TEXT NOT NULL,
-    ineligible TEXT NOT NULL
+    ineligible TEXT NOT NULL,
+    last_sync TEXT NOT NULL DEFAULT '',  -- lastSyncDateTime as Graph gave it; schema 4
+    flag TEXT NOT NULL DEFAULT ''  -- the planned row's reason (the co-managed note); schema 4
 );
 CREATE TABLE IF NOT EXISTS verification (
     row INTEGER PRIMARY KEY REFERENCES devices(row),

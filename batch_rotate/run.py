@@ -14,10 +14,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate import __version__
-from batch_rotate.eligibility import FlaggingEligibility
+from batch_rotate.eligibility import comanaged_note, ineligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
 from batch_rotate.events import EventWriter, run_log
@@ -25,7 +26,7 @@ from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget, SystemClock
 from batch_rotate.graph.runner import RunnerStats, Transport
 from batch_rotate.graph.session import Needs, graph_session
-from batch_rotate.guards import SyncAges, flag_key_ceiling, guard_recent
+from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors, utc_now
 from batch_rotate.models import Status
@@ -188,7 +189,8 @@ async def _new_run(
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
         journal.set_meta(rows_recorded=str(rows))
-        del devices  # the rows live on disk now; what resolution needs is read back below
+        # the rows live on disk now (`settled` held them too); resolution reads them back
+        del devices, settled
         return await _plan_and_rotate(journal, run_dir, stages, rows)
 
 
@@ -214,8 +216,7 @@ async def _plan_and_rotate(
                 outage_s=settings.outage_s,
             ) as graph:
                 reads = _lane(settings.read_budget, settings)
-                flags = FlaggingEligibility()
-                ages = SyncAges(flags)
+                stale_before = datetime.now(UTC) - STALE_AFTER
                 began = time.monotonic()
                 resolve_report = await stages.interrupts.cancellable(
                     resolve(
@@ -223,7 +224,8 @@ async def _plan_and_rotate(
                         wanted,
                         graph,
                         reads,
-                        eligibility=ages,
+                        eligibility=ineligibility,
+                        flag=comanaged_note,
                         max_concurrency=settings.max_concurrency,
                         max_attempts=settings.max_attempts,
                         on_progress=stages.on_resolving,
@@ -233,11 +235,10 @@ async def _plan_and_rotate(
                     return _interrupted_resolution(journal, run_dir, stages)
                 notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
                 warnings = []
-                if flags:  # co-managed devices stay planned, with the flag as reason
-                    flagged = flags.reasons(journal.pending_devices())
-                    journal.set_reasons(flagged)
+                if journal.any_flagged():  # co-managed devices stay planned, flag as reason
+                    flagged = journal.flag_planned()
                     notify(
-                        f"note: co-managed devices in the plan: {len(flagged)}; check their "
+                        f"note: co-managed devices in the plan: {flagged}; check their "
                         "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
                     )
                 if settings.check_keys:
@@ -248,7 +249,7 @@ async def _plan_and_rotate(
                         return _interrupted_resolution(journal, run_dir, stages)
                     warnings += checked
                 warnings += guard_recent(journal, run_dir, settings)
-                warnings += ages.warnings(journal)
+                warnings += stale_warnings(journal, stale_before)
                 for warning in warnings:
                     log.warning(warning, extra={"shown_later": True})
                 planned = True

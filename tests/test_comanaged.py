@@ -9,8 +9,9 @@ from pathlib import Path
 
 from typer.testing import Result
 
-from batch_rotate.eligibility import FlaggingEligibility, comanaged_note, ineligibility
-from batch_rotate.models import Device, Target
+from batch_rotate.eligibility import comanaged_note, ineligibility
+from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.models import Device, DeviceRef, IdKind
 from batch_rotate.sim import SimTenant
 
 from .conftest import SAMPLE, run_dirs, sim_flags
@@ -44,21 +45,30 @@ def test_only_eligible_configuration_manager_devices_are_flagged() -> None:
     assert comanaged_note(replace(DEVICE, os="macOS")) is None
 
 
-def test_flags_reach_only_the_planned_rows_of_flagged_devices() -> None:
-    decide = FlaggingEligibility()
-    assert not decide
-    assert decide(DEVICE) is None
-    assert (
-        decide(replace(DEVICE, id="33333333-3333-4333-8333-333333333333", management_agent="mdm"))
-        is None
+def test_flags_are_stored_with_devices_and_reach_only_their_planned_rows(
+    tmp_path: Path,
+) -> None:
+    # The flag lives in the journal (not in a per-device dict of the run): a duplicate row of a
+    # flagged device and an unflagged device keep their own reasons.
+    other = replace(DEVICE, id="33333333-3333-4333-8333-333333333333", management_agent="mdm")
+    journal = Journal.create(tmp_path / "run", {})
+    journal.add_refs(
+        DeviceRef(row, device.id.upper(), IdKind.INTUNE_ID, device.id)
+        for row, device in ((2, DEVICE), (3, other), (4, DEVICE))
     )
-    assert decide
-    targets = [
-        Target(2, DEVICE.id.upper(), "LT-1", DEVICE.entra_device_id),
-        Target(3, "33333333-3333-4333-8333-333333333333", "LT-2", ""),
-    ]
-    reasons = decide.reasons(targets)
-    assert list(reasons) == [2] and reasons[2].startswith("comanaged: ")
+    journal.add_inventory(
+        (d, ineligibility(d) or "", comanaged_note(d) or "") for d in (DEVICE, other)
+    )
+    journal.resolve_rows(
+        {IdKind.INTUNE_ID: MatchTexts("not_found", ("ambiguous: ", " devices (", ")"))},
+        duplicate=("duplicate: same device as row ", ""),
+    )
+    assert journal.any_flagged()
+    assert journal.flag_planned() == 1
+    reasons = {r.row: r.reason for r in journal.report_rows()}
+    journal.close()
+    assert reasons[2].startswith("comanaged: ")
+    assert reasons[3] == "" and reasons[4] == "duplicate: same device as row 2"
 
 
 def test_the_plan_flags_comanaged_rows_and_says_so(

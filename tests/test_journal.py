@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from batch_rotate.eligibility import ineligibility
 from batch_rotate.errors import JournalError
 from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal_schema import SCHEMA_VERSION
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status
 from batch_rotate.present import shown_counts, shown_rows
 
@@ -31,7 +33,7 @@ def _resolve(journal: Journal) -> None:
 
 
 def _add(journal: Journal, devices: list[Device]) -> None:
-    journal.add_inventory((d, ineligibility(d) or "") for d in devices)
+    journal.add_inventory((d, ineligibility(d) or "", "") for d in devices)
 
 
 def _rows(journal: Journal) -> list[ReportRow]:
@@ -63,6 +65,41 @@ def test_create_refuses_an_existing_journal(tmp_path: Path) -> None:
 def test_open_refuses_a_folder_without_journal(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="reports/<run-id>"):
         Journal.open(tmp_path)
+
+
+def _as_schema_3(run_dir: Path) -> None:
+    """Make a journal look written by schema 3 (before the inventory kept syncs and flags)."""
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:
+        db.execute("ALTER TABLE inventory DROP COLUMN last_sync")
+        db.execute("ALTER TABLE inventory DROP COLUMN flag")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.close()
+
+
+def test_a_schema_3_journal_is_read_as_it_is_and_brought_up_to_date_to_write(
+    tmp_path: Path,
+) -> None:
+    _journal(tmp_path).close()
+    run_dir = tmp_path / "run"
+    _as_schema_3(run_dir)
+    reader = Journal.open(run_dir, write=False)
+    assert reader.meta()["schema_version"] == "3" and len(_rows(reader)) == 3
+    reader.close()
+    writer = Journal.open(run_dir)
+    assert writer.meta()["schema_version"] == SCHEMA_VERSION
+    _add(writer, [_device(9)])  # a resumed resolution stores devices with the new columns
+    assert writer.any_flagged() is False
+    writer.close()
+
+
+def test_open_refuses_an_unknown_schema(tmp_path: Path) -> None:
+    _journal(tmp_path).close()
+    with sqlite3.connect(tmp_path / "run" / "journal.sqlite") as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.close()
+    for write in (True, False):
+        with pytest.raises(JournalError, match="journal schema '2', expected"):
+            Journal.open(tmp_path / "run", write=write)
 
 
 def test_in_flight_rows_are_uncertain_then_resent_flagged(tmp_path: Path) -> None:

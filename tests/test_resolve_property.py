@@ -43,7 +43,7 @@ def test_every_row_resolves_to_exactly_what_it_names(
             else DeviceRef(row, "", None, "", "empty")
             for row, name in enumerate(names, start=2)
         )
-        journal.add_inventory((d, ineligibility(d) or "") for d in devices)
+        journal.add_inventory((d, ineligibility(d) or "", "") for d in devices)
         journal.resolve_rows(
             {IdKind.DEVICE_NAME: MatchTexts("not_found", ("ambiguous: ", " devices (", ")"))},
             duplicate=("duplicate: same device as row ", ""),

@@ -122,6 +122,34 @@ def test_devices_not_seen_for_a_month_are_warned_about(
     assert doc["counts"]["would_rotate"] == 4  # warned, not skipped
 
 
+def test_the_simulated_fleet_warns_only_of_the_devices_it_left_unsynced(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    # The generated fleet syncs on the tenant's clock: a default tenant has no stale devices.
+    quiet = make_sim()
+    result = run_cli(["plan", str(SAMPLE), "--json", *sim_flags(quiet)], env=quiet.env())
+    assert result.exit_code == 0, result.output
+    assert not [w for w in json.loads(result.stdout)["warnings"] if "30 days" in w]
+
+    sim = make_sim(unsynced_share=0.3)
+    result = run_cli(["plan", str(SAMPLE), "--json", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    rows = _report(_newest(tmp_path)).values()
+    planned = {r["Intune device ID"]: int(r["Row"]) for r in rows if r["Status"] == "would_rotate"}
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    stale = sorted(
+        (planned[d["id"]], d["deviceName"], d["lastSyncDateTime"][:10])
+        for d in sim.inventory
+        if d["id"] in planned
+        and datetime.fromisoformat(d["lastSyncDateTime"].replace("Z", "+00:00")) < cutoff
+    )
+    assert len(stale) > 3
+    (warning,) = [w for w in json.loads(result.stdout)["warnings"] if "30 days" in w]
+    examples = ", ".join(f"row {row} {name} (last sync {day})" for row, name, day in stale[:3])
+    assert warning.startswith(f"{len(stale)} devices have not synced")
+    assert warning.endswith(f"stay pending: {examples} …")
+
+
 def _write_config(folder: Path, sim: SimTenant, **extra: str) -> Path:
     lines = [
         'default-profile = "lab"',

@@ -101,6 +101,7 @@ def test_journal_keeps_verdicts_and_targets_only_unfinished(tmp_path: Path) -> N
                 management_agent="mdm",
             ),
             "",
+            "",
         )
         for r in (2, 3)
     )

@@ -237,6 +237,7 @@ def _journal(tmp_path: Path, accepted_at: str) -> Journal:
                 management_agent="mdm",
             ),
             "",
+            "",
         )
         for r in (2, 3)
     )

@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of devices holding a months-old failed rotate result before any request",
     )
+    add(
+        "--unsynced-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of devices Intune has not seen for 31 to 120 days (the plan warns of them)",
+    )
     escrow = EscrowConfig()
     add(
         "--offline-share",
@@ -131,6 +138,7 @@ def main() -> None:
         or_filter_first_match_only=not args.or_filter_all_matches,
         clock_offset_s=args.clock_offset_s,
         stale_action_results_share=args.stale_action_results_share,
+        unsynced_share=args.unsynced_share,
         targeting=TargetingConfig() if args.targeting else None,
         faults=faults,
         escrow=escrow,

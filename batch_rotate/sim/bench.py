@@ -196,8 +196,9 @@ def _write_wide(path: Path, devices: Iterable[dict[str, Any]]) -> None:
 
 def resolve_run(devices: int, tmp: Path, *, wide: bool = False) -> dict[str, Any]:
     """`plan` on a list naming every device of a same-sized inventory (the listing strategy);
-    `wide`: the list is a realistic 13-column Intune export rather than one id column."""
-    config = SimConfig(devices=devices, throttling=False)
+    `wide`: the list is a realistic 13-column Intune export rather than one id column. A few
+    devices have not synced for a month, so the plan's 30-day warning is part of the figure."""
+    config = SimConfig(devices=devices, throttling=False, unsynced_share=0.05)
     with SimTenant(config, workdir=tmp / "sim") as sim:
         if wide:
             _write_wide(tmp / "devices.csv", sim.inventory)

@@ -108,6 +108,9 @@ class SimConfig:
     or_filter_first_match_only: bool = True  # `a eq 'x' or a eq 'y'` answers one device only
     clock_offset_s: float = 0.0  # tenant clock minus real time (negative: the tenant is behind)
     stale_action_results_share: float = 0.0  # devices holding a months-old failed rotate result
+    # Generated devices last synced within 20 days of the tenant clock; this share (seeded) has
+    # not synced for 31 to 120 days (the plan's 30-day warning).
+    unsynced_share: float = 0.0
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in

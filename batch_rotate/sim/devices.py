@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from batch_rotate.sim.clock import Answer, device_fraction
+from batch_rotate.sim.clock import Answer, device_fraction, iso
 from batch_rotate.sim.escrow import ROTATE_RESULT_TYPE, has_stale_result, stale_result
 
 if TYPE_CHECKING:
@@ -82,6 +83,19 @@ class Devices:
             [i for i in range(len(tenant.fleet)) if i not in self.omitted] if self.omitted else None
         )
         self._seed_stale_results()
+        self._seed_unsynced()
+
+    def _seed_unsynced(self) -> None:
+        """Devices Intune has not seen for a month or more, before any request."""
+        cfg, fleet = self.t.config, self.t.fleet
+        if cfg.unsynced_share <= 0:
+            return
+        now = self.t.clock.now()
+        for i in range(len(fleet)):
+            device_id = fleet.id_at(i)
+            if device_fraction(cfg.seed, "unsynced", device_id) < cfg.unsynced_share:
+                days = 31 + 89 * device_fraction(cfg.seed, "unsynced-days", device_id)
+                fleet.set_property(device_id, "lastSyncDateTime", iso(now - timedelta(days=days)))
 
     def _seed_stale_results(self) -> None:
         """Months-old failed rotate results that exist before any request (issue 10)."""

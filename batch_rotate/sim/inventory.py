@@ -83,12 +83,16 @@ def _guid(rng: random.Random) -> str:
 
 
 @cache
-def _sync_time(minutes: int) -> str:
-    return (_BASE_TIME - timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+def _sync_time(base: datetime, minutes: int) -> str:
+    return (base - timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-def _rows(count: int, seed: int) -> Iterator[tuple[str, ...]]:
-    """Device field tuples (FIELDS order), one seeded stream: the order of draws is the format."""
+def _rows(count: int, seed: int, now: datetime = _BASE_TIME) -> Iterator[tuple[str, ...]]:
+    """Device field tuples (FIELDS order), one seeded stream: the order of draws is the format.
+
+    Every device last synced within the 20 days before `now` (a fixed date unless given, so the
+    committed sample never changes)."""
+    base = now.replace(second=0, microsecond=0)
     rng = random.Random(seed)
     choice, rand = rng.choice, rng.random
     names: list[str] = []
@@ -113,7 +117,7 @@ def _rows(count: int, seed: int) -> Iterator[tuple[str, ...]]:
         build = choice(_WINDOWS_BUILDS)
         os_version = {"macOS": "14.6.1", "iOS": "18.1", "Android": "15"}.get(os_name, build)
         join = "azureADJoined" if rand() < 0.72 else "hybridAzureADJoined"
-        synced = _sync_time(rng.randrange(0, 60 * 24 * 20))
+        synced = _sync_time(base, rng.randrange(0, 60 * 24 * 20))
         agent = "configurationManagerClientMdm" if rand() < 0.1 else "mdm"
         if os_name != "Windows":
             join = "azureADRegistered" if os_name != "macOS" else "azureADJoined"
@@ -151,12 +155,17 @@ class Fleet(Sequence[dict[str, Any]]):
     """The tenant's devices: generated on demand (or loaded), plus the actions sent to them."""
 
     def __init__(
-        self, *, count: int = 0, seed: int = 1, records: list[dict[str, Any]] | None = None
+        self,
+        *,
+        count: int = 0,
+        seed: int = 1,
+        records: list[dict[str, Any]] | None = None,
+        now: datetime = _BASE_TIME,
     ) -> None:
         self._records = records
         self._packed: list[str] = []
         if records is None:
-            self._packed = [_SEP.join(row) for row in _rows(count, seed)]
+            self._packed = [_SEP.join(row) for row in _rows(count, seed, now)]
         self._count = len(records) if records is not None else count
         self._actions: dict[str, list[dict[str, Any]]] = {}
         self._changed: dict[str, dict[str, Any]] = {}  # properties devices changed since
@@ -165,8 +174,9 @@ class Fleet(Sequence[dict[str, Any]]):
         self._by_id: dict[str, int] = {self.id_at(i).lower(): i for i in range(self._count)}
 
     @classmethod
-    def generated(cls, count: int, seed: int = 1) -> Fleet:
-        return cls(count=count, seed=seed)
+    def generated(cls, count: int, seed: int = 1, now: datetime = _BASE_TIME) -> Fleet:
+        """`count` seeded devices, each last synced within the 20 days before `now`."""
+        return cls(count=count, seed=seed, now=now)
 
     @classmethod
     def load(cls, path: Path) -> Fleet:

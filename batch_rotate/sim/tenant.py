@@ -59,7 +59,7 @@ class Tenant:
         self.fleet = (
             Fleet.load(config.inventory_file)
             if config.inventory_file
-            else Fleet.generated(config.devices, config.seed)
+            else Fleet.generated(config.devices, config.seed, now=self.clock.now())
         )
         self.escrow = Escrow(config.seed, config.time_scale, config.escrow, clock=self.clock)
         self.identity = Identity(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batch_rotate.sim import SimTenant
@@ -52,6 +53,24 @@ def test_compact_fleet_equals_the_plain_list() -> None:
     fleet.record_action(plain[0]["id"], {"actionName": "rotateBitLockerKeys"})
     assert fleet[0]["deviceActionResults"] == [{"actionName": "rotateBitLockerKeys"}]
     assert plain[0]["deviceActionResults"] == []
+
+
+def test_the_tenant_fleet_syncs_on_its_clock_except_the_unsynced_share(
+    make_sim: Callable[..., SimTenant],
+) -> None:
+    def ages_days(sim: SimTenant) -> list[float]:
+        now = datetime.now(UTC) + timedelta(seconds=sim.config.clock_offset_s)
+        return [
+            (now - datetime.fromisoformat(d["lastSyncDateTime"].replace("Z", "+00:00"))).days
+            for d in sim.inventory
+        ]
+
+    assert max(ages_days(make_sim(devices=200))) < 21
+    assert max(ages_days(make_sim(devices=200, clock_offset_s=-86400 * 40))) < 21
+    ages = ages_days(make_sim(devices=200, unsynced_share=0.25))
+    old = [age for age in ages if age > 30]
+    assert 25 <= len(old) <= 75 and max(old) <= 120
+    assert all(age < 21 for age in ages if age <= 30)
 
 
 def test_inventory_from_json_and_intune_export(
