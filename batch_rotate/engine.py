@@ -14,7 +14,8 @@ from typing import Any
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import BatchRunner, ItemResult, RunnerStats, Transport
-from batch_rotate.journal import Journal, SendItem
+from batch_rotate.journal import Journal
+from batch_rotate.journal_send import SendItem
 from batch_rotate.models import Outcome, Status
 from batch_rotate.settings import Settings
 

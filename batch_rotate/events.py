@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from batch_rotate.journal import utc_now
+from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Outcome, Status, Target
 
 EVENTS_NAME = "events.jsonl"

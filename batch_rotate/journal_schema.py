@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from batch_rotate.models import IdKind
+
+
+def utc_now() -> str:
+    """The journal's timestamps: UTC, milliseconds, `Z` (they sort as text)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 KEY_COLUMN = {
     IdKind.INTUNE_ID: "k_intune",

@@ -18,7 +18,8 @@ from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
 
 SELECT = (

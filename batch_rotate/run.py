@@ -28,7 +28,8 @@ from batch_rotate.graph.runner import RunnerStats, Transport
 from batch_rotate.graph.session import Needs, graph_session
 from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
 from batch_rotate.inputs import read_device_list
-from batch_rotate.journal import Journal, has_journal, journal_errors, utc_now
+from batch_rotate.journal import Journal, has_journal, journal_errors
+from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
 from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve

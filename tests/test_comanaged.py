@@ -10,7 +10,8 @@ from pathlib import Path
 from typer.testing import Result
 
 from batch_rotate.eligibility import comanaged_note, ineligibility
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind
 from batch_rotate.sim import SimTenant
 

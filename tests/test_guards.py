@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batch_rotate.guards import STALE_AFTER, stale_warnings
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ import pytest
 
 from batch_rotate.eligibility import ineligibility
 from batch_rotate.errors import JournalError
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.journal_schema import SCHEMA_VERSION
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, ReportRow, Status
 from batch_rotate.present import shown_counts, shown_rows

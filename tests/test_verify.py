@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
 from batch_rotate.settings import parse_duration
 from batch_rotate.verify import Evidence, explain, keys_strategy, verdict

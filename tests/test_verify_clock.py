@@ -18,7 +18,8 @@ from batch_rotate.graph.client import BatchResult, GraphResponse
 from batch_rotate.graph.lane import lane
 from batch_rotate.graph.pacer import Budget
 from batch_rotate.hresults import NO_ERROR_CODE
-from batch_rotate.journal import Journal, MatchTexts
+from batch_rotate.journal import Journal
+from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
 from batch_rotate.tenant_clock import (
     MARGIN_S,
