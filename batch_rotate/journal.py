@@ -259,8 +259,9 @@ class Journal(PlanRecords, SendRecords):
             "d.error_code, d.error_message, d.request_id, d.client_request_id, d.attempts, "
             "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
             "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at, "
-            "d.accepted_at, d.confirmed_after_lost_answer "
-            "FROM devices d LEFT JOIN verification v ON v.row = d.row ORDER BY d.row"
+            "d.accepted_at, d.confirmed_after_lost_answer, i.flag "
+            "FROM devices d LEFT JOIN verification v ON v.row = d.row "
+            "LEFT JOIN inventory i ON i.id = d.intune_id AND d.intune_id != '' ORDER BY d.row"
         )
         for r in cursor:
             yield ReportRow(
@@ -292,6 +293,7 @@ class Journal(PlanRecords, SendRecords):
                 last_check_in=r[23] or "",
                 key_count=r[24],
                 verified_at=r[25] or "",
+                flag=r[28] or "",
             )
 
 

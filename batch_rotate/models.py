@@ -167,6 +167,7 @@ class ReportRow:
     last_check_in: str = ""
     key_count: int | None = None
     verified_at: str = ""
+    flag: str = ""  # what the plan flagged on the device (co-managed), kept past its reason
 
 
 @dataclass(frozen=True, slots=True)

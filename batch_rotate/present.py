@@ -40,11 +40,19 @@ def shown_counts(stored: Mapping[str, int], *, dry_run: bool) -> dict[str, int]:
     return counts
 
 
+# Rows of a device the run plans or sent to keep its flag; a duplicate row or a skip does not.
+_FLAG_KEPT = frozenset(
+    {Status.WOULD_ROTATE, Status.QUEUED, Status.FAILED, Status.NOT_SENT, Status.PENDING}
+)
+
+
 def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRow]:
     """Rows as the report shows them: shown status, a reason for every row, resends flagged."""
     for row in rows:
         status = shown_status(row.status, dry_run=dry_run)
         reason = row.reason or _DEFAULT_REASONS.get(status, "")
+        if row.flag and status in _FLAG_KEPT and row.flag not in reason:
+            reason = f"{reason}; {row.flag}" if reason else row.flag  # the answer took its place
         if row.confirmed_after_lost_answer:
             reason = f"confirmed_after_lost_answer: {reason}"
         if row.resent_after_interrupt:

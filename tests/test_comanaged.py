@@ -88,3 +88,23 @@ def test_the_plan_flags_comanaged_rows_and_says_so(
     assert comanaged and {r["Intune device ID"] for r in flagged} == comanaged
     assert {r["Status"] for r in flagged} == {"would_rotate"}  # planned like any eligible device
     assert "co-managed devices in the plan: 1;" in " ".join(result.output.split())
+
+
+def test_a_queued_comanaged_device_keeps_its_flag_after_the_answer(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    """The answer replaces the planned reason; the co-management flag stays beside it."""
+    result = run_cli(["rotate", str(SAMPLE), "--yes", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with SAMPLE.open(encoding="utf-8-sig", newline="") as handle:
+        comanaged = {
+            r["Device ID"] for r in csv.DictReader(handle) if r["Managed by"] == "Co-managed"
+        }
+    flagged = {r["Intune device ID"]: r for r in rows if "comanaged: " in r["Reason"]}
+    assert comanaged and set(flagged) == comanaged
+    for row in flagged.values():
+        assert row["Status"] == "queued"
+        assert row["Reason"].startswith("accepted by Intune")  # the answer first, then the flag
