@@ -253,13 +253,16 @@ class Journal(PlanRecords, SendRecords):
 
     def report_rows(self) -> Iterator[ReportRow]:
         """Rows in input order, as stored (statuses and reasons are shown by the report)."""
+        # A schema 3 journal read as it is has no inventory flags (they came with schema 4).
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(inventory)")}
+        flag = "i.flag" if "flag" in columns else "''"
         cursor = self._db.execute(
-            "SELECT d.row, d.input_value, d.id_kind, d.intune_id, d.device_name, "
+            "SELECT d.row, d.input_value, d.id_kind, d.intune_id, d.device_name, "  # noqa: S608
             "d.serial_number, d.entra_device_id, d.os, d.status, d.reason, d.http_status, "
             "d.error_code, d.error_message, d.request_id, d.client_request_id, d.attempts, "
             "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
             "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at, "
-            "d.accepted_at, d.confirmed_after_lost_answer, i.flag "
+            f"d.accepted_at, d.confirmed_after_lost_answer, {flag} "
             "FROM devices d LEFT JOIN verification v ON v.row = d.row "
             "LEFT JOIN inventory i ON i.id = d.intune_id AND d.intune_id != '' ORDER BY d.row"
         )
