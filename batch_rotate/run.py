@@ -254,7 +254,10 @@ async def _plan_and_rotate(
                 for warning in warnings:
                     log.warning(warning, extra={"shown_later": True})
                 planned = True
-                journal.set_meta(resolution=resolve_report.describe(), state="planned")
+                described = resolve_report.describe()
+                if earlier := journal.meta().get("resolution"):  # --retry-failed looked up again
+                    described = f"{earlier}; then for --retry-failed: {described}"
+                journal.set_meta(resolution=described, state="planned")
                 if resolve_report.inventory_size:
                     journal.set_meta(inventory_size=str(resolve_report.inventory_size))
                 return await _after_plan(journal, run_dir, graph, stages, resolve_report, warnings)

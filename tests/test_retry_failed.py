@@ -199,6 +199,12 @@ def test_retry_failed_looks_up_again_the_rows_whose_lookup_gave_up(
     retried = _cli(["rotate", "--resume", str(run_dir), "--yes", "--retry-failed"], sim, tmp_path)
     assert retried.returncode == 1, retried.stderr  # the 403 lookup is still failed
     assert "2 of 3 failed lookups failed for a transient reason" in retried.stderr
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:  # the first resolution is kept
+        (resolution,) = db.execute("SELECT value FROM meta WHERE key = 'resolution'").fetchone()
+    assert resolution.startswith("looked up devices by id: 8 reads")
+    assert resolution.endswith(
+        "then for --retry-failed: looked up devices by id: 2 reads in 1 $batch request"
+    )
     after = sim.metrics()["accepted_by_device"]
     report = _report(run_dir)
     for n, device in enumerate(ids, start=2):
