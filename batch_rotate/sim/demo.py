@@ -42,7 +42,17 @@ def main(argv: list[str] | None = None) -> int:
             *args,
         ]
         env = {**os.environ, **sim.env()}
-        return subprocess.call(command, env=env)  # noqa: S603
+        code = subprocess.call(command, env=env)  # noqa: S603
+    print(AFTER_DEMO, flush=True)
+    return code
+
+
+# The `next:` line the CLI printed is for a real tenant; this one stops with the demo.
+AFTER_DEMO = (
+    "demo: the simulated tenant stopped with the demo, so the `next:` command above is what a "
+    "real run would print. To follow it here, start a tenant that stays up with `.venv/bin/python "
+    "-m batch_rotate.sim --port 8443` and use the exports and flags it prints."
+)
 
 
 if __name__ == "__main__":
