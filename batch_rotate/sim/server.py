@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -114,6 +115,10 @@ class SimTenant:
         errors: list[BaseException] = []
 
         def run() -> None:
+            # Ctrl-C and SIGTERM must reach the main thread: a signal the kernel hands to this
+            # thread would not wake the main thread's sleep, and the standalone server hung.
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:

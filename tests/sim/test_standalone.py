@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from batch_rotate.sim import SimConfig, SimTenant
+
 
 def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
@@ -61,3 +65,13 @@ def test_help_lists_every_behaviour_switch() -> None:
         "--lost-after-processing-omit-ids",
     ):
         assert option in out
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_the_server_thread_leaves_ctrl_c_to_the_main_thread(tmp_path: Path) -> None:
+    """The kernel may hand a process's SIGINT to any thread that does not block it; one handed
+    to the server thread never woke the standalone server's main thread (a hung Ctrl-C)."""
+    with SimTenant(SimConfig(devices=5), workdir=tmp_path / "sim") as sim:
+        blocked = sim._on_loop(lambda _: signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    assert {signal.SIGINT, signal.SIGTERM} <= set(blocked)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: unblocked
