@@ -17,6 +17,8 @@ def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
+            "-X",
+            "faulthandler",  # a hang below dumps every thread's stack on SIGABRT
             "-m",
             "batch_rotate.sim",
             "--port",
@@ -38,7 +40,12 @@ def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if "Ctrl-C" in line:
             break
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=20)
+        raise AssertionError(f"no exit 20 s after Ctrl-C; the stacks:\n{err}") from None
     text = "".join(lines) + out
     assert proc.returncode == 0, err
     assert "Traceback" not in err
