@@ -274,7 +274,11 @@ def _open_transports(port: int) -> list[asyncio.Transport]:
 def serve_forever(
     config: SimConfig, *, host: str, port: int, workdir: Path, approve_as: str | None = None
 ) -> None:
-    """Run standalone until Ctrl-C, printing what a client needs to use it."""
+    """Run standalone until Ctrl-C (or SIGTERM), printing what a client needs to use it."""
+    # A shell starts a background job with SIGINT ignored, and Python then installs no handler:
+    # Ctrl-C (kill -INT) would never stop it. Stopping is this command's whole interface.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sim = SimTenant(config, workdir=workdir, host=host, port=port).start()
     sim.approve_device_codes(approve_as)
     ca = sim.ca_path.resolve()

@@ -13,7 +13,13 @@ import pytest
 from batch_rotate.sim import SimConfig, SimTenant
 
 
-def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path, inherited: str) -> None:
+    """Also when started the way a shell starts a background job: with SIGINT ignored."""
+
+    def start_as_shell_would() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if inherited == "ignored" else signal.SIG_DFL)
+
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -32,6 +38,7 @@ def test_standalone_prints_settings_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=start_as_shell_would,
     )
     assert proc.stdout is not None
     lines = []
