@@ -72,11 +72,8 @@ def test_flags_are_stored_with_devices_and_reach_only_their_planned_rows(
     assert reasons[3] == "" and reasons[4] == "duplicate: same device as row 2"
 
 
-def test_the_plan_flags_comanaged_rows_and_says_so(
-    sim: SimTenant, run_cli: Cli, tmp_path: Path
-) -> None:
-    result = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
-    assert result.exit_code == 0, result.output
+def _report_and_comanaged(tmp_path: Path) -> tuple[list[dict[str, str]], set[str]]:
+    """The run's report rows, and the sample's co-managed devices (by the export's column)."""
     (run_dir,) = run_dirs(tmp_path)
     with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -84,6 +81,15 @@ def test_the_plan_flags_comanaged_rows_and_says_so(
         comanaged = {
             r["Device ID"] for r in csv.DictReader(handle) if r["Managed by"] == "Co-managed"
         }
+    return rows, comanaged
+
+
+def test_the_plan_flags_comanaged_rows_and_says_so(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    result = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    rows, comanaged = _report_and_comanaged(tmp_path)
     flagged = [r for r in rows if r["Reason"].startswith("comanaged: ")]
     assert comanaged and {r["Intune device ID"] for r in flagged} == comanaged
     assert {r["Status"] for r in flagged} == {"would_rotate"}  # planned like any eligible device
@@ -96,13 +102,7 @@ def test_a_queued_comanaged_device_keeps_its_flag_after_the_answer(
     """The answer replaces the planned reason; the co-management flag stays beside it."""
     result = run_cli(["rotate", str(SAMPLE), "--yes", *sim_flags(sim)], env=sim.env())
     assert result.exit_code == 0, result.output
-    (run_dir,) = run_dirs(tmp_path)
-    with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    with SAMPLE.open(encoding="utf-8-sig", newline="") as handle:
-        comanaged = {
-            r["Device ID"] for r in csv.DictReader(handle) if r["Managed by"] == "Co-managed"
-        }
+    rows, comanaged = _report_and_comanaged(tmp_path)
     flagged = {r["Intune device ID"]: r for r in rows if "comanaged: " in r["Reason"]}
     assert comanaged and set(flagged) == comanaged
     for row in flagged.values():
