@@ -130,9 +130,9 @@ class Tenant:
         self.metrics.counts["writes" if write else "reads"] += 1
         segments = [s for s in path.strip("/").split("/") if s]
         device_id = segments[2].lower() if len(segments) >= 3 else ""
-        window, wait = self.budget.take(str(claims.get("appid")), write)
+        window, wait, at = self.budget.take(str(claims.get("appid")), write)
         if write:
-            self.metrics.write(window, self.budget.clock(), admitted=wait is None)
+            self.metrics.write(window, at, admitted=wait is None)
             if self.retry.is_early(device_id):
                 self.metrics.counts["early_retries"] += 1
         if wait is not None:

@@ -35,9 +35,9 @@ class Budget:
     def window_real_s(self) -> float:
         return self.config.window_s / self.config.time_scale
 
-    def window(self) -> tuple[int, float]:
+    def window(self, now: float | None = None) -> tuple[int, float]:
         """The current fixed window's index and the real seconds left in it."""
-        elapsed = self.clock() - self.start
+        elapsed = (self.clock() if now is None else now) - self.start
         index = int(elapsed // self.window_real_s)
         return index, (index + 1) * self.window_real_s - elapsed
 
@@ -58,23 +58,25 @@ class Budget:
             ]
         return limits
 
-    def take(self, app: str, write: bool) -> tuple[int, float | None]:
-        """Count one request first, then decide: (window, None) if allowed, else the wait."""
+    def take(self, app: str, write: bool) -> tuple[int, float | None, float]:
+        """Count one request first, then decide: (window, None) if allowed, else the wait; and
+        the moment it was counted at (metrics must use the limiter's own clock reading)."""
+        now = self.clock()
         if self.config.window_mode == "sliding":
-            return self.window()[0], self._take_sliding(app, write)
-        index, remaining = self.window()
+            return self.window(now)[0], self._take_sliding(app, write, now), now
+        index, remaining = self.window(now)
         self._forget_before(index)
         limits = self._limits(app, write)
         for key, _ in limits:
             self.used[(index, *key)] += 1
         if not self.config.throttling:
-            return index, None
+            return index, None, now
         over = any(self.used[(index, *key)] > limit for key, limit in limits)
-        return index, (remaining if over else None)
+        return index, (remaining if over else None), now
 
-    def _take_sliding(self, app: str, write: bool) -> float | None:
+    def _take_sliding(self, app: str, write: bool, now: float) -> float | None:
         """Refused when the last window already holds `limit`; wait until one more would fit."""
-        now, span = self.clock(), self.window_real_s
+        span = self.window_real_s
         waits = []
         for key, limit in self._limits(app, write):
             log = self.log[key]

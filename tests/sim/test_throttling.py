@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from batch_rotate.sim import SimConfig, SimTenant
+from batch_rotate.sim.metrics import Metrics
 from batch_rotate.sim.throttling import Budget
 
 from .helpers import batch, call, rotate_requests, token
@@ -127,3 +128,21 @@ def test_metrics_report_the_busiest_window_of_writes(make_sim: Callable[..., Sim
     metrics = sim.metrics()
     assert metrics["max_writes_any_window"] == 10
     assert metrics["max_admitted_writes_any_window"] == 5
+
+
+def test_take_reports_the_moment_it_counted_so_metrics_agree_with_the_limiter() -> None:
+    """The admitted-writes metric read the clock again after `take`: a write the sliding limiter
+    admitted just as an old one left was counted by the metric beside that old one (read a hair
+    later), and the bench printed 201 admitted writes against a limit of 200."""
+    # start; then (take, a later reading) per write: the first write's later reading lags
+    readings = iter([0.0, 0.0, 0.5, 1.0, 1.0, 2.0, 2.0, 10.0, 10.0])
+    budget = Budget(
+        SimConfig(app_write_limit=3, window_s=10.0, window_mode="sliding"), lambda: next(readings)
+    )
+    metrics = Metrics(budget.window_real_s)
+    for _ in range(4):
+        window, wait, at = budget.take("app", write=True)
+        next(readings)  # what the old code read for the metric instead of `at`
+        metrics.write(window, at, admitted=wait is None)
+        assert wait is None  # the fourth fits: the first left the window at 10.0
+    assert metrics.snapshot()["max_admitted_writes_any_window"] == 3
