@@ -15,13 +15,12 @@ from urllib.parse import quote
 
 from batch_rotate.errors import GraphError, InputError
 from batch_rotate.graph.batch import MAX_BATCH, BatchItem
-from batch_rotate.graph.lane import Lane, lane
-from batch_rotate.graph.pacer import SystemClock
+from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
-from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.graph.session import Needs
 from batch_rotate.inputs import DeviceList
 from batch_rotate.models import DeviceRef, IdKind
-from batch_rotate.runkit import graph_errors
+from batch_rotate.runkit import graph_errors, settings_lane, signed_in
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
 
 SAMPLE_SIZE = MAX_BATCH // 2  # two reads per value: the whole probe is one $batch
@@ -173,20 +172,9 @@ async def settle_kind(
     values = sample(devices.refs)
     if not values:  # no usable value: every row is invalid_input, no kind is ever asserted
         return Settled(devices, ASSUMED)
-    reads = lane(
-        settings.read_budget,
-        clock=SystemClock(),
-        retry_delay_s=settings.retry_delay_s,
-        seed=settings.seed,
-    )
+    reads = settings_lane(settings.read_budget, settings)
     with graph_errors():
-        async with graph_session(
-            credentials,
-            settings.endpoints,
-            needs=TO_PROBE,
-            timeout_s=settings.timeout_s,
-            outage_s=settings.outage_s,
-        ) as graph:
+        async with signed_in(credentials, settings, needs=TO_PROBE) as graph:
             sightings = await probe(graph, reads, values, max_attempts=settings.max_attempts)
     column, where = devices.column, devices.path.name
     if all(s.by_id is None and s.by_entra is None for s in sightings):

@@ -22,10 +22,8 @@ from batch_rotate.eligibility import comanaged_note, ineligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
 from batch_rotate.events import EventWriter, run_log
-from batch_rotate.graph.lane import Lane, lane
-from batch_rotate.graph.pacer import Budget, SystemClock
 from batch_rotate.graph.runner import RunnerStats, Transport
-from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.graph.session import Needs
 from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
@@ -50,7 +48,9 @@ from batch_rotate.runkit import (
     interrupt_handler,
     rate,
     recorded_endpoints,
+    settings_lane,
     shown_path,
+    signed_in,
 )
 from batch_rotate.runs import (
     RETRIED_EVENT,
@@ -88,13 +88,6 @@ log = logging.getLogger("batch_rotate.run")
 
 Progress = Callable[[RunnerStats, int], None]
 Resolving = Callable[[str, int, int | None], None]  # (what, done, total if known)
-
-
-def _lane(budget: Budget, settings: Settings) -> Lane:
-    """The pacing lane for a budget (parsed and checked by settings)."""
-    return lane(
-        budget, clock=SystemClock(), retry_delay_s=settings.retry_delay_s, seed=settings.seed
-    )
 
 
 async def run_job(
@@ -209,14 +202,8 @@ async def _plan_and_rotate(
     planned = False
     try:
         with graph_errors():
-            async with graph_session(
-                credentials,
-                settings.endpoints,
-                needs=needs,
-                timeout_s=settings.timeout_s,
-                outage_s=settings.outage_s,
-            ) as graph:
-                reads = _lane(settings.read_budget, settings)
+            async with signed_in(credentials, settings, needs=needs) as graph:
+                reads = settings_lane(settings.read_budget, settings)
                 stale_before = datetime.now(UTC) - STALE_AFTER
                 began = time.monotonic()
                 resolve_report = await stages.interrupts.cancellable(
@@ -353,7 +340,7 @@ async def _rotate(
     settings, notify, interrupts = stages.settings, stages.notify, stages.interrupts
     journal.set_meta(state="rotating")
     stop = interrupts.stop
-    writes = _lane(settings.write_budget, settings)
+    writes = settings_lane(settings.write_budget, settings)
     # devices in flight are checked (and maybe re-sent) too: the events need their ids as well
     targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
     began = time.monotonic()
@@ -363,7 +350,7 @@ async def _rotate(
                 journal,
                 graph,
                 writes,
-                _lane(settings.read_budget, settings),
+                settings_lane(settings.read_budget, settings),
                 settings,
                 stop=stop,
                 on_progress=stages.on_progress,
@@ -391,7 +378,7 @@ async def _rotate(
             await verify_journal(
                 journal,
                 graph,
-                _lane(settings.read_budget, settings),
+                settings_lane(settings.read_budget, settings),
                 wait_s=settings.verify_wait_s,
                 every_s=settings.verify_every_s,
                 stop=stop,
@@ -428,18 +415,14 @@ async def verify_run(
         meta = journal.meta()
         endpoints = recorded_endpoints(meta, settings)
         with graph_errors():
-            async with graph_session(
-                credentials,
-                endpoints,
-                needs=TO_READ_RESULTS,
-                timeout_s=settings.timeout_s,
-                outage_s=settings.outage_s,
+            async with signed_in(
+                credentials, settings, endpoints=endpoints, needs=TO_READ_RESULTS
             ) as graph:
                 journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
                 await verify_journal(
                     journal,
                     graph,
-                    _lane(settings.read_budget, settings),
+                    settings_lane(settings.read_budget, settings),
                     wait_s=settings.verify_wait_s or 0.0,
                     every_s=settings.verify_every_s,
                     stop=interrupts.stop,
@@ -509,12 +492,8 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         notify(f"resuming {run_dir.name}: {pending} devices still to send")
         journal.event("resume", f"{pending} to send")
         with graph_errors():
-            async with graph_session(
-                credentials,
-                endpoints,
-                needs=TO_ROTATE,
-                timeout_s=stages.settings.timeout_s,
-                outage_s=stages.settings.outage_s,
+            async with signed_in(
+                credentials, stages.settings, endpoints=endpoints, needs=TO_ROTATE
             ) as graph:
                 result = RunResult(run_dir, {}, EXIT_OK)
                 if pending and stages.confirm is not None:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -17,13 +17,17 @@ from typing import Any, TypeVar
 
 from batch_rotate.errors import AuthError, BatchRotateError, GraphError, InputError
 from batch_rotate.graph import errors as graph_layer
+from batch_rotate.graph.client import GraphClient
+from batch_rotate.graph.lane import Lane, lane
+from batch_rotate.graph.pacer import Budget, SystemClock
 from batch_rotate.graph.proxy import is_redacted
+from batch_rotate.graph.session import Needs, graph_session
 from batch_rotate.journal import Journal
 from batch_rotate.models import IdKind, Status
 from batch_rotate.report import ReportPaths
 from batch_rotate.resolve import ResolveReport
 from batch_rotate.runs import discard_reports, render
-from batch_rotate.settings import Endpoints, Settings
+from batch_rotate.settings import Credentials, Endpoints, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CRASH = 70  # sysexits' EX_SOFTWARE: never a device's failure (1), always a bug to report
@@ -70,6 +74,34 @@ class RunResult:
     verification_counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     next_command: str = ""  # what the operator should run next, as they would type it
+
+
+def settings_lane(budget: Budget, settings: Settings) -> Lane:
+    """The pacing lane for a budget (parsed and checked by settings)."""
+    return lane(
+        budget, clock=SystemClock(), retry_delay_s=settings.retry_delay_s, seed=settings.seed
+    )
+
+
+@contextlib.asynccontextmanager
+async def signed_in(
+    credentials: Credentials,
+    settings: Settings,
+    *,
+    endpoints: Endpoints | None = None,
+    needs: Needs | None = None,
+    also: Sequence[Needs] = (),
+) -> AsyncIterator[GraphClient]:
+    """`graph_session` with the command's timeout and outage bound, so no stage forgets one."""
+    async with graph_session(
+        credentials,
+        endpoints or settings.endpoints,
+        needs=needs,
+        timeout_s=settings.timeout_s,
+        outage_s=settings.outage_s,
+        also=also,
+    ) as graph:
+        yield graph
 
 
 @contextlib.contextmanager

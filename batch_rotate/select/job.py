@@ -9,17 +9,17 @@ from pathlib import Path
 
 from batch_rotate.errors import InputError
 from batch_rotate.graph.pacer import Budget
-from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.graph.session import Needs
 from batch_rotate.models import IdKind
 from batch_rotate.run import (
     ConfirmRequest,
     InputOptions,
     Progress,
     RunResult,
-    _lane,
     graph_errors,
     run_job,
 )
+from batch_rotate.runkit import settings_lane, signed_in
 from batch_rotate.runs import new_run_dir
 from batch_rotate.select import Criteria, Selection, needed_permissions, select, write_csv
 from batch_rotate.settings import Credentials, Settings
@@ -38,14 +38,12 @@ async def select_devices(
     """Sign in, run the selectors on the read budget, and write the list to `out`."""
     needs = [Needs((p,), why) for p, why in needed_permissions(criteria)]
     with graph_errors():
-        async with graph_session(
-            credentials, settings.endpoints, timeout_s=settings.timeout_s, also=needs
-        ) as graph:
+        async with signed_in(credentials, settings, also=needs) as graph:
             selection = await select(
                 criteria,
                 graph,
-                _lane(settings.read_budget, settings),
-                _lane(AUDIT_BUDGET, settings),
+                settings_lane(settings.read_budget, settings),
+                settings_lane(AUDIT_BUDGET, settings),
                 max_attempts=settings.max_attempts,
                 notify=notify,
             )
