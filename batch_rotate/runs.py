@@ -172,6 +172,13 @@ def transient_lookup(reason: str) -> bool:
 _current_run: list[Path] = []
 
 
+def shown_path(run_dir: Path) -> str:
+    """The run folder as the operator would type it: relative to here when it is below here."""
+    with contextlib.suppress(ValueError):
+        return str(run_dir.resolve().relative_to(Path.cwd().resolve()))
+    return str(run_dir)
+
+
 def note_run_dir(run_dir: Path | None) -> None:
     """The run folder this command works on: an unexpected error's traceback goes there."""
     _current_run[:] = [run_dir] if run_dir is not None else []

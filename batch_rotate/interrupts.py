@@ -1,0 +1,143 @@
+"""Ctrl-C and SIGTERM for a whole command: the first stops sending cleanly, a second leaves at
+once with the journal consistent, and a signal while the report is written removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+from batch_rotate.errors import BatchRotateError
+from batch_rotate.exitcodes import EXIT_INTERRUPTED
+from batch_rotate.runs import discard_reports, shown_path
+
+
+class Interrupted(BatchRotateError):
+    """Ctrl-C while the report was written: the run stops at once (the journal is consistent)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+T = TypeVar("T")
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM for a whole command, whatever phase it is in.
+
+    First signal: `stop` is set (sending and verification stop after the batches in flight) and
+    a phase that cannot stop itself (resolution) is cancelled; the run then ends normally, with
+    its report. A second signal leaves at once; the journal is consistent, a report that no
+    longer matches it is removed, and the resume command is printed. While the report is being
+    written any signal stops the writing at once (see `rendering`).
+    """
+
+    def __init__(self, notify: Callable[[str], None], stop: asyncio.Event | None = None) -> None:
+        self.notify = notify
+        self.stop = stop or asyncio.Event()
+        self.hint = ""  # the command that continues the run, printed when leaving at once
+        self.run_dir: Path | None = None
+        self._loop = asyncio.get_running_loop()
+        self._phase: asyncio.Future[Any] | None = None
+        self._raising = False
+        self._signals = 0
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._raising:
+            raise KeyboardInterrupt  # see `raising`: synchronous code that must stop at once
+        if self._signals == 1 and not self.stop.is_set():
+            self._loop.call_soon_threadsafe(self._first)
+            return
+        self._leave()
+
+    def _first(self) -> None:
+        if self.stop.is_set():
+            return
+        self.notify("interrupt: finishing the batches in flight, then writing the report ...")
+        self.stop.set()
+        if self._phase is not None and not self._phase.done():
+            self._phase.cancel()
+
+    def _leave(self) -> None:
+        """The second signal: out now. Only async-signal-safe-ish work: no console locks."""
+        removed = discard_reports(self.run_dir) if self.run_dir is not None else False
+        lines = ["second interrupt: leaving now; the journal is consistent"]
+        if removed:
+            lines.append(
+                f"the report no longer matched the journal and was removed; render it with "
+                f"`batch-rotate report {shown_path(self.run_dir)}`"  # type: ignore[arg-type]
+            )
+        if self.hint:
+            lines.append(f"interrupted: resume with  {self.hint}")
+        with contextlib.suppress(OSError):
+            os.write(2, ("\n".join(lines) + "\n").encode())
+        os._exit(EXIT_INTERRUPTED)
+
+    async def cancellable(self, coro: Coroutine[Any, Any, T]) -> T | None:
+        """Run a phase the first signal cancels; None when it was cancelled that way."""
+        task = asyncio.ensure_future(coro)
+        self._phase = task
+        if self.stop.is_set():
+            task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if task.cancelled() and self.stop.is_set():
+                return None
+            raise
+        finally:
+            self._phase = None
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        """Synchronous work the loop cannot interrupt (a prompt): a signal raises at once."""
+        saved, self._raising = self._raising, True
+        try:
+            yield
+        finally:
+            self._raising = saved
+
+    @contextlib.contextmanager
+    def rendering(self) -> Iterator[None]:
+        """Writing the report: a signal stops it at once, the partial and stale files go, and
+        the operator still gets the resume command (exit 130)."""
+        try:
+            with self.raising():
+                yield
+        except KeyboardInterrupt:
+            if self.run_dir is not None:
+                discard_reports(self.run_dir)
+            where = shown_path(self.run_dir) if self.run_dir is not None else "RUN"
+            text = (
+                "interrupted while writing the report: it was removed rather than left "
+                f"half-written or stale; the journal is consistent. Render it with "
+                f"`batch-rotate report {where}`"
+            )
+            if self.hint:
+                text += f"; resume with  {self.hint}"
+            raise Interrupted(text) from None
+
+
+@contextlib.contextmanager
+def interrupt_handler(stop: asyncio.Event, notify: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C: stop sending and finish cleanly. Second: leave at once (journal is safe)."""
+    with Interrupts(notify, stop):
+        yield
