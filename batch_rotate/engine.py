@@ -18,6 +18,7 @@ from batch_rotate.journal import Journal
 from batch_rotate.journal_send import SendItem
 from batch_rotate.models import Outcome, Status
 from batch_rotate.settings import Settings
+from batch_rotate.tenant_clock import CLOCK_MARGIN_S, parse_graph_time
 
 QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
 
@@ -134,9 +135,6 @@ async def _send_round(
     return runner.stats
 
 
-CHECK_MARGIN_S = 5.0  # Date has whole seconds; the clocks are compared through it
-
-
 async def check_in_flight(
     journal: Journal, graph: Transport, reads: Lane, settings: Settings
 ) -> tuple[int, int]:
@@ -172,12 +170,12 @@ async def check_in_flight(
                 continue  # unknown still: stays in flight for the next round
             started, state, updated = rotation_action(result.body)
             offset = _offset_s(result.answered_at, received)
-            sent = _parse(item.sent_at)
+            sent = parse_graph_time(item.sent_at)
             when = started.isoformat(timespec="seconds").replace("+00:00", "Z") if started else ""
             if (
                 started is not None
                 and sent is not None
-                and started >= sent + timedelta(seconds=offset - CHECK_MARGIN_S)
+                and started >= sent + timedelta(seconds=offset - CLOCK_MARGIN_S)
             ):
                 confirmed[item.row] = (
                     f"{QUEUED_REASON} (its answer was lost; Intune shows the rotation started "
@@ -187,7 +185,7 @@ async def check_in_flight(
             elif (
                 updated is not None
                 and sent is not None
-                and updated >= sent + timedelta(seconds=offset - CHECK_MARGIN_S)
+                and updated >= sent + timedelta(seconds=offset - CLOCK_MARGIN_S)
             ):
                 # The device acted on its rotation after our request left (an earlier request's
                 # action, merged with ours): its key was rotated after we asked.
@@ -226,23 +224,13 @@ def rotation_action(device: dict[str, Any]) -> tuple[datetime | None, str, datet
     times are on the tenant's clock."""
     for action in device.get("deviceActionResults") or []:
         if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
-            start = _parse(str(action.get("startDateTime") or ""))
-            updated = _parse(str(action.get("lastUpdatedDateTime") or ""))
+            start = parse_graph_time(str(action.get("startDateTime") or ""))
+            updated = parse_graph_time(str(action.get("lastUpdatedDateTime") or ""))
             return start, str(action.get("actionState") or "").lower(), updated
     return None, "", None
 
 
-def _parse(text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _offset_s(answered_at: str, received: datetime) -> float:
     """The tenant's clock minus ours, from an answer's Date (0 when there was none)."""
-    tenant = _parse(answered_at)
+    tenant = parse_graph_time(answered_at)
     return 0.0 if tenant is None else (tenant - received).total_seconds()

@@ -8,7 +8,6 @@ seen for a month are only warned about (they will most likely stay `pending` at 
 from __future__ import annotations
 
 import contextlib
-import re
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +18,10 @@ from batch_rotate.graph.runner import Transport
 from batch_rotate.journal import Journal
 from batch_rotate.models import Status
 from batch_rotate.settings import Settings
+from batch_rotate.tenant_clock import parse_graph_time
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys
 
 STALE_AFTER = timedelta(days=30)
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def _examples(rows: dict[int, str], names: dict[int, str], total: int | None = None) -> str:
@@ -139,14 +138,6 @@ def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[st
     ]
 
 
-def _parse(stamp: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", stamp.strip()))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def stale_warnings(journal: Journal, cutoff: datetime) -> list[str]:
     """One line about planned devices that have not synced since `cutoff` (not skipped).
 
@@ -155,7 +146,7 @@ def stale_warnings(journal: Journal, cutoff: datetime) -> list[str]:
     count = 0
     seen: dict[int, str] = {}
     for row, name, last_sync in journal.planned_last_syncs():
-        moment = _parse(last_sync)
+        moment = parse_graph_time(last_sync)
         if moment is not None and moment < cutoff:
             count += 1
             if len(seen) < 3:

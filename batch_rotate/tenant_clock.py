@@ -12,10 +12,11 @@ import statistics
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-# Evidence at or after `reference - MARGIN_S` belongs to this rotation. `Date` has whole seconds
-# (a 204 at 12:00:00.9 may be dated 12:00:01), a batch's twenty 204s share one `Date`, and the
-# device's action `startDateTime` is stamped when Intune accepts the request, just before it.
-MARGIN_S = 5.0
+# Evidence at or after `reference - CLOCK_MARGIN_S` belongs to this rotation (verify), and an
+# action started after `sent - CLOCK_MARGIN_S` answers a lost request (engine). `Date` has whole
+# seconds (a 204 at 12:00:00.9 may be dated 12:00:01), a batch's twenty 204s share one `Date`,
+# and the device's action `startDateTime` is stamped when Intune accepts the request, before it.
+CLOCK_MARGIN_S = 5.0
 # A rotation whose answer was lost and was sent again: its action result may carry the first
 # send's start (Graph documents nothing; the simulator keeps a pending start), up to this long
 # before the 204 that was read. Older starts are history (GRAPH_NOTES.md "Action results").
@@ -24,22 +25,24 @@ RESEND_WINDOW_S = 900.0
 OFFSET_NOTICE_S = 5.0
 
 
-def parse_time(text: str) -> datetime | None:
-    """An ISO 8601 UTC time as Graph writes it (up to 7 fraction digits, 'Z'), or None."""
-    match = re.fullmatch(
-        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text.strip()
-    )
+_GRAPH_TIME = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?\s*([Zz]|[+-]\d\d:\d\d)?"
+)
+
+
+def parse_graph_time(text: str) -> datetime | None:
+    """A Graph timestamp as aware UTC, or None: any fraction (Graph writes up to 7 digits, more
+    than `datetime` holds), `Z`, an offset, or no zone (Graph's zone-less times are UTC)."""
+    match = _GRAPH_TIME.fullmatch(text.strip())
     if not match:
         return None
-    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    zone = match.group(3) or "Z"
+    day, clock, fraction, zone = match.groups()
+    fraction = (fraction or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in (None, "Z", "z") else zone
     try:
-        parsed = datetime.fromisoformat(
-            f"{match.group(1)}.{fraction}{'+00:00' if zone == 'Z' else zone}"
-        )
-    except ValueError:
+        return datetime.fromisoformat(f"{day}T{clock}.{fraction}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError):  # 31 February; an offset past year 1 or 9999
         return None
-    return parsed.astimezone(UTC)
 
 
 def iso(when: datetime) -> str:
@@ -55,7 +58,7 @@ def run_offset_s(stamps: Iterable[tuple[str, str]]) -> float | None:
     """
     gaps = []
     for requested_at, accepted_at in stamps:
-        requested, accepted = parse_time(requested_at), parse_time(accepted_at)
+        requested, accepted = parse_graph_time(requested_at), parse_graph_time(accepted_at)
         if requested is not None and accepted is not None:
             gaps.append((accepted - requested).total_seconds())
     return min(gaps) if gaps else None
@@ -74,7 +77,7 @@ def reference_time(
     lost answer made us send again (by at most RESEND_WINDOW_S). Runs journalled before
     `accepted_at` existed have only the local `requested_at`: shifted by the offset measured now.
     """
-    requested, accepted = parse_time(requested_at), parse_time(accepted_at)
+    requested, accepted = parse_graph_time(requested_at), parse_graph_time(accepted_at)
     if accepted is not None:
         if requested is None or run_offset is None:
             return accepted
@@ -88,7 +91,7 @@ def reference_time(
 
 def offset_sample_s(answered_at: str, local_epoch: float) -> float | None:
     """One read's offset (tenant minus local): its `Date`, centred in its whole second."""
-    answered = parse_time(answered_at)
+    answered = parse_graph_time(answered_at)
     if answered is None:
         return None
     return answered.timestamp() + 0.5 - local_epoch

@@ -25,12 +25,12 @@ from batch_rotate.hresults import describe_hresult, hresult_hex
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict, Verification
 from batch_rotate.tenant_clock import (
-    MARGIN_S,
+    CLOCK_MARGIN_S,
     iso,
     measured_offset_s,
     offset_notice,
     offset_sample_s,
-    parse_time,
+    parse_graph_time,
     reference_time,
     run_offset_s,
 )
@@ -62,8 +62,8 @@ def explain(code: int | None) -> str:
 
 
 def _since(reference_at: str) -> datetime | None:
-    reference = parse_time(reference_at)
-    return None if reference is None else reference - timedelta(seconds=MARGIN_S)
+    reference = parse_graph_time(reference_at)
+    return None if reference is None else reference - timedelta(seconds=CLOCK_MARGIN_S)
 
 
 def _new_keys(ev: Evidence, since: datetime | None) -> list[tuple[datetime, str, str]]:
@@ -72,7 +72,7 @@ def _new_keys(ev: Evidence, since: datetime | None) -> list[tuple[datetime, str,
         return []
     found = []
     for text, volume in zip_longest(ev.key_times or (), ev.key_volumes, fillvalue=""):
-        created = parse_time(text)
+        created = parse_graph_time(text)
         if created is not None and created >= since:
             found.append((created, text, volume))
     return sorted(found)
@@ -92,14 +92,14 @@ def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
     """The verification status of one device from its evidence (pure).
 
     `reference_at` is when this rotation was requested, on the tenant's clock. Only a key created,
-    or an action result started, at or after it (less MARGIN_S) is this rotation's outcome.
+    or an action result started, at or after it (less CLOCK_MARGIN_S) is this rotation's outcome.
     Long because it is one decision table, read top to bottom, with the wording of each verdict.
     """
     since = _since(reference_at)
     times = ev.key_times
     count = None if times is None else len(times)
     new = _new_keys(ev, since)
-    started = parse_time(ev.action_started)
+    started = parse_graph_time(ev.action_started)
     current = since is not None and started is not None and started >= since
     state = ev.action_state.lower() if current else ""
     history = _history(ev, reference_at) if ev.action_state and not current else ""
@@ -168,7 +168,9 @@ def _bitlocker_action(device: dict[str, Any]) -> dict[str, Any]:
 
 
 def _started(action: dict[str, Any]) -> datetime:
-    return parse_time(str(action.get("startDateTime", ""))) or datetime.min.replace(tzinfo=UTC)
+    return parse_graph_time(str(action.get("startDateTime", ""))) or datetime.min.replace(
+        tzinfo=UTC
+    )
 
 
 def _error_code(value: Any) -> int | None:

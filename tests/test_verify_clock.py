@@ -22,7 +22,7 @@ from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status
 from batch_rotate.tenant_clock import (
-    MARGIN_S,
+    CLOCK_MARGIN_S,
     RESEND_WINDOW_S,
     iso,
     measured_offset_s,
@@ -135,8 +135,8 @@ def test_a_result_without_a_start_time_cannot_be_this_rotations() -> None:
 @pytest.mark.parametrize(
     ("started_after_s", "status"),
     [
-        (-MARGIN_S - 0.001, "pending"),
-        (-MARGIN_S, "failed"),
+        (-CLOCK_MARGIN_S - 0.001, "pending"),
+        (-CLOCK_MARGIN_S, "failed"),
         (-1, "failed"),  # Date is whole seconds: the start may read just before it
         (3600, "failed"),
     ],

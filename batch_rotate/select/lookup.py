@@ -71,20 +71,6 @@ def device_of(data: Mapping[str, Any]) -> Device:
     )
 
 
-def parse_time(text: str) -> datetime | None:
-    """An ISO-8601 time from Graph (any fraction, `Z` or offset) as UTC; None if unreadable."""
-    text = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in text:  # Python < 3.11 style fractions beyond 6 digits
-        head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
-        text = f"{head}.{digits[:6].ljust(6, '0')}{tail[len(digits) :]}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 async def tenant_now(graph: Transport, reads: Lane) -> datetime:
     """The tenant's clock, from a Graph answer's `Date` (key and audit times are on it)."""
     response = await get_with_retry(

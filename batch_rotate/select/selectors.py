@@ -20,7 +20,8 @@ from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
 from batch_rotate.models import Device
-from batch_rotate.select.lookup import devices_where, parse_time, windows
+from batch_rotate.select.lookup import devices_where, windows
+from batch_rotate.tenant_clock import parse_graph_time
 from batch_rotate.verify import recovery_keys
 
 READ_KEY = "Read BitLocker key"
@@ -102,7 +103,7 @@ def parse_audit(
         if str(record.get("result", "success")).lower() not in ("success", ""):
             found.skip("failed read (nothing exposed)")
             continue
-        when = parse_time(str(record.get("activityDateTime", "")))
+        when = parse_graph_time(str(record.get("activityDateTime", "")))
         if when is None or when < since:
             found.skip("before the window")
             continue
@@ -301,7 +302,7 @@ async def old_keys(
         if isinstance(keys, str):  # could not be read: select it, a sweep fails safe
             picked[device.id] = (device, f"key age unknown ({keys})")
             continue
-        times = [t for k in keys if (t := parse_time(str(k.get("createdDateTime", ""))))]
+        times = [t for k in keys if (t := parse_graph_time(str(k.get("createdDateTime", ""))))]
         if not times:
             picked[device.id] = (device, "no recovery key escrowed in Entra ID")
         elif (newest := max(times)) < cutoff:
