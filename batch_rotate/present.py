@@ -60,3 +60,8 @@ def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRo
                 reason = "sent before an interrupt without a recorded answer; resume sends it again"
             reason = f"resent_after_interrupt: {reason}"
         yield dataclasses.replace(row, status=status.value, reason=reason)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 device`, `2 devices`: a count with its noun in agreement."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"

@@ -1,8 +1,10 @@
 """Profiles: non-secret defaults per tenant in `batch-rotate.toml`, instead of long command lines.
 
-A profile only supplies defaults: environment variables and options given on the command line
-override it. Secrets never belong in the file (they stay in the environment or a certificate
-file), so a secret-looking key is refused rather than silently used.
+A profile only supplies defaults: options, a run's record and environment variables override it.
+Secrets never belong in the file (they stay in the environment or a certificate file), so a
+secret-looking key, or a proxy URL with a password, is refused rather than silently used. A
+profile the operator did not name on the command line (a file found in the working folder, or
+BATCH_ROTATE_PROFILE) may not say where sign-in and tokens go, nor loosen a guard.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ PROFILE_KEYS = frozenset(
     }
 )
 PATH_KEYS = frozenset({"certificate-path", "ca-bundle", "reports-dir"})
+# Where credentials and tokens go, and what is trusted: only from a profile named on purpose.
+ROUTING_KEYS = frozenset({"cloud", "graph-url", "authority-url", "scope", "ca-bundle", "proxy"})
+# A guard is loosened by a shorter --recent or a larger --max-devices than the defaults.
+_LOOSER = {
+    "recent": lambda v: _seconds(v) < 86400,
+    "max-devices": lambda v: not isinstance(v, int) or v > 5000,
+}
 _SECRET = re.compile(r"secret|password|passwd|passphrase|token|credential|private", re.IGNORECASE)
 
 
@@ -53,6 +62,20 @@ class Profile:
     name: str
     source: Path
     values: dict[str, Any]  # parameter name (tenant_id) -> value as the file gives it
+    named: bool = True  # named on the command line (--profile or --config)
+
+    def describe(self) -> str:
+        how = "named on the command line" if self.named else "not named: routing keys refused"
+        return f"profile {self.name} from {self.source} ({how})"
+
+
+def _seconds(value: Any) -> float:
+    from batch_rotate.settings import parse_duration  # settings imports the Graph layer
+
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return 0.0
 
 
 def find_config(explicit: Path | None, folder: Path) -> Path | None:
@@ -90,8 +113,17 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_profile(path: Path | None, name: str | None) -> Profile | None:
-    """The named profile (or the file's `default-profile`); None when no profile applies."""
+def looked_for(explicit: Path | None, folder: Path) -> str:
+    """Where profiles were looked for, for the line that says none applied."""
+    return str(explicit) if explicit is not None else str(folder / CONFIG_NAME)
+
+
+def load_profile(path: Path | None, name: str | None, *, named: bool = True) -> Profile | None:
+    """The named profile (or the file's `default-profile`); None when no profile applies.
+
+    `named`: the operator named the profile or the file on the command line; otherwise keys that
+    route sign-in or loosen a guard are refused (a file left in a folder must not steer a run).
+    """
     if path is None:
         if name:
             raise InputError(
@@ -123,13 +155,40 @@ def load_profile(path: Path | None, name: str | None) -> Profile | None:
             raise InputError(f"{path} [profile.{name}] {key}: give a string, number or boolean")
         if key in PATH_KEYS:  # relative to the file, so a profile works from any folder
             value = str((path.parent / str(value)).expanduser())
+        _check_value(path, name, key, value, named=named)
         values[key.replace("-", "_")] = value
-    return Profile(name, path, values)
+    return Profile(name, path, values, named)
 
 
-def default_map(profile: Profile, commands: Mapping[str, set[str]]) -> dict[str, dict[str, Any]]:
-    """Click's per-command defaults: each command gets the profile keys it has an option for."""
-    return {
-        command: {param: value for param, value in profile.values.items() if param in params}
-        for command, params in commands.items()
-    }
+def _check_value(path: Path, name: str, key: str, value: Any, *, named: bool) -> None:
+    where = f"{path} [profile.{name}] {key}"
+    if key == "proxy" and "@" in str(value).split("://", 1)[-1].split("/", 1)[0]:
+        raise InputError(
+            f"{where}: a proxy user or password never goes in {CONFIG_NAME}; give --proxy "
+            "http://user:password@host:port on the command line or set HTTPS_PROXY"
+        )
+    if named:
+        return
+    fix = f"name it on the command line to use it: --profile {name}"
+    if key in ROUTING_KEYS:
+        raise InputError(
+            f"{where}: a profile nobody named may not say where sign-in and tokens go "
+            f"({', '.join(sorted(ROUTING_KEYS))}); {fix}"
+        )
+    looser = _LOOSER.get(key)
+    if looser is not None and looser(value):
+        raise InputError(f"{where} = {value!r} loosens a guard; {fix}")
+
+
+def profile_for(
+    config: Path | None, name: str | None, *, named: bool, folder: Path | None = None
+) -> tuple[Profile | None, str]:
+    """The profile that applies and the line that says so (or where none was found)."""
+    folder = folder or Path.cwd()
+    path = find_config(config, folder)
+    profile = load_profile(path, name, named=named)
+    if profile is not None:
+        return profile, profile.describe()
+    if path is None:
+        return None, f"no profile (no {looked_for(config, folder)})"
+    return None, f"no profile ({path} names no default-profile)"

@@ -12,12 +12,20 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_rotate import __version__
+from batch_rotate.apply import (
+    PlanToApply,
+    ReviewedPlan,
+    check_same_input,
+    load_plan,
+    restrict_to_plan,
+)
+from batch_rotate.commandline import command, relative
 from batch_rotate.eligibility import comanaged_note, ineligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
@@ -29,6 +37,7 @@ from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
+from batch_rotate.present import plural
 from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.runkit import (
@@ -47,10 +56,9 @@ from batch_rotate.runkit import (
     graph_errors,
     interrupt_handler,
     rate,
-    recorded_endpoints,
     settings_lane,
-    shown_path,
     signed_in,
+    verify_exit_code,
 )
 from batch_rotate.runs import (
     RETRIED_EVENT,
@@ -70,6 +78,7 @@ __all__ = [
     "EXIT_MEANINGS",
     "ConfirmRequest",
     "InputOptions",
+    "PlanToApply",
     "RunResult",
     "RunnerStats",
     "exit_code_for",
@@ -103,13 +112,25 @@ async def run_job(
     run_dir: Path | None = None,
     retry_failed: bool = False,
     on_resolving: Resolving | None = None,
+    plan: PlanToApply | None = None,
+    context_meta: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Plan (dry run) or rotate a device list, or resume an earlier run."""
+    """Plan (dry run) or rotate a device list, apply a reviewed plan, or resume an earlier run.
+
+    `context_meta`: the run context's record (`context.RunContext.meta`), kept in the journal so
+    later commands on the run reuse the operator's choices.
+    """
     with Interrupts(notify) as interrupts:
         stages = _Stages(settings, credentials, confirm, on_progress, notify, interrupts)
         stages.on_resolving = on_resolving
+        stages.context_meta = dict(context_meta or {})
         if resume_dir is not None:
             return await _resume(resume_dir, stages, retry_failed)
+        if plan is not None:
+            stages.plan = load_plan(plan)
+            inputs = InputOptions(
+                stages.plan.input_file, stages.plan.id_column, stages.plan.id_kind
+            )
         assert inputs is not None
         return await _new_run(inputs, stages, argv, run_dir)
 
@@ -125,6 +146,8 @@ class _Stages:
     notify: Callable[[str], None]
     interrupts: Interrupts
     on_resolving: Resolving | None = None
+    context_meta: dict[str, str] = dataclasses.field(default_factory=dict)
+    plan: ReviewedPlan | None = None  # `rotate --plan RUN`: send only what it marked
 
     def follow(self, run_dir: Path, next_command: str) -> None:
         """From now on, an unexpected error and a second Ctrl-C know the run and its next step."""
@@ -144,6 +167,8 @@ async def _new_run(
     # An ambiguous column (a lone DeviceId) is decided by a probe before any run folder exists.
     settled = await settle_kind(devices, credentials=credentials, settings=settings, notify=notify)
     devices = settled.devices
+    if stages.plan is not None:
+        check_same_input(stages.plan, devices.sha256)
     notify(
         f"read {len(devices)} rows from {inputs.path.name} "
         f"(column {devices.column!r} as {devices.kind.value})"
@@ -156,6 +181,7 @@ async def _new_run(
     run_dir = run_dir or new_run_dir(settings.reports_dir, inputs.path)
     meta = {
         **settings.public(),
+        **stages.context_meta,
         "tool_version": __version__,
         "tenant_id": credentials.tenant_id,
         "client_id": credentials.client_id,
@@ -173,9 +199,9 @@ async def _new_run(
     # the rows need not stay in memory (a million rows would otherwise hold ~200 MB).
     journal = Journal.create(run_dir, meta)
     again = (
-        f"batch-rotate plan {inputs.path}"
+        command("plan", relative(inputs.path))
         if settings.dry_run
-        else f"batch-rotate rotate --resume {shown_path(run_dir)}"
+        else command("rotate", "--resume", relative(run_dir))
     )
     stages.follow(run_dir, again)
     with closing(journal), run_log(run_dir):
@@ -237,6 +263,8 @@ async def _plan_and_rotate(
                         return _interrupted_resolution(journal, run_dir, stages)
                     warnings += checked
                 warnings += guard_recent(journal, run_dir, settings)
+                if stages.plan is not None:
+                    warnings += restrict_to_plan(journal, stages.plan)
                 warnings += stale_warnings(journal, stale_before)
                 for warning in warnings:
                     log.warning(warning, extra={"shown_later": True})
@@ -286,8 +314,13 @@ async def _after_plan(
     result = RunResult(run_dir, {}, EXIT_OK, resolve_report=resolve_report, warnings=warnings)
     if settings.dry_run:
         journal.set_meta(state="plan", ended_at=utc_now())
-        if count:
-            result.next_command = f"batch-rotate rotate {journal.meta().get('input_file', 'INPUT')}"
+        if count:  # apply exactly this plan, with its choices
+            result.next_command = command("rotate", "--plan", relative(run_dir))
+        if count > settings.max_devices:
+            result.warnings.append(
+                f"{plural(count, 'device')} would be rotated, more than --max-devices "
+                f"{settings.max_devices}: rotate would refuse; add --max-devices {count} to allow"
+            )
         result = finish(result, journal, run_dir, interrupts)
         unlooked = result.counts.get(Status.FAILED.value, 0)  # in a plan: lookups that failed
         if unlooked:
@@ -363,7 +396,7 @@ async def _rotate(
         if isinstance(exc, GraphError):  # an outage: the devices not sent stay not_sent
             raise GraphError(
                 f"{exc}; when Graph answers again, resume with: "
-                f"batch-rotate rotate --resume {shown_path(run_dir)}"
+                + command("rotate", "--resume", relative(run_dir))
             ) from None
         raise
     answered = stats.succeeded + stats.failed
@@ -371,7 +404,7 @@ async def _rotate(
         notify(f"rotation: {rate(answered, 'answered', time.monotonic() - began)}")
     result.interrupted = stop.is_set()
     journal.set_meta(state="interrupted" if result.interrupted else "finished", ended_at=utc_now())
-    verify_next = f"batch-rotate verify {shown_path(run_dir)}"
+    verify_next = command("verify", relative(run_dir))
     if settings.verify_wait_s is not None and not result.interrupted:
         interrupts.hint = verify_next  # the rotation is done: what is left is verification
         with graph_errors():
@@ -390,7 +423,7 @@ async def _rotate(
     finish(result, journal, run_dir, interrupts)
     result.exit_code = exit_code_for(result.counts, result.interrupted or verification_interrupted)
     if result.interrupted:
-        result.next_command = f"batch-rotate rotate --resume {shown_path(run_dir)}"
+        result.next_command = command("rotate", "--resume", relative(run_dir))
     elif verification_interrupted or result.counts.get(Status.QUEUED.value):
         result.next_command = verify_next
     return result
@@ -411,9 +444,8 @@ async def verify_run(
         closing(Journal.open(run_dir)) as journal,
         run_log(run_dir),
     ):
-        interrupts.run_dir, interrupts.hint = run_dir, f"batch-rotate verify {shown_path(run_dir)}"
-        meta = journal.meta()
-        endpoints = recorded_endpoints(meta, settings)
+        interrupts.run_dir, interrupts.hint = run_dir, command("verify", relative(run_dir))
+        endpoints = settings.endpoints  # the run's recorded ones, unless given again (cli)
         with graph_errors():
             async with signed_in(
                 credentials, settings, endpoints=endpoints, needs=TO_READ_RESULTS
@@ -438,11 +470,11 @@ async def verify_run(
         )
     shown = ", ".join(f"{k} {v}" for k, v in sorted(result.verification_counts.items()))
     result.messages.append(f"verification: {shown or 'no queued devices'}")
-    result.exit_code = EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+    result.exit_code = verify_exit_code(result.verification_counts, result.interrupted)
     if result.interrupted:
         result.next_command = interrupts.hint
     elif result.verification_counts.get("pending"):
-        result.next_command = f"batch-rotate verify {shown_path(run_dir)} --wait 2h --every 10m"
+        result.next_command = command("verify", relative(run_dir), "--wait", "2h", "--every", "10m")
     return result
 
 
@@ -474,11 +506,10 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         if meta.get("dry_run") == "True" or ("resolution" not in meta and not resolvable):
             raise InputError(
                 f"{run_dir} is a dry-run plan or stopped before planning; nothing to resume: "
-                f"run `batch-rotate rotate {meta.get('input_file', 'INPUT')}` instead"
+                f"run `{command('rotate', Path(meta.get('input_file', 'INPUT')))}` instead"
             )
-        endpoints = recorded_endpoints(meta, stages.settings)
-        stages.settings = dataclasses.replace(stages.settings, endpoints=endpoints)
-        stages.follow(run_dir, f"batch-rotate rotate --resume {shown_path(run_dir)}")
+        endpoints = stages.settings.endpoints  # the run's recorded ones, unless given again
+        stages.follow(run_dir, command("rotate", "--resume", relative(run_dir)))
         retry = _retryable(journal, notify) if retry_failed else []
         relook = _relookable(journal, notify) if retry_failed else []
         if "resolution" not in meta or relook:  # resolve what is left (or failed) first

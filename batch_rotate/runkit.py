@@ -6,11 +6,11 @@ later command reuses. Exit codes, Ctrl-C and Graph sign-in live in their own mod
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch_rotate.connect import graph_errors, settings_lane, signed_in
-from batch_rotate.errors import InputError
 from batch_rotate.exitcodes import (
     EXIT_AUTH,
     EXIT_CRASH,
@@ -18,16 +18,15 @@ from batch_rotate.exitcodes import (
     EXIT_INTERRUPTED,
     EXIT_MEANINGS,
     EXIT_OK,
+    EXIT_PENDING,
     EXIT_USAGE,
 )
-from batch_rotate.graph.proxy import is_redacted
 from batch_rotate.interrupts import Interrupted, Interrupts, interrupt_handler
 from batch_rotate.journal import Journal
 from batch_rotate.models import IdKind, Status
 from batch_rotate.report import ReportPaths
 from batch_rotate.resolve import ResolveReport
 from batch_rotate.runs import render, shown_path
-from batch_rotate.settings import Endpoints, Settings
 
 __all__ = [  # the moved names stay importable from here
     "EXIT_AUTH",
@@ -36,6 +35,7 @@ __all__ = [  # the moved names stay importable from here
     "EXIT_INTERRUPTED",
     "EXIT_MEANINGS",
     "EXIT_OK",
+    "EXIT_PENDING",
     "EXIT_USAGE",
     "ConfirmRequest",
     "InputOptions",
@@ -47,7 +47,6 @@ __all__ = [  # the moved names stay importable from here
     "graph_errors",
     "interrupt_handler",
     "rate",
-    "recorded_endpoints",
     "settings_lane",
     "shown_path",
     "signed_in",
@@ -96,6 +95,17 @@ def exit_code_for(counts: dict[str, int], interrupted: bool) -> int:
     return EXIT_FAILED if bad else EXIT_OK
 
 
+def verify_exit_code(verification: Mapping[str, int], interrupted: bool) -> int:
+    """0 only when every device is verified; 1 when one needs a look (failed, no new key, keys
+    unreadable); 75 when the rest are only pending, so a scheduler knows to retry later."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    look = sum(n for state, n in verification.items() if state not in ("verified", "pending"))
+    if look:
+        return EXIT_FAILED
+    return EXIT_PENDING if verification.get("pending") else EXIT_OK
+
+
 def rate(count: int, unit: str, seconds: float) -> str:
     """A phase's own pace, so no phase's speed is averaged into another's."""
     return f"{count} {unit} in {seconds:.1f} s ({count / max(seconds, 1e-3):.1f}/s)"
@@ -112,36 +122,3 @@ def finish(
     result.state = meta.get("state", "")
     result.verification_counts = journal.verification_counts()
     return result
-
-
-def recorded_endpoints(meta: dict[str, str], settings: Settings) -> Endpoints:
-    """A later command on a run talks to the tenant, cloud, trust and proxy the run was made with.
-
-    So `rotate --resume RUN` and `verify RUN` work exactly as printed; a CA bundle or proxy given
-    on the later command overrides the recorded one.
-    """
-    ca_bundle = settings.endpoints.ca_bundle
-    recorded = meta.get("ca_bundle", "")
-    if ca_bundle is None and recorded:
-        ca_bundle = Path(recorded)
-        if not ca_bundle.is_file():
-            raise InputError(
-                f"the run was made trusting the CA bundle {recorded}, which no longer exists; "
-                "give the CA again with --ca-bundle PATH"
-            )
-    proxy = settings.endpoints.proxy
-    recorded_proxy = meta.get("proxy", "")
-    if proxy is None and recorded_proxy:
-        if is_redacted(recorded_proxy):
-            raise InputError(
-                f"the run was made through the proxy {recorded_proxy}, whose user and password "
-                "are never recorded; give it again with --proxy URL"
-            )
-        proxy = recorded_proxy
-    return Endpoints(
-        meta.get("authority_url", settings.endpoints.authority_url),
-        meta.get("graph_url", settings.endpoints.graph_url),
-        meta.get("scope", settings.endpoints.scope),
-        ca_bundle,
-        proxy,
-    )

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from batch_rotate.commandline import relative
 from batch_rotate.errors import BatchRotateError, JournalError
-from batch_rotate.journal import Journal, journal_errors
+from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import RunSummary, Status
 from batch_rotate.present import shown_counts, shown_rows
@@ -82,6 +83,16 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
 
 
 _SENT = (Status.QUEUED, Status.FAILED, Status.IN_FLIGHT)
+
+
+def run_meta(run_dir: Path) -> dict[str, str]:
+    """A run's meta, read without its lock (a later command reads what the run recorded)."""
+    if not has_journal(run_dir):
+        raise JournalError(
+            f"{run_dir}: no run journal here; give a folder such as reports/<run-id>"
+        )
+    with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
+        return journal.meta()
 
 
 def summary_of(journal: Journal, run_dir: Path) -> RunSummary:
@@ -174,9 +185,7 @@ _current_run: list[Path] = []
 
 def shown_path(run_dir: Path) -> str:
     """The run folder as the operator would type it: relative to here when it is below here."""
-    with contextlib.suppress(ValueError):
-        return str(run_dir.resolve().relative_to(Path.cwd().resolve()))
-    return str(run_dir)
+    return str(relative(run_dir))
 
 
 def note_run_dir(run_dir: Path | None) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from batch_rotate.errors import InputError
+from batch_rotate.graph.budget import Budget
 from batch_rotate.graph.endpoints import CLOUD_HOSTS, Cloud, Credentials, Endpoints
 from batch_rotate.graph.errors import ConfigError
-from batch_rotate.graph.pacer import Budget
 from batch_rotate.graph.proxy import check_proxy, redact
 
 __all__ = [

@@ -214,7 +214,7 @@ def test_an_unexpected_error_before_any_run_folder_goes_to_the_reports_folder(
     def boom(*_: object, **__: object) -> Callable[..., object]:
         raise KeyError("no such thing")
 
-    monkeypatch.setattr("batch_rotate.cli.listing.list_runs", boom)
+    monkeypatch.setattr("batch_rotate.runs.list_runs", boom)
     result = _invoke(["runs", "--reports-dir", str(reports)], tmp_path)
     assert result.exit_code == 70
     assert str(reports / "crash.log") in _one_line(result.output)

@@ -32,7 +32,8 @@ def _listed(path: Path) -> dict[str, dict[str, str]]:
 
 def _select(run_cli: Cli, sim: SimTenant, tmp_path: Path, *args: str) -> dict[str, dict[str, str]]:
     out = tmp_path / "selected.csv"
-    result = run_cli(["select", *args, "--out", str(out), *sim_flags(sim)], env=sim.env())
+    cli_args = ["select", *args, "--out", str(out), "--force", *sim_flags(sim)]
+    result = run_cli(cli_args, env=sim.env())
     assert result.exit_code == 0, result.output
     return _listed(out)
 

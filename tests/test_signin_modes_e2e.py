@@ -64,7 +64,7 @@ def test_device_code_prints_code_and_reuses_the_cache(
     assert "access_token" not in result.output
     assert tsim.count("devicecode_requests") == 1
     tsim.approve_device_codes(None)  # a second prompt would now hang: the cache must serve
-    again = run_cli([*args, "--out", str(out), *sim_flags(tsim)], env=env)
+    again = run_cli([*args, "--out", str(out), "--force", *sim_flags(tsim)], env=env)
     assert again.exit_code == 0, again.output
     assert "enter the code" not in again.output
     assert tsim.count("devicecode_requests") == 1

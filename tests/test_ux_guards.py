@@ -171,23 +171,29 @@ def test_profile_supplies_defaults_and_env_and_options_override_it(
 ) -> None:
     _write_config(tmp_path, sim)
     env = {k: v for k, v in sim.env().items() if k != "AZURE_TENANT_ID"}
-    # the profile alone: its tenant is the one used, so the token (for the sim's own tenant) is
-    # refused by the tenant check, naming the profile's tenant
-    alone = run_cli(["plan", str(SAMPLE)], env=env)
+    # found in the folder but not named: it may not route sign-in; nothing is sent anywhere
+    unnamed = run_cli(["plan", str(SAMPLE)], env=env)
+    assert unnamed.exit_code == 2, unnamed.output
+    assert "nobody named" in unnamed.output and "--profile lab" in unnamed.output
+    assert sim.metrics()["token_requests"] == 0 and not (tmp_path / "reports").exists()
+    # named (after the command, as a global option may be): its tenant is the one used, so the
+    # token (for the sim's own tenant) is refused by the tenant check, naming the profile's tenant
+    alone = run_cli(["plan", str(SAMPLE), "--profile", "lab"], env=env)
     assert alone.exit_code == 3, alone.output
     assert "AZURE_TENANT_ID is 00000000-0000-4000-8000-00000000beef" in alone.output
     assert _meta(_newest(tmp_path))["tenant_id"].endswith("beef")
     # the environment overrides the profile's tenant; the profile's URLs and budget still apply
-    with_env = run_cli(["plan", str(SAMPLE)], env=sim.env())
+    with_env = run_cli(["--profile", "lab", "plan", str(SAMPLE)], env=sim.env())
     assert with_env.exit_code == 0, with_env.output
     meta = _meta(_newest(tmp_path))
     assert meta["tenant_id"] == sim.config.tenant_id
     assert meta["graph_url"].startswith(sim.graph_url.rstrip("/"))
     # an option overrides both
-    rotated = run_cli(["rotate", str(SAMPLE), "--yes", "--write-budget", "150/20s"], env=sim.env())
+    named = ["--profile", "lab", "rotate", str(SAMPLE), "--yes"]
+    rotated = run_cli([*named, "--write-budget", "150/20s"], env=sim.env())
     assert rotated.exit_code == 0, rotated.output
     assert _meta(_newest(tmp_path))["write_budget"] == "150/20s"
-    rotated = run_cli(["rotate", str(SAMPLE), "--yes", "--recent", "0"], env=sim.env())
+    rotated = run_cli([*named, "--recent", "0"], env=sim.env())
     assert rotated.exit_code == 0, rotated.output
     assert _meta(_newest(tmp_path))["write_budget"] == "120/20s"
 
@@ -220,6 +226,6 @@ def test_a_secret_in_the_profile_file_is_refused(
 
 def test_an_unknown_profile_key_is_refused(sim: SimTenant, run_cli: Cli, tmp_path: Path) -> None:
     _write_config(tmp_path, sim, **{"max-devcies": "10"})
-    result = run_cli(["plan", str(SAMPLE)], env=sim.env())
+    result = run_cli(["plan", str(SAMPLE), "--profile", "lab"], env=sim.env())
     assert result.exit_code == 2
     assert "max-devcies" in result.output and "max-devices" in result.output

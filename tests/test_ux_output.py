@@ -100,10 +100,13 @@ def test_plan_json_and_verify_json(sim: SimTenant, run_cli: Cli, tmp_path: Path)
     assert rotated.exit_code == 0, rotated.output
     run_dir = next(d for d in run_dirs(tmp_path) if (d / "events.jsonl").exists())
     checked = run_cli(["verify", str(run_dir), "--json"], env=sim.env())
-    assert checked.exit_code == 0, checked.output
     doc = json.loads(checked.stdout)
     assert problems(doc, schema("result.schema.json")) == []
     assert doc["command"] == "verify" and sum(doc["verification"].values()) > 0
+    # only pending devices: "retry later" (75), told apart from "look at this" (1)
+    assert doc["verification"] == {"pending": 47}
+    assert checked.exit_code == doc["exit_code"] == 75, checked.output
+    assert "pending" in doc["exit_meaning"]
 
 
 def test_json_error_document_on_usage_error(run_cli: Cli) -> None:
@@ -160,7 +163,7 @@ def test_help_has_examples_usage_and_no_bool_placeholders(run_cli: Cli, command:
     text = result.stdout
     assert "Examples" in text and f"batch-rotate {command}" in text.split("Examples", 1)[1]
     assert "<bool>" not in text
-    argument = "INPUT" if command in ("rotate", "plan") else "RUN_DIR"
+    argument = "INPUT" if command in ("rotate", "plan") else "RUN"
     usage = next(line for line in text.splitlines() if "Usage:" in line)
     assert argument in usage and "{" not in usage and "input_file" not in usage
 

@@ -25,6 +25,8 @@ LIVELY = EscrowConfig(
     near_ceiling_share=0.1,
 )
 
+VERIFY_DONE = (0, 1, 75)  # verify answered: verified / something to look at / pending
+
 
 def _report(run_dir: Path) -> dict[str, dict[str, str]]:
     with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
@@ -61,7 +63,7 @@ def test_rotate_then_verify_matches_ground_truth(
         ],
         env=sim.env(),
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in VERIFY_DONE, result.output  # 0, 1 (look) or 75 (pending)
     assert f"verification ({strategy} key reads)" in result.output
     report = _report(run_dir)
     truth = sim.verification_truth()
@@ -150,7 +152,7 @@ def test_verify_and_resume_reuse_the_runs_trust_settings(
     (run_dir,) = run_dirs(tmp_path)
     # exactly as the README writes it: no --ca-bundle, no --graph-url
     checked = run_cli(["verify", str(run_dir)], env=sim.env())
-    assert checked.exit_code == 0, checked.output
+    assert checked.exit_code == 75, checked.output  # verified it could: all still pending
     resumed = run_cli(["rotate", "--resume", str(run_dir), "--yes"], env=sim.env())
     assert resumed.exit_code == 0, resumed.output
     # a recorded CA that has gone is a clear error, not a TLS failure

@@ -44,6 +44,8 @@ SIM_LIMITS: dict[str, Any] = {
     "tenant_any_limit": 1_000_000,
 }
 
+VERIFY_DONE = (0, 1, 75)  # verify answered: verified / something to look at / pending
+
 
 def _report(run_dir: Path) -> dict[str, dict[str, str]]:
     with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
@@ -123,7 +125,7 @@ def test_every_verdict_equals_the_devices_true_fate(
     checked = run_cli(
         ["verify", str(run_dir), "--wait", "5s", "--every", "0.5s", *budgets], env=sim.env()
     )
-    assert checked.exit_code == 0, checked.output
+    assert checked.exit_code in VERIFY_DONE, checked.output
     report = _report(run_dir)
     truth = sim.verification_truth()
 

@@ -18,6 +18,7 @@ APP_EXAMPLES = (
 ROTATE_EXAMPLES = (
     "[bold]Examples[/]\n\n"
     "  batch-rotate rotate devices.csv\n"
+    "  batch-rotate rotate --plan reports/<plan-run-id>   # exactly the reviewed plan\n"
     "  batch-rotate rotate devices.csv --check-keys --yes --quiet\n"
     "  batch-rotate rotate devices.csv --yes --json > result.json\n"
     "  batch-rotate rotate devices.csv --verify-wait 4h --verify-every 10m\n"
@@ -28,6 +29,7 @@ PLAN_EXAMPLES = (
     "[bold]Examples[/]\n\n"
     "  batch-rotate plan devices.csv\n"
     "  batch-rotate plan devices.csv --check-keys --recent 48h\n"
+    "  batch-rotate plan devices.csv --auth device-code --tenant-id contoso.onmicrosoft.com\n"
     "  batch-rotate plan devices.csv --json | jq .counts"
 )
 VERIFY_EXAMPLES = (
@@ -35,6 +37,12 @@ VERIFY_EXAMPLES = (
     "  batch-rotate verify reports/<run-id>\n"
     "  batch-rotate verify reports/<run-id> --wait 2h --every 10m\n"
     "  batch-rotate verify reports/<run-id> --json | jq .verification"
+)
+SELECT_EXAMPLES = (
+    "[bold]Examples[/]\n\n"
+    "  batch-rotate select --keys-older-than 90d\n"
+    "  batch-rotate select --exposed-since 7d --out exposed.csv\n"
+    "  batch-rotate select --group Kiosks --exclude vip.csv --json"
 )
 REPORT_EXAMPLES = "[bold]Examples[/]\n\n  batch-rotate report reports/<run-id>"
 

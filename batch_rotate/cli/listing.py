@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from batch_rotate.cli.console import err, out
-from batch_rotate.cli.output import closed_stdout_ok
-from batch_rotate.runkit import shown_path
-from batch_rotate.runs import RunInfo, list_runs
+from batch_rotate.cli.groups import OUTPUT, Given, takes
+
+if TYPE_CHECKING:
+    from batch_rotate.runs import RunInfo
 
 RUNS_SCHEMA_VERSION = 1
 RUNS_EXAMPLES = (
@@ -58,15 +58,15 @@ def _document(reports_dir: Path, runs: list[RunInfo]) -> dict[str, Any]:
     }
 
 
-def runs_command(
-    reports_dir: Annotated[
-        Path, typer.Option("--reports-dir", help="Where the run folders are.")
-    ] = Path("reports"),
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document on stdout.")
-    ] = False,
-) -> None:
-    """List the runs under --reports-dir: input, tenant, state, counts and what to do next."""
+@takes(OUTPUT)
+def runs_command(*, given: Given) -> None:
+    """List the runs: input, tenant, state, counts by status, when, and what to do next (the
+    resume or verify command, or nothing)."""
+    from batch_rotate.cli.console import err, out
+    from batch_rotate.cli.output import closed_stdout_ok
+    from batch_rotate.runs import list_runs, shown_path
+
+    reports_dir, json_out = given["reports_dir"], given["json_out"]
     runs = list_runs(reports_dir, shown_path) if reports_dir.is_dir() else []
     if json_out:
         with closed_stdout_ok():
@@ -93,3 +93,24 @@ def runs_command(
         lines.append("")
     with closed_stdout_ok():
         out.print("\n".join(lines).rstrip(), highlight=False, markup=False, soft_wrap=True)
+
+
+@takes(OUTPUT)
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder, reports/<run-id>.")],
+    *,
+    given: Given,
+) -> None:
+    """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
+    from batch_rotate.cli.console import out
+    from batch_rotate.cli.output import closed_stdout_ok
+    from batch_rotate.cli.running import exits
+    from batch_rotate.runs import render
+
+    with exits():
+        paths, counts = render(run_dir)
+    if given["quiet"]:
+        return
+    with closed_stdout_ok():
+        out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False, markup=False)
+        out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)

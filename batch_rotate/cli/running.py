@@ -1,5 +1,9 @@
-"""The commands' shared edge: credentials from options, output modes, errors to exit codes, and
-running a job with its progress, summary and --json document."""
+"""The commands' shared edge: the run context from the options, output modes, errors to exit
+codes, and running a job with its progress, summary and --json document.
+
+The run layer is imported inside the functions that call it, so `--help`, `--version` and shell
+completion never load aiohttp, MSAL or openpyxl.
+"""
 
 from __future__ import annotations
 
@@ -9,55 +13,30 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from batch_rotate.cli.console import ProgressView, confirm_prompt, err, print_summary
-from batch_rotate.cli.output import (
-    Mode,
-    closed_stdout_ok,
-    console_logging,
-    document,
-    error_document,
-    print_json,
-)
+from batch_rotate.cli.groups import SELECTION, Given
+from batch_rotate.context import RunContext, build
 from batch_rotate.errors import BatchRotateError, InputError
-from batch_rotate.models import IdKind
-from batch_rotate.run import EXIT_INTERRUPTED, InputOptions, RunResult, run_job
-from batch_rotate.settings import Credentials, Settings
+from batch_rotate.exitcodes import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from batch_rotate.cli.output import Mode
+    from batch_rotate.run import RunResult
+    from batch_rotate.select import Criteria
 
 log = logging.getLogger("batch_rotate.cli")
-
-
-def sign_in_from(
-    tenant_id: str, client_id: str, secret: str, cert: Path | None, cert_password: str
-) -> Credentials:
-    missing = [
-        name
-        for name, value in (
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID (--client-id)", client_id),
-        )
-        if not value
-    ]
-    if not secret and cert is None:
-        missing.append("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH")
-    if missing:
-        raise InputError(
-            "sign-in is not configured: set "
-            + ", ".join(missing)
-            + " (see README: 'Running against a real tenant')"
-        )
-    # A certificate given is the credential used (and recorded); the secret is then ignored.
-    return Credentials(
-        tenant_id, client_id, None if cert else secret or None, cert, cert_password or None
-    )
+SELECTION_NAMES = frozenset(p.name for p in SELECTION)
 
 
 @contextlib.contextmanager
 def exits(command: str = "", mode: Mode | None = None) -> Iterator[None]:
     """The one place where the project's errors become a line on stderr and an exit code."""
+    from batch_rotate.cli.console import err
+    from batch_rotate.cli.output import error_document, print_json
+
     try:
         yield
     except BatchRotateError as exc:
@@ -72,18 +51,95 @@ def exits(command: str = "", mode: Mode | None = None) -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def mode_of(command: str, *, json_out: bool, quiet: bool, verbose: bool, debug: bool) -> Mode:
-    mode = Mode(json=json_out, quiet=quiet, verbose=verbose, debug=debug)
-    if quiet and (verbose or debug):
+def mode_of(command: str, given: Given) -> Mode:
+    from batch_rotate.cli.output import Mode
+
+    mode = Mode(
+        json=given["json_out"], quiet=given["quiet"], verbose=given["verbose"], debug=given["debug"]
+    )
+    if mode.quiet and (mode.verbose or mode.debug):
         with exits(command, mode):
             raise InputError("--quiet cannot be combined with --verbose or --debug; pick one")
     return mode
 
 
+def with_run_record(given: Given, run_dir: Path | None) -> Given:
+    """A command on an earlier run takes the choices that run recorded (see `Given.with_record`)."""
+    if run_dir is None:
+        return given
+    from batch_rotate.context import recorded
+    from batch_rotate.runs import run_meta
+
+    return given.with_record(recorded(run_meta(run_dir)))
+
+
+def criteria_of(given: Given, select_: bool) -> Criteria:
+    from batch_rotate.select import Criteria
+
+    criteria = Criteria(
+        given["exposed_since"],
+        given["read_by"],
+        given["keys_older_than"],
+        given["group"],
+        given["all_windows"],
+        given["exclude"],
+    )
+    if not select_:
+        typed = sorted(given.explicit & SELECTION_NAMES)
+        if typed:
+            raise InputError(
+                f"selector options need --select (or use the `select` command): {typed[0]}"
+            )
+        return criteria
+    if not criteria.any():
+        raise InputError(
+            "--select needs a selector: --exposed-since, --keys-older-than, --group or "
+            "--all-windows"
+        )
+    if criteria.read_by and criteria.exposed_since is None:
+        raise InputError("--read-by narrows --exposed-since; give --exposed-since too")
+    if criteria.exclude is not None and not criteria.exclude.is_file():
+        raise InputError(f"--exclude {criteria.exclude}: no such file")
+    return criteria
+
+
+def context_of(
+    given: Given,
+    *,
+    dry_run: bool = False,
+    verify: tuple[float | None, float] | None = None,
+    keys_strategy: Any = None,
+) -> RunContext:
+    """The one builder every command uses: options (with record, environment, profile) to the
+    credentials, settings and the record the run keeps."""
+    import dataclasses
+
+    context = build(given.values, dry_run=dry_run, profile_note=given.profile_note)
+    extra: dict[str, Any] = {}
+    if verify is not None:
+        extra.update(verify_wait_s=verify[0], verify_every_s=verify[1])
+    if keys_strategy is not None:
+        extra["keys_strategy"] = keys_strategy
+    if extra:
+        context = dataclasses.replace(
+            context, settings=dataclasses.replace(context.settings, **extra)
+        )
+    return context
+
+
 def execute(
-    command: str, mode: Mode, coro_factory: Callable[[], Coroutine[Any, Any, RunResult]]
+    command: str,
+    mode: Mode,
+    coro_factory: Callable[[], Coroutine[Any, Any, RunResult]],
+    *,
+    note: str = "",
 ) -> None:
+    from batch_rotate.cli.console import print_summary
+    from batch_rotate.cli.output import closed_stdout_ok, console_logging, document, print_json
+
     with console_logging(mode):
+        if note:
+            log.info("%s", note)
         with exits(command, mode):
             result = asyncio.run(coro_factory())
         with closed_stdout_ok():
@@ -99,36 +155,48 @@ def notify(text: str) -> None:
 
 def start_job(
     *,
-    input_file: Path | None,
-    resume: Path | None,
-    assume_yes: bool,
-    id_column: str | None,
-    id_kind: IdKind | None,
-    sheet: str | None,
-    credentials: Credentials,
-    settings: Settings,
     command: str,
     mode: Mode,
+    context: RunContext,
+    given: Given,
+    input_file: Path | None = None,
+    resume: Path | None = None,
+    plan: tuple[Path, float] | None = None,
+    criteria: Criteria | None = None,
+    assume_yes: bool = False,
     retry_failed: bool = False,
 ) -> None:
-    if (input_file is None) == (resume is None):
-        with exits(command, mode):
-            raise InputError("give either an INPUT file or --resume reports/<run-id>, not both")
-    if retry_failed and resume is None:
-        with exits(command, mode):
-            raise InputError(
-                "--retry-failed re-sends the failed devices of a run: add --resume RUN"
-            )
-    inputs = InputOptions(input_file, id_column, id_kind, sheet) if input_file else None
+    from batch_rotate.cli.console import ProgressView, confirm_prompt
+    from batch_rotate.run import InputOptions, PlanToApply, run_job
+    from batch_rotate.select.job import select_then_run
+
+    inputs = (
+        InputOptions(input_file, given["id_column"], given["id_kind"], given["sheet"])
+        if input_file is not None
+        else None
+    )
     confirm = confirm_prompt(assume_yes)
 
     async def job() -> RunResult:
         with ProgressView(enabled=not mode.quiet) as progress:
+            if criteria is not None:
+                return await select_then_run(
+                    criteria,
+                    settings=context.settings,
+                    credentials=context.credentials,
+                    context_meta=context.meta(),
+                    argv=sys.argv,
+                    confirm=confirm,
+                    on_progress=progress,
+                    notify=notify,
+                )
             return await run_job(
-                settings=settings,
-                credentials=credentials,
+                settings=context.settings,
+                credentials=context.credentials,
+                context_meta=context.meta(),
                 inputs=inputs,
                 resume_dir=resume,
+                plan=PlanToApply(*plan) if plan is not None else None,
                 argv=sys.argv,
                 confirm=confirm,
                 on_progress=progress,
@@ -137,4 +205,4 @@ def start_job(
                 on_resolving=progress.resolving,
             )
 
-    execute(command, mode, job)
+    execute(command, mode, job, note=context.profile_note)

@@ -1,182 +1,93 @@
-"""The `select` command and `rotate --select`: build a device list from the tenant, and the
-sign-in modes (app, device code, managed identity) that the commands accept."""
+"""The `select` command: build a reviewable device list from the tenant, with every sign-in,
+connection, pacing and output option the other commands take."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from batch_rotate.cli.console import ProgressView, confirm_prompt, out
-from batch_rotate.cli.options import (
-    AllWindowsOpt,
-    AttemptsOpt,
-    AuthMode,
-    AuthOpt,
-    AuthorityOpt,
-    CaOpt,
-    CertOpt,
-    CertPwOpt,
-    ClientOpt,
-    CloudOpt,
-    ExcludeOpt,
-    ExposedOpt,
-    GraphUrlOpt,
-    GroupOpt,
-    KeysOlderOpt,
-    MiClientOpt,
-    ReadByOpt,
-    ReadOpt,
-    ScopeOpt,
-    SecretOpt,
-    TenantOpt,
-    TimeoutOpt,
-    TokenCacheOpt,
-)
-from batch_rotate.cli.output import Mode, console_logging
-from batch_rotate.cli.running import execute, exits, notify, sign_in_from
+from batch_rotate.cli.groups import CONNECTION, OUTPUT, PACING, SELECTION, SIGN_IN, Given, takes
+from batch_rotate.cli.running import context_of, criteria_of, exits, mode_of, notify
+from batch_rotate.commandline import command, relative
 from batch_rotate.errors import InputError
-from batch_rotate.run import RunResult
-from batch_rotate.select import Criteria
-from batch_rotate.select.job import select_devices, select_then_run
-from batch_rotate.settings import Cloud, Credentials, Settings, endpoints_for
 
 
-def signin(
-    auth: AuthMode,
-    tenant_id: str,
-    client_id: str,
-    secret: str,
-    cert: Path | None,
-    cert_password: str,
-    managed_identity_client_id: str | None,
-    token_cache: Path | None,
-) -> Credentials:
-    """Credentials for the sign-in mode; only what that mode needs is required."""
-    if auth is AuthMode.APP:
-        return sign_in_from(tenant_id, client_id, secret, cert, cert_password)
-    if auth is AuthMode.DEVICE_CODE and not (tenant_id and client_id):
-        raise InputError(
-            "--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID (an app registration "
-            "with 'Allow public client flows'); no secret is used"
-        )
-    return Credentials(
-        tenant_id or "managed-identity",
-        client_id,
-        auth=auth.value,
-        managed_identity_client_id=managed_identity_client_id,
-        token_cache=token_cache,
-    )
-
-
-def check_selection(
-    criteria: Criteria, select_: bool, input_file: Path | None, resume: Path | None
-) -> None:
-    if select_ and (input_file is not None or resume is not None):
-        raise InputError("give --select or an INPUT file (or --resume), not both")
-    if select_ and not criteria.any():
-        raise InputError(
-            "--select needs a selector: --exposed-since, --keys-older-than, --group or "
-            "--all-windows"
-        )
-    if not select_ and (criteria.any() or criteria.exclude or criteria.read_by):
-        raise InputError("selector options need --select (or use the `select` command)")
-    if criteria.read_by and criteria.exposed_since is None:
-        raise InputError("--read-by narrows --exposed-since; give --exposed-since too")
-    if criteria.exclude is not None and not criteria.exclude.is_file():
-        raise InputError(f"--exclude {criteria.exclude}: no such file")
-
-
-def select_job(
-    criteria: Criteria,
-    settings: Settings,
-    credentials: Credentials,
-    assume_yes: bool,
-    mode: Mode,
-) -> None:
-    """`rotate --select`: the selection, written into the run folder, then a normal run."""
-    confirm = confirm_prompt(assume_yes)
-
-    async def job() -> RunResult:
-        with ProgressView(enabled=not mode.quiet) as progress:
-            return await select_then_run(
-                criteria,
-                settings=settings,
-                credentials=credentials,
-                argv=sys.argv,
-                confirm=confirm,
-                on_progress=progress,
-                notify=notify,
-            )
-
-    execute("rotate", mode, job)
-
-
+@takes(SIGN_IN, CONNECTION, PACING, SELECTION, OUTPUT)
 def select_command(
-    exposed_since: ExposedOpt = None,
-    read_by: ReadByOpt = None,
-    keys_older_than: KeysOlderOpt = None,
-    group: GroupOpt = None,
-    all_windows: AllWindowsOpt = False,
-    exclude: ExcludeOpt = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help="CSV to write (default reports/selected-<stamp>.csv)."),
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="CSV to write (default: <reports-dir>/selected-<time>.csv).",
+        ),
     ] = None,
-    tenant_id: TenantOpt = "",
-    client_id: ClientOpt = "",
-    client_secret: SecretOpt = "",
-    certificate_path: CertOpt = None,
-    certificate_password: CertPwOpt = "",
-    auth: AuthOpt = AuthMode.APP,
-    managed_identity_client_id: MiClientOpt = None,
-    token_cache: TokenCacheOpt = None,
-    cloud: CloudOpt = Cloud.GLOBAL,
-    graph_url: GraphUrlOpt = None,
-    authority_url: AuthorityOpt = None,
-    scope: ScopeOpt = None,
-    ca_bundle: CaOpt = None,
-    read_budget: ReadOpt = "2000/20s",  # type: ignore[assignment]
-    max_attempts: AttemptsOpt = 8,
-    timeout: TimeoutOpt = 60.0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", rich_help_panel="Output", help="Overwrite an existing --out."),
+    ] = False,
+    *,
+    given: Given,
 ) -> None:
-    """Long only by its option list: Typer reads the options from this signature."""
-    criteria = Criteria(exposed_since, read_by, keys_older_than, group, all_windows, exclude)
-    with console_logging(Mode()), exits("select"):
-        check_selection(criteria, True, None, None)
-        credentials = signin(
-            auth,
-            tenant_id,
-            client_id,
-            client_secret,
-            certificate_path,
-            certificate_password,
-            managed_identity_client_id,
-            token_cache,
-        )
-        settings = Settings(
-            endpoints=endpoints_for(
-                cloud,
-                credentials.tenant_id,
-                graph_url=graph_url,
-                authority_url=authority_url,
-                scope=scope,
-                ca_bundle=ca_bundle,
-            ),
-            read_budget=read_budget,
-            max_attempts=max_attempts,
-            timeout_s=timeout,
-        )
+    """Build a reviewable device list from the tenant: keys read since a date, keys older than an
+    age, an Entra group, or every Windows device. Selectors combine (intersection)."""
+    import asyncio
+
+    from batch_rotate.cli.console import err
+    from batch_rotate.cli.output import closed_stdout_ok, console_logging, print_json
+    from batch_rotate.select.job import select_devices
+
+    mode = mode_of("select", given)
+    with console_logging(mode), exits("select", mode):
+        criteria = criteria_of(given, True)
+        context = context_of(given)
+        notify(context.profile_note)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_file = out_path or Path("reports") / f"selected-{stamp}.csv"
+        out_file = out_path or context.settings.reports_dir / f"selected-{stamp}.csv"
+        _check_out(out_file, force=force, exclude=criteria.exclude)
         selection = asyncio.run(
             select_devices(
-                criteria, settings=settings, credentials=credentials, out=out_file, notify=notify
+                criteria,
+                settings=context.settings,
+                credentials=context.credentials,
+                out=out_file,
+                notify=notify,
             )
         )
-    out.print(f"{len(selection.devices)} devices selected: {out_file}", highlight=False)
-    out.print(f"review it, then: batch-rotate rotate {out_file}", highlight=False)
+    count = len(selection.devices)
+    next_command = command("plan", relative(out_file))
+    with closed_stdout_ok():
+        if mode.json:
+            print_json(
+                {
+                    "schema_version": 1,
+                    "command": "select",
+                    "selected": count,
+                    "out": str(out_file),
+                    "criteria": criteria.describe(),
+                    "next_command": next_command,
+                    "exit_code": 0,
+                }
+            )
+        if not mode.quiet:
+            mode.human.print(
+                f"{count} device{'' if count == 1 else 's'} selected: {out_file}",
+                highlight=False,
+                markup=False,
+            )
+        # -q never hides the next step; it goes to stderr then, as with --json
+        (err if mode.quiet else mode.human).print(
+            f"review it, then: {next_command}", highlight=False, markup=False
+        )
+
+
+def _check_out(out_file: Path, *, force: bool, exclude: Path | None) -> None:
+    """Never overwrite a file silently (least of all the --exclude list being read)."""
+    if exclude is not None and out_file.resolve() == exclude.resolve():
+        raise InputError(f"--out {out_file} is the --exclude list; write the selection elsewhere")
+    if out_file.exists() and not force:
+        raise InputError(f"--out {out_file} exists; give another file, or add --force")

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import requests.utils
-
 from batch_rotate.graph.errors import ConfigError
 
 PROXY_SCHEMES = ("http", "https")
@@ -26,6 +24,8 @@ def proxy_for(url: str, explicit: str | None) -> str | None:
     """
     if explicit:
         return explicit
+    import requests.utils  # only when a request is made: the command line starts faster
+
     proxies = requests.utils.get_environ_proxies(url)  # {} when NO_PROXY names the host
     found = requests.utils.select_proxy(url, proxies)
     if not found:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from batch_rotate.errors import InputError
@@ -67,6 +67,7 @@ async def select_then_run(
     confirm: Callable[[ConfirmRequest], bool] | None = None,
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
+    context_meta: Mapping[str, str] | None = None,
 ) -> RunResult:
     """`rotate --select`: the selected list is written into the run folder, then a normal run."""
     run_dir = new_run_dir(settings.reports_dir, Path("selected.csv"))
@@ -89,4 +90,5 @@ async def select_then_run(
         on_progress=on_progress,
         notify=notify,
         run_dir=run_dir,
+        context_meta=context_meta,
     )

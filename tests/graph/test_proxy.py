@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 
+from batch_rotate.context import build, record_of, recorded
 from batch_rotate.errors import InputError
 from batch_rotate.graph.endpoints import Cloud, Endpoints
 from batch_rotate.graph.errors import ConfigError
 from batch_rotate.graph.proxy import check_proxy, proxy_for, redact, without_credentials
-from batch_rotate.runkit import recorded_endpoints as _recorded_endpoints
 from batch_rotate.runs import redacted_argv
 from batch_rotate.settings import Settings, endpoints_for
 
@@ -94,18 +91,21 @@ def _settings(proxy: str | None = None) -> Settings:
     return Settings(endpoints=Endpoints.for_cloud(Cloud.GLOBAL, "t", proxy=proxy))
 
 
-def test_a_later_command_reuses_the_recorded_proxy_unless_given_one() -> None:
-    meta = {"proxy": "http://proxy.corp.example:3128"}
-    assert _recorded_endpoints(meta, _settings()).proxy == "http://proxy.corp.example:3128"
-    given = _recorded_endpoints(meta, _settings("http://other.example:8080"))
-    assert given.proxy == "http://other.example:8080"
-    assert _recorded_endpoints({}, _settings()).proxy is None  # runs made before --proxy
+APP = {"tenant_id": "contoso.example", "client_id": "app", "client_secret": "s3cret"}
 
 
-def test_a_recorded_proxy_with_credentials_must_be_given_again(tmp_path: Path) -> None:
-    meta = {"proxy": "http://***@proxy.corp.example:3128"}
+def test_a_run_records_its_proxy_without_the_password() -> None:
+    record = record_of({**APP, "proxy": "http://svc:pw@proxy.corp.example:3128"})
+    assert record["proxy"] == "http://***@proxy.corp.example:3128"
+    assert "s3cret" not in str(record) and "pw" not in record["proxy"]
+    plain = record_of({**APP, "proxy": "http://proxy.corp.example:3128"})
+    assert build({**APP, "proxy": plain["proxy"]}).settings.endpoints.proxy == plain["proxy"]
+    assert recorded({})["proxy"] == ""  # runs made before --proxy: none, not the environment's
+
+
+def test_a_recorded_proxy_with_credentials_must_be_given_again() -> None:
     with pytest.raises(InputError, match="give it again with --proxy"):
-        _recorded_endpoints(meta, _settings())
-    again = _recorded_endpoints(meta, _settings("http://svc:pw@proxy.corp.example:3128"))
-    assert again.proxy == "http://svc:pw@proxy.corp.example:3128"
-    assert "pw@" not in repr(dataclasses.replace(again))
+        build({**APP, "proxy": "http://***@proxy.corp.example:3128"})
+    again = build({**APP, "proxy": "http://svc:pw@proxy.corp.example:3128"})
+    assert again.settings.endpoints.proxy == "http://svc:pw@proxy.corp.example:3128"
+    assert "pw@" not in repr(again.settings.endpoints) and "pw@" not in str(again.record)
