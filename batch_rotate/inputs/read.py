@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
 import stat
 from array import array
@@ -35,7 +34,6 @@ from batch_rotate.models import DeviceRef, IdKind
 
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
 XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
-log = logging.getLogger("batch_rotate.inputs")
 
 
 class RefList(Sequence[DeviceRef]):
@@ -130,7 +128,6 @@ def read_device_list(
             f"{path.name}: --sheet {sheet!r} applies only to .xlsx workbooks and this is a "
             "text file; drop --sheet"
         )
-    log.debug("reading %s", path)
     with field_limit():
         first = _scan(path, is_text, sheet, id_column, id_kind, forced=None)
         if first.retry is None:
