@@ -161,9 +161,16 @@ async def _new_run(
 ) -> RunResult:
     started = utc_now()
     settings, credentials, notify = stages.settings, stages.credentials, stages.notify
-    devices = read_device_list(
-        inputs.path, id_column=inputs.id_column, id_kind=inputs.id_kind, sheet=inputs.sheet
-    )
+    try:  # the read holds the event loop: a first Ctrl-C or SIGTERM must stop it at once
+        with stages.interrupts.raising():
+            devices = read_device_list(
+                inputs.path, id_column=inputs.id_column, id_kind=inputs.id_kind, sheet=inputs.sheet
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while reading {inputs.path.name}: nothing was sent and no run folder "
+            "was made; run the command again"
+        ) from None
     # An ambiguous column (a lone DeviceId) is decided by a probe before any run folder exists.
     settled = await settle_kind(devices, credentials=credentials, settings=settings, notify=notify)
     devices = settled.devices

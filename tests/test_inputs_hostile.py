@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
@@ -15,6 +16,8 @@ import pytest
 from batch_rotate.errors import InputError
 from batch_rotate.inputs import MAX_COLUMNS, MAX_FIELD_CHARS, read_device_list
 from batch_rotate.models import IdKind
+
+from .xlsx_shapes import INTUNE_HEADER, intune_rows, write_xlsx
 
 GUID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
@@ -142,8 +145,53 @@ def test_one_cell_at_xfd1048576_does_not_allocate_a_grid(tmp_path: Path) -> None
     before = _peak_mb()
     with pytest.raises(InputError) as caught:
         read_device_list(path)
-    assert "far.xlsx: cell XFD1048576 lies beyond column 1,000 (ALL)" in str(caught.value)
+    # Columns past the cap are never read: the sheet has nothing a device list could hold.
+    assert "far.xlsx: sheet 'Sheet' is empty (nothing in columns A to ALL, the 1,000" in str(
+        caught.value
+    )
     assert _peak_mb() - before < 50
+
+
+def _counted_rows(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[int]:
+    """The width of every row openpyxl's read-only sheet hands the reader (cells materialised)."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    sheet_type = type(book.active)
+    book.close()
+    original = sheet_type.iter_rows
+    widths: list[int] = []
+
+    def iter_rows(self: object, *args: object, **kwargs: object) -> Iterator[tuple[object, ...]]:
+        for row in original(self, *args, **kwargs):
+            widths.append(len(row))
+            yield row
+
+    monkeypatch.setattr(sheet_type, "iter_rows", iter_rows)
+    return widths
+
+
+def test_an_empty_cell_at_xfd_on_every_row_is_never_padded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 19: openpyxl pads each read-only row out to its last cell, here 16,384 a row.
+    rows = 3000
+    path = write_xlsx(tmp_path / "xfd.xlsx", INTUNE_HEADER, intune_rows(rows), far_empty_cell=True)
+    widths = _counted_rows(monkeypatch, path)
+    devices = read_device_list(path)
+    refs = list(devices.refs)
+    assert (devices.column, len(refs), refs[-1].row) == ("Device ID", rows, rows + 1)
+    assert not [ref for ref in refs if ref.error]
+    assert devices.columns_found == INTUNE_HEADER
+    # Linear in the rows and as wide as the header: one header search row of at most the cap,
+    # then 13 cells a row (unbounded, this is 16,384 x 3,001 cells).
+    assert sum(widths) <= MAX_COLUMNS + len(INTUNE_HEADER) * rows
+    assert len(widths) == rows + 1
+
+
+def test_a_note_beside_the_header_in_a_workbook_is_not_a_bad_row(tmp_path: Path) -> None:
+    # Cells right of the header are not read; in a workbook they are notes, not a stray delimiter.
+    path = write_xlsx(tmp_path / "notes.xlsx", ["Device name"], [["LT-1", "", "spare"], ["LT-2"]])
+    devices = read_device_list(path)
+    assert [(r.row, r.key, r.error) for r in devices.refs] == [(2, "lt-1", None), (3, "lt-2", None)]
 
 
 def test_a_declared_dimension_is_ignored(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Read a device list (CSV or XLSX) into `DeviceRef`s; see `read.py`. No other module reads input
-files: the header table is `headers.py`, the parsers are `text.py` (CSV) and `xlsx.py`.
+files: the header table is `headers.py`, choosing the column `columns.py`, the parsers are
+`text.py` (CSV) and `xlsx.py`.
 """
 
 from batch_rotate.inputs.headers import (

@@ -1,11 +1,12 @@
-"""XLSX sheets streamed with openpyxl's read-only reader: the declared size is ignored, so a sheet
-that claims (or has one cell at) XFD1048576 costs what its cells cost, not a grid of that size.
+"""XLSX sheets streamed with openpyxl's read-only reader, never wider than the header: the declared
+size is ignored and rows are cut at the header's last named column (at most MAX_COLUMNS), so a cell
+at XFD on every row (issue 19) costs what its XML costs, not 16,384 padded cells a row.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,19 +77,29 @@ def read_xlsx(path: Path, handle: BinaryIO, sheet: str | None, start: bytes) -> 
                 f"{path.name}: sheet {chosen!r} is a chart, not cells; choose another with --sheet"
             )
         worksheet.reset_dimensions()  # never trust the declared size (issue 14)
-        rows = _rows(path, worksheet)
-        header: list[str] | None = None
-        header_row = 0
-        for row, cells, _ in rows:
-            if any(cell.strip() for cell in cells):
-                header, header_row = [cell.strip() for cell in cells], row
-                break
-        if header is None:
-            raise InputError(f"{path.name}: sheet {chosen!r} is empty; choose another with --sheet")
+        header, header_row = _header(path, chosen, worksheet)
+        rows = _rows(path, worksheet, header_row + 1, len(header))
     except BaseException:
         book.close()
         raise
     return Sheet(header, header_row, _records(book, rows), "", "sheet")
+
+
+def _header(path: Path, chosen: str, worksheet: Any) -> tuple[list[str], int]:
+    """The first row with a value in the first MAX_COLUMNS columns, cut after its last value."""
+    rows = _rows(path, worksheet, 1, MAX_COLUMNS)
+    try:
+        for row, cells, _ in rows:
+            named = [index for index, cell in enumerate(cells) if cell.strip()]
+            if named:
+                return [cell.strip() for cell in cells[: named[-1] + 1]], row
+    finally:
+        rows.close()  # the data rows are read again from the sheet, as narrow as this header
+    last = get_column_letter(MAX_COLUMNS)
+    raise InputError(
+        f"{path.name}: sheet {chosen!r} is empty (nothing in columns A to {last}, the "
+        f"{MAX_COLUMNS:,} a device list may have); choose another with --sheet"
+    )
 
 
 def _records(book: Any, rows: Iterator[tuple[int, list[str], list[bool]]]) -> Iterator[Record]:
@@ -99,19 +110,21 @@ def _records(book: Any, rows: Iterator[tuple[int, list[str], list[bool]]]) -> It
         book.close()
 
 
-def _rows(path: Path, worksheet: Any) -> Iterator[tuple[int, list[str], list[bool]]]:
-    """Each row (gaps included, so positions are Excel's row numbers) as text and number flags."""
-    row = 0
+def _rows(
+    path: Path, worksheet: Any, first: int, width: int
+) -> Generator[tuple[int, list[str], list[bool]], None, None]:
+    """Rows from `first` on, `width` cells each, as text and number flags; row numbers are
+    Excel's. Bounded by `max_col`: openpyxl otherwise pads each row out to its last cell."""
+    row = first - 1
+    blank: tuple[object, ...] = ()  # openpyxl yields one shared tuple for every row not stored
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for values in worksheet.iter_rows(values_only=True):
+            for values in worksheet.iter_rows(min_row=first, max_col=width, values_only=True):
                 row += 1
-                if not values:  # a row the sheet does not store: nothing to look at
+                if values is blank or values.count(None) == len(values):  # nothing stored
+                    blank = values
                     continue
-                if len(values) > MAX_COLUMNS:
-                    _check_beyond(path, row, values)
-                    values = values[:MAX_COLUMNS]
                 cells = [_cell_text(value) for value in values]
                 numeric = [value is not None and not isinstance(value, str) for value in values]
                 for index, cell in enumerate(cells):
@@ -126,15 +139,3 @@ def _rows(path: Path, worksheet: Any) -> Iterator[tuple[int, list[str], list[boo
         raise
     except Exception as exc:
         raise _unreadable(path, exc) from None
-
-
-def _check_beyond(path: Path, row: int, values: tuple[object, ...]) -> None:
-    """A filled cell past the column cap stops the read; empty or blank ones are ignored."""
-    for index in range(MAX_COLUMNS, len(values)):
-        value = values[index]
-        if value is not None and (not isinstance(value, str) or value.strip()):
-            raise InputError(
-                f"{path.name}: cell {get_column_letter(index + 1)}{row} lies beyond column "
-                f"{MAX_COLUMNS:,} ({get_column_letter(MAX_COLUMNS)}), more than a device list "
-                "may have; delete what is beyond the device columns, or export the list again"
-            )

@@ -1,8 +1,9 @@
-"""Measure reading a 13-column Intune "All devices" export of 1,000,000 rows (issue 14 item 4).
+"""Measure reading a 13-column Intune "All devices" export (issue 14 item 4; XLSX: issue 19).
 
 Writes the file in a temp dir, then reads it in a fresh subprocess (so the figure is the reader's
 own): `read_device_list` plus iterating every ref. Prints peak RSS and time. A script, not a test.
-Usage: .venv/bin/python tests/tools/measure_inputs.py [ROWS]
+Usage: .venv/bin/python tests/tools/measure_inputs.py [ROWS] [csv|xlsx|xfd]  (default 1000000 csv)
+xlsx: the same export as a workbook; xfd: a Device ID column and an empty cell at XFD on each row.
 """
 
 from __future__ import annotations
@@ -13,24 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-HEADER = [
-    "Device ID",
-    "Device name",
-    "Managed by",
-    "Ownership",
-    "Compliance",
-    "OS",
-    "OS version",
-    "Last check-in",
-    "Primary user UPN",
-    "Serial number",
-    "Microsoft Entra Device ID",
-    "JoinType",
-    "Encrypted",
-]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.xlsx_shapes import INTUNE_HEADER, intune_rows, write_xlsx  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -52,43 +40,40 @@ print(json.dumps({
 
 
 def write_export(path: Path, rows: int) -> None:
-    """A realistic export: 13 columns, GUIDs, names, UPNs, dates; a seeded UUID stream."""
-    seed = uuid.UUID(int=0x1B4E28BA2FA141D2883F0016D3CCA427)
+    """A realistic export as CSV (UTF-8 with BOM, as Intune writes it)."""
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for i in range(rows):
-            device = uuid.UUID(int=(seed.int + 2 * i) % (1 << 128), version=4)
-            entra = uuid.UUID(int=(seed.int + 2 * i + 1) % (1 << 128), version=4)
-            writer.writerow(
-                [
-                    str(device),
-                    f"LT-{i:07d}",
-                    "Intune",
-                    "Corporate",
-                    "Compliant" if i % 7 else "Noncompliant",
-                    "Windows",
-                    "10.0.22631.4460",
-                    f"2026-10-{1 + i % 28:02d} 10:{i % 60:02d}:00",
-                    f"user{i:07d}@contoso.example",
-                    f"SN{i:010d}",
-                    str(entra),
-                    "Microsoft Entra joined",
-                    "Yes",
-                ]
-            )
+        writer.writerow(INTUNE_HEADER)
+        writer.writerows(intune_rows(rows))
+
+
+def write(path: Path, rows: int, shape: str) -> None:
+    if shape == "csv":
+        write_export(path, rows)
+    elif shape == "xlsx":
+        write_xlsx(path, INTUNE_HEADER, intune_rows(rows))
+    elif shape == "xfd":
+        ids = ([row[0]] for row in intune_rows(rows))
+        write_xlsx(path, ["Device ID"], ids, far_empty_cell=True)
+    else:
+        raise SystemExit(f"unknown shape {shape!r}: csv, xlsx or xfd")
 
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    shape = sys.argv[2] if len(sys.argv) > 2 else "csv"
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "intune-all-devices-1m.csv"
+        path = Path(folder) / f"intune-all-devices-{rows}.{'csv' if shape == 'csv' else 'xlsx'}"
         started = time.perf_counter()
-        write_export(path, rows)
+        write(path, rows, shape)
         size_mb = path.stat().st_size / 1e6
-        print(f"wrote {rows:,} rows, {size_mb:.0f} MB in {time.perf_counter() - started:.1f} s")
+        took_s = time.perf_counter() - started
+        print(f"wrote {rows:,} rows ({shape}), {size_mb:.1f} MB in {took_s:.1f} s")
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         figures = json.loads(done.stdout)
         print(json.dumps(figures, indent=2))
