@@ -38,6 +38,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_run_index(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test may read or write the developer's run index (batch_rotate/runindex.py)."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("BATCH_ROTATE_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture
 def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimTenant]]:
     started: list[SimTenant] = []
