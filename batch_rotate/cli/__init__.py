@@ -459,8 +459,8 @@ def version() -> None:
 app.command(
     name="runs",
     cls=Command,
-    help="List the runs under --reports-dir: input, tenant, state, counts by status, when, and "
-    "what to do next (the resume or verify command, or nothing).",
+    help="List your runs, newest first, wherever they were made: input, tenant, state, counts "
+    "by status, when, and what to do next (the resume or verify command, or nothing).",
     epilog=RUNS_EXAMPLES,
 )(runs_command)
 
