@@ -38,6 +38,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_run_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures start before any test's own index: a shared one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BATCH_ROTATE_STATE_DIR", str(tmp_path_factory.mktemp("session-state")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _own_run_index(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
