@@ -87,6 +87,7 @@ def runs_command(
         Path | None,
         typer.Option(
             "--reports-dir",
+            metavar="PATH",
             help="List only the runs in this folder (by default: every run of this user, "
             "wherever it was made, and those in ./reports).",
         ),
@@ -95,13 +96,15 @@ def runs_command(
         list[str] | None,
         typer.Option(
             "--state",
+            metavar="STATE",
             help=f"Only runs in this state (repeatable): {', '.join(RUN_STATES)}.",
             show_default=False,
             callback=_checked_states,  # while parsing: a usage error (exit 2), not a crash
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=0, help="Show at most this many runs (0: all).")
+        int,
+        typer.Option("--limit", min=0, metavar="N", help="Show at most this many runs (0: all)."),
     ] = 20,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout.")
