@@ -8,6 +8,7 @@ seen for a month are only warned about (they will most likely stay `pending` at 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,9 @@ from batch_rotate.errors import BatchRotateError
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import Transport
 from batch_rotate.journal import Journal
+from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import Status
+from batch_rotate.runindex import known_runs, same_tenant
 from batch_rotate.settings import Settings
 from batch_rotate.tenant_clock import parse_graph_time
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys
@@ -78,25 +81,31 @@ async def flag_key_ceiling(
     ]
 
 
-def recently_queued(reports_dir: Path, *, since: datetime, exclude: Path) -> dict[str, str]:
-    """Intune ids (lower-case) queued by other runs since `since` -> "run <id> at <time>".
+def recently_queued(
+    reports_dir: Path, *, since: datetime, exclude: Path, tenant_id: str = ""
+) -> dict[str, str]:
+    """Intune ids (lower-case) queued by other runs of this tenant since `since` -> "run <id> at
+    <time>".
 
-    Read-only: journals are opened without the run lock, so a run in progress is seen too. A run
-    whose journal was last written before `since` cannot hold a newer request and is not opened.
+    Every run of this user counts (the run index), and those under `reports_dir`; a run of
+    another tenant never does. Read-only: journals are opened without the run lock, so a run in
+    progress is seen too. A journal last written before `since` is not opened.
     """
     cutoff = _stamp(since)
     found: dict[str, str] = {}
-    for path in sorted(reports_dir.glob("*/journal.sqlite")):
-        run_dir = path.parent
-        if run_dir.resolve() == exclude.resolve():
+    excluded = exclude.resolve()
+    for entry in reversed(known_runs(reports_dir)):  # oldest first: the newest run is named
+        run_dir = entry.run_dir
+        if run_dir == excluded or not same_tenant(entry.tenant_id, tenant_id):
             continue
-        with contextlib.suppress(OSError):
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < since - timedelta(minutes=1):
-                continue
+        if _last_written(run_dir) < since - timedelta(minutes=1):
+            continue
         with (
-            contextlib.suppress(BatchRotateError),
+            contextlib.suppress(BatchRotateError, sqlite3.DatabaseError),
             closing(Journal.open(run_dir, write=False)) as journal,
         ):
+            if not same_tenant(journal.meta().get("tenant_id"), tenant_id):
+                continue
             for row in journal.report_rows():
                 if row.status == Status.QUEUED.value and row.requested_at >= cutoff:
                     found[row.intune_device_id.lower()] = (
@@ -105,12 +114,22 @@ def recently_queued(reports_dir: Path, *, since: datetime, exclude: Path) -> dic
     return found
 
 
+def _last_written(run_dir: Path) -> datetime:
+    """The journal's last change: the WAL file holds a running run's writes until a checkpoint."""
+    times = [datetime.max.replace(tzinfo=UTC)]  # unknown: open it
+    for name in (JOURNAL_NAME, f"{JOURNAL_NAME}-wal"):
+        with contextlib.suppress(OSError):
+            times.append(datetime.fromtimestamp((run_dir / name).stat().st_mtime, UTC))
+    return max(times[1:], default=times[0])
+
+
 def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[str]:
     """Hold back devices another run queued within --recent, unless --force-recent."""
     if settings.recent_s <= 0:
         return []
     since = datetime.now(UTC) - timedelta(seconds=settings.recent_s)
-    found = recently_queued(settings.reports_dir, since=since, exclude=run_dir)
+    tenant_id = journal.meta().get("tenant_id", "")
+    found = recently_queued(settings.reports_dir, since=since, exclude=run_dir, tenant_id=tenant_id)
     if not found:
         return []
     targets = [t for t in journal.pending_devices() if t.device_id.lower() in found]

@@ -92,3 +92,19 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL DEFAULT ''
 );
 """
+
+
+# The states `runs --state` filters on: the journal's, and the two `runs` itself tells.
+RUN_STATES = (
+    "resolving",
+    "planned",
+    "rotating",
+    "plan",
+    "finished",
+    "interrupted",
+    "failed",
+    "refused",
+    "nothing_to_rotate",  # every row ineligible, held back or not found: nothing sent
+    "running",  # a process holds the run now
+    "unreadable",  # the journal cannot be read (detail says why)
+)

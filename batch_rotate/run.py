@@ -40,6 +40,7 @@ from batch_rotate.models import Status
 from batch_rotate.present import plural
 from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
+from batch_rotate.runindex import register_run
 from batch_rotate.runkit import (
     EXIT_AUTH,
     EXIT_INTERRUPTED,
@@ -181,7 +182,9 @@ async def _new_run(
         f"(column {devices.column!r} as {devices.kind.value})"
     )
     rows = len(devices)
-    for earlier in unfinished_runs(settings.reports_dir, devices.sha256):
+    for earlier in unfinished_runs(
+        settings.reports_dir, devices.sha256, tenant_id=credentials.tenant_id
+    ):
         notify(
             f"note: {earlier} is an unfinished run of this file; resume it with --resume {earlier}"
         )
@@ -205,6 +208,7 @@ async def _new_run(
     # Every row reaches the journal before anything can fail; resolution happens in SQL, so
     # the rows need not stay in memory (a million rows would otherwise hold ~200 MB).
     journal = Journal.create(run_dir, meta)
+    register_run(run_dir, meta)  # found from any folder from now on (runindex.py)
     again = (
         command("plan", relative(inputs.path))
         if settings.dry_run
@@ -507,6 +511,7 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
                 f"{run_dir} was run against tenant {meta['tenant_id']}, but AZURE_TENANT_ID is "
                 f"{credentials.tenant_id}; resume with the same tenant"
             )
+        register_run(run_dir, meta)  # a run made before the index existed is indexed now
         to_resolve = journal.counts().get(Status.RESOLVING.value, 0)
         # every row recorded, the plan not: resolve what is left (maybe nothing), then plan
         resolvable = "rows_recorded" in meta

@@ -10,8 +10,9 @@ import dataclasses
 import os
 import re
 import secrets
+import sqlite3
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,10 +21,10 @@ from pathlib import Path
 from batch_rotate.commandline import relative
 from batch_rotate.errors import BatchRotateError, JournalError
 from batch_rotate.journal import Journal, has_journal, journal_errors
-from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import RunSummary, Status
 from batch_rotate.present import shown_counts, shown_rows
 from batch_rotate.report import ReportPaths, write_reports
+from batch_rotate.runindex import known_runs, same_tenant
 from batch_rotate.runlock import HOLDER_NAME, RunLock
 
 CRASH_NAME = "crash.log"
@@ -57,15 +58,20 @@ def redacted_argv(argv: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
-    """Earlier runs of the same input file that sent writes and did not finish (resume hint).
+def unfinished_runs(reports_dir: Path, sha256: str, *, tenant_id: str = "") -> list[Path]:
+    """Earlier runs of the same input file (and tenant) that sent writes and did not finish.
 
-    A plan, a refused guard or an unconfirmed prompt sent nothing: resuming it would only repeat
-    the decision, so no hint offers it.
+    Every run of this user counts (the run index), and those under `reports_dir`. A plan, a
+    refused guard or an unconfirmed prompt sent nothing: resuming it would only repeat the
+    decision, so no hint offers it. Paths below the working folder are shown relative to it.
     """
     found = []
-    for journal_path in sorted(reports_dir.glob("*/journal.sqlite")):
-        run_dir = journal_path.parent
+    for entry in reversed(known_runs(reports_dir)):  # oldest first, as the notes read
+        if entry.input_sha256 is not None and entry.input_sha256 != sha256:
+            continue  # the index says: another file (no journal opened)
+        if entry.tenant_id is not None and not same_tenant(entry.tenant_id, tenant_id):
+            continue
+        run_dir = entry.run_dir
         with (
             contextlib.suppress(BatchRotateError),
             journal_errors(run_dir),
@@ -74,12 +80,21 @@ def unfinished_runs(reports_dir: Path, sha256: str) -> list[Path]:
             meta = journal.meta()
             if meta.get("input_sha256") != sha256 or "resolution" not in meta:
                 continue
+            if not same_tenant(meta.get("tenant_id"), tenant_id):
+                continue
             if meta.get("state") in ("finished", "plan", "refused"):
                 continue
             counts = journal.counts()
             if any(counts.get(s.value) for s in _SENT):
-                found.append(run_dir)
+                found.append(_from_here(run_dir))
     return found
+
+
+def _from_here(run_dir: Path) -> Path:
+    """The run folder relative to the working folder when below it (as the operator typed it)."""
+    with contextlib.suppress(ValueError, OSError):
+        return run_dir.relative_to(Path.cwd().resolve())
+    return run_dir
 
 
 _SENT = (Status.QUEUED, Status.FAILED, Status.IN_FLIGHT)
@@ -234,21 +249,52 @@ class RunInfo:
     detail: str = ""  # why unreadable, or who runs it
 
 
-def list_runs(reports_dir: Path, shown: Callable[[Path], str] = str) -> list[RunInfo]:
-    """Every run folder under `reports_dir`, oldest first; never raises for one bad run."""
-    found = []
-    for journal_path in sorted(reports_dir.glob(f"*/{JOURNAL_NAME}")):
-        run_dir = journal_path.parent
+@dataclass
+class RunListing:
+    """What `runs` shows: the runs, newest first, and whether --limit left matching ones out."""
+
+    runs: list[RunInfo]
+    more: bool = False
+
+
+def list_runs(
+    reports_dir: Path,
+    shown: Callable[[Path], str] = str,
+    *,
+    only_under: bool = False,
+    states: Collection[str] = (),
+    limit: int = 0,
+) -> RunListing:
+    """Every run of this user (run index and `reports_dir`), newest first; or, `only_under`,
+    those below `reports_dir`. One bad run never stops the listing: it is shown unreadable."""
+    entries = known_runs(reports_dir)
+    if only_under:
+        root = reports_dir.resolve()
+        entries = [e for e in entries if e.run_dir.is_relative_to(root)]
+    listing = RunListing([])
+    for entry in entries:
+        info: RunInfo | None
         try:
-            found.append(_run_info(run_dir, shown(run_dir)))
-        except (BatchRotateError, OSError) as exc:
-            found.append(RunInfo(run_dir.name, run_dir, "unreadable", detail=str(exc)))
-    return found
+            info = _run_info(entry.run_dir, shown(entry.run_dir), states)
+        except (BatchRotateError, OSError, sqlite3.Error) as exc:
+            info = RunInfo(entry.run_id, entry.run_dir, "unreadable", detail=str(exc))
+            info.started_at = entry.started_at
+        if info is None or (states and info.state not in states):
+            continue
+        if limit and len(listing.runs) >= limit:
+            listing.more = True  # one more run matches: say so, and stop opening journals
+            break
+        listing.runs.append(info)
+    return listing
 
 
-def _run_info(run_dir: Path, shown: str) -> RunInfo:
+def _run_info(run_dir: Path, shown: str, states: Collection[str] = ()) -> RunInfo | None:
+    """The run as `runs` shows it, or None when its state is not among `states` (if any)."""
+    holder = _in_use(run_dir)
     with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
         meta = journal.meta()
+        if states and ("running" if holder else meta.get("state", "")) not in states:
+            return None  # decided before the counts: a long history lists quickly
         stored = journal.counts()
         dry_run = meta.get("dry_run") == "True"
         info = RunInfo(
@@ -266,7 +312,6 @@ def _run_info(run_dir: Path, shown: str) -> RunInfo:
         retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows()) or any(
             transient_lookup(r) for _, r in journal.lookup_failures()
         )
-    holder = _in_use(run_dir)
     if holder:
         info.state, info.detail = "running", holder
         return info

@@ -38,6 +38,24 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_run_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures start before any test's own index: a shared one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BATCH_ROTATE_STATE_DIR", str(tmp_path_factory.mktemp("session-state")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _own_run_index(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test may read or write the developer's run index (batch_rotate/runindex.py)."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("BATCH_ROTATE_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture
 def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimTenant]]:
     started: list[SimTenant] = []

@@ -116,6 +116,9 @@ def test_crash_anywhere_then_resume(
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
         monkeypatch.delenv(name, raising=False)
     workdir = tmp_path_factory.mktemp("run")
+    # each example is a fresh operator: the run index must not hold back the devices the
+    # previous example rotated (the recent-run guard sees every run of the user)
+    monkeypatch.setenv("BATCH_ROTATE_STATE_DIR", str(workdir / "state"))
     ids = _device_list(sim, workdir)
     sim.reset_metrics()
     settings_, credentials = _settings(sim, workdir / "reports")

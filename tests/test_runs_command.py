@@ -102,14 +102,15 @@ def test_runs_lists_every_run_with_state_counts_and_next_command(tmp_path: Path)
     doc = json.loads(result.stdout)
     assert problems(doc, schema("runs.schema.json")) == []
     runs = {r["run_id"]: r for r in doc["runs"]}
+    # newest first: folders named by hand sort by their journal's last write
     assert list(runs) == [
-        "a-plan",
-        "b-interrupted",
-        "c-finished",
-        "d-failed",
-        "e-refused",
-        "f-running",
         "g-broken",
+        "f-running",
+        "e-refused",
+        "d-failed",
+        "c-finished",
+        "b-interrupted",
+        "a-plan",
     ]
     assert runs["a-plan"]["counts"] == {"would_rotate": 2, "not_found": 1}
     assert runs["a-plan"]["next_command"] == "batch-rotate rotate /data/a-plan.csv"

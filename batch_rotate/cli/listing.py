@@ -1,4 +1,5 @@
-"""`batch-rotate runs`: the run folders under --reports-dir, their state and what to do next.
+"""`batch-rotate runs`: every run of this user (the run index, and ./reports or --reports-dir),
+newest first, with its state and what to do next.
 
 `--json` prints one document; its schema is batch_rotate/schemas/runs.schema.json."""
 
@@ -12,14 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from batch_rotate.cli.groups import OUTPUT, Given, takes
+from batch_rotate.journal_schema import RUN_STATES
 
 if TYPE_CHECKING:
-    from batch_rotate.runs import RunInfo
+    from batch_rotate.runs import RunInfo, RunListing
 
 RUNS_SCHEMA_VERSION = 1
+DEFAULT_REPORTS = Path("reports")
 RUNS_EXAMPLES = (
     "[bold]Examples[/]\n\n"
     "  batch-rotate runs\n"
+    "  batch-rotate runs --state interrupted --state failed --limit 0\n"
     "  batch-rotate runs --reports-dir /srv/batch-rotate/reports\n"
     "  batch-rotate runs --json | jq '.runs[] | select(.next_command)'"
 )
@@ -33,11 +37,21 @@ def _counts(info: RunInfo) -> str:
     return shown
 
 
-def _document(reports_dir: Path, runs: list[RunInfo]) -> dict[str, Any]:
+def _document(
+    reports_dir: Path, only_under: bool, states: list[str], limit: int, listing: RunListing
+) -> dict[str, Any]:
+    from batch_rotate.runindex import index_path
+
+    index = index_path()
     return {
         "schema_version": RUNS_SCHEMA_VERSION,
         "command": "runs",
         "reports_dir": str(reports_dir),
+        "scope": "reports_dir" if only_under else "user",
+        "index": str(index) if index is not None else None,
+        "states": states,
+        "limit": limit,
+        "more": listing.more,
         "runs": [
             {
                 "run_id": info.run_id,
@@ -53,33 +67,74 @@ def _document(reports_dir: Path, runs: list[RunInfo]) -> dict[str, Any]:
                 "next_command": info.next_command or None,
                 "detail": info.detail or None,
             }
-            for info in runs
+            for info in listing.runs
         ],
     }
 
 
+def _checked_states(values: list[str] | None) -> list[str]:
+    """The --state values, lower-case and sorted; a typo is a usage error naming the states."""
+    states = sorted({v.strip().lower() for v in values or []})
+    unknown = [s for s in states if s not in RUN_STATES]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)} is not a run state; use one of {', '.join(RUN_STATES)}",
+            param_hint="--state",
+        )
+    return states
+
+
 @takes(OUTPUT)
-def runs_command(*, given: Given) -> None:
-    """List the runs: input, tenant, state, counts by status, when, and what to do next (the
-    resume or verify command, or nothing)."""
+def runs_command(
+    states: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help=f"Only runs in this state (repeatable): {', '.join(RUN_STATES)}.",
+            show_default=False,
+            callback=_checked_states,  # while parsing: a usage error (exit 2), not a crash
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, metavar="N", help="Show at most this many runs (0: all)."),
+    ] = 20,
+    *,
+    given: Given,
+) -> None:
+    """List your runs, newest first, wherever they were made: input, tenant, state, counts by
+    status, when, and what to do next (the resume or verify command, or nothing).
+
+    --reports-dir DIR lists only the runs under DIR.
+    """
     from batch_rotate.cli.console import err, out
-    from batch_rotate.cli.output import closed_stdout_ok
+    from batch_rotate.cli.output import Mode, closed_stdout_ok, console_logging
     from batch_rotate.runs import list_runs, shown_path
 
-    reports_dir, json_out = given["reports_dir"], given["json_out"]
-    runs = list_runs(reports_dir, shown_path) if reports_dir.is_dir() else []
+    json_out = given["json_out"]
+    wanted = states or []
+    only_under = "reports_dir" in given.explicit
+    folder = given["reports_dir"] if only_under else DEFAULT_REPORTS
+    with console_logging(Mode(json=json_out)):  # an unusable run index is one warning line
+        listing = list_runs(folder, shown_path, only_under=only_under, states=wanted, limit=limit)
     if json_out:
         with closed_stdout_ok():
-            sys.stdout.write(json.dumps(_document(reports_dir, runs), indent=2) + "\n")
+            doc = _document(folder, only_under, wanted, limit, listing)
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             sys.stdout.flush()
         return
-    if not runs:
-        err.print(f"no runs under {reports_dir}", highlight=False, markup=False)
+    if not listing.runs:
+        where = f"under {folder}" if only_under else f"in the run index or under {folder}"
+        if wanted:
+            where += f" in state {' or '.join(wanted)}"
+        err.print(f"no runs {where}", highlight=False, markup=False)
         return
     lines: list[str] = []
-    for info in runs:  # blocks, not a table: the commands stay whole, ready to copy
+    for info in listing.runs:  # blocks, not a table: the commands stay whole, ready to copy
         lines.append(f"{info.run_id}  {info.state}" + (f" ({info.detail})" if info.detail else ""))
         for label, value in (
+            ("folder", shown_path(info.run_dir)),
             ("input", info.input_file),
             ("tenant", info.tenant_id),
             ("started", info.started_at),
@@ -93,6 +148,8 @@ def runs_command(*, given: Given) -> None:
         lines.append("")
     with closed_stdout_ok():
         out.print("\n".join(lines).rstrip(), highlight=False, markup=False, soft_wrap=True)
+    if listing.more:
+        err.print(f"(the newest {limit} shown; --limit 0 shows all)", highlight=False, markup=False)
 
 
 @takes(OUTPUT)

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from batch_rotate.sim import FaultConfig, SimConfig, SimTenant
+from batch_rotate.sim.demo import STATE_ENV
 from batch_rotate.sim.inventory import eligible
 
 # 20 s windows last 2 s: 100 writes/s for the app. At x40 one core saturated on some machines
@@ -42,7 +43,7 @@ def _run_cli(
     sim: SimTenant, workdir: Path, input_file: Path, *extra: str, command_name: str = "rotate"
 ) -> dict[str, Any]:
     """Run `batch-rotate rotate` (or plan) as a child; wall time, CPU time and peak RSS."""
-    env = {**os.environ, **sim.env()}
+    env = {**os.environ, **sim.env(), STATE_ENV: str(workdir / "state")}  # not the user's index
     env.pop("SSL_CERT_FILE", None)
     command = [
         sys.executable,

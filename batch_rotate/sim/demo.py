@@ -1,6 +1,7 @@
 """`make demo`: start the simulated tenant, rotate inputs/sample-devices.csv through the real CLI.
 
-The CLI runs as a subprocess with the same environment variables and flags a real run would use.
+The CLI runs as a subprocess with the same environment variables and flags a real run would use,
+but keeps its runs apart (reports/demo/, its own run index): they never hold back a rehearsal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import tempfile
 from pathlib import Path
 
 from batch_rotate.sim import SimConfig, SimTenant
+
+# The demo's runs and run index: not the operator's, so the recent-run guard and the
+# unfinished-run note of a first rehearsal against the simulator never see a demo run.
+DEMO_REPORTS = Path("reports", "demo")
+DEMO_STATE = DEMO_REPORTS / ".state"
+STATE_ENV = "BATCH_ROTATE_STATE_DIR"  # runindex.STATE_ENV; the simulator imports no product code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             verb,
             str(input_file.relative_to(root)),
             *(["--yes"] if verb == "rotate" else []),
+            "--reports-dir",
+            str(DEMO_REPORTS),
             "--authority-url",
             sim.authority_url,
             "--graph-url",
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             str(sim.ca_path),
             *args,
         ]
-        env = {**os.environ, **sim.env()}
+        env = {**os.environ, **sim.env(), STATE_ENV: str(root / DEMO_STATE)}
         code = subprocess.call(command, env=env)  # noqa: S603
     print(AFTER_DEMO, flush=True)
     return code
