@@ -22,8 +22,8 @@ from batch_rotate.eligibility import comanaged_note, ineligibility
 from batch_rotate.engine import rotate_pending
 from batch_rotate.errors import BatchRotateError, GraphError, InputError, JournalError
 from batch_rotate.events import EventWriter, run_log
-from batch_rotate.graph.runner import RunnerStats, Transport
-from batch_rotate.graph.session import Needs
+from batch_rotate.graph.runner import RunnerStats
+from batch_rotate.graph.session import GraphSession, Needs
 from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
@@ -48,7 +48,6 @@ from batch_rotate.runkit import (
     interrupt_handler,
     rate,
     recorded_endpoints,
-    settings_lane,
     shown_path,
     signed_in,
 )
@@ -202,20 +201,16 @@ async def _plan_and_rotate(
     planned = False
     try:
         with graph_errors():
-            async with signed_in(credentials, settings, needs=needs) as graph:
-                reads = settings_lane(settings.read_budget, settings)
+            async with signed_in(credentials, settings, needs=needs) as session:
                 stale_before = datetime.now(UTC) - STALE_AFTER
                 began = time.monotonic()
                 resolve_report = await stages.interrupts.cancellable(
                     resolve(
                         journal,
                         wanted,
-                        graph,
-                        reads,
+                        session,
                         eligibility=ineligibility,
                         flag=comanaged_note,
-                        max_concurrency=settings.max_concurrency,
-                        max_attempts=settings.max_attempts,
                         on_progress=stages.on_resolving,
                     )
                 )
@@ -231,7 +226,7 @@ async def _plan_and_rotate(
                     )
                 if settings.check_keys:
                     checked = await stages.interrupts.cancellable(
-                        flag_key_ceiling(journal, graph, reads, settings)
+                        flag_key_ceiling(journal, session, settings)
                     )
                     if checked is None:  # Ctrl-C: resume runs the plan-time checks again
                         return _interrupted_resolution(journal, run_dir, stages)
@@ -247,7 +242,9 @@ async def _plan_and_rotate(
                 journal.set_meta(resolution=described, state="planned")
                 if resolve_report.inventory_size:
                     journal.set_meta(inventory_size=str(resolve_report.inventory_size))
-                return await _after_plan(journal, run_dir, graph, stages, resolve_report, warnings)
+                return await _after_plan(
+                    journal, run_dir, session, stages, resolve_report, warnings
+                )
     except Interrupted:
         raise
     except BatchRotateError as exc:
@@ -275,7 +272,7 @@ def _interrupted_resolution(journal: Journal, run_dir: Path, stages: _Stages) ->
 async def _after_plan(
     journal: Journal,
     run_dir: Path,
-    graph: Transport,
+    session: GraphSession,
     stages: _Stages,
     resolve_report: ResolveReport | None,
     warnings: list[str],
@@ -331,16 +328,15 @@ async def _after_plan(
             result.exit_code = EXIT_USAGE
             result.messages.append("not confirmed: nothing was sent")
             return finish(result, journal, run_dir, interrupts)
-    return await _rotate(journal, run_dir, graph, stages, result)
+    return await _rotate(journal, run_dir, session, stages, result)
 
 
 async def _rotate(
-    journal: Journal, run_dir: Path, graph: Transport, stages: _Stages, result: RunResult
+    journal: Journal, run_dir: Path, session: GraphSession, stages: _Stages, result: RunResult
 ) -> RunResult:
     settings, notify, interrupts = stages.settings, stages.notify, stages.interrupts
     journal.set_meta(state="rotating")
     stop = interrupts.stop
-    writes = settings_lane(settings.write_budget, settings)
     # devices in flight are checked (and maybe re-sent) too: the events need their ids as well
     targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
     began = time.monotonic()
@@ -348,10 +344,7 @@ async def _rotate(
         with graph_errors(), EventWriter(run_dir, targets) as events:
             stats = await rotate_pending(
                 journal,
-                graph,
-                writes,
-                settings_lane(settings.read_budget, settings),
-                settings,
+                session,
                 stop=stop,
                 on_progress=stages.on_progress,
                 on_outcome=events,
@@ -377,13 +370,11 @@ async def _rotate(
         with graph_errors():
             await verify_journal(
                 journal,
-                graph,
-                settings_lane(settings.read_budget, settings),
+                session,
                 wait_s=settings.verify_wait_s,
                 every_s=settings.verify_every_s,
                 stop=stop,
                 notify=notify,
-                max_attempts=settings.max_attempts,
                 strategy=settings.keys_strategy,
             )
     verification_interrupted = stop.is_set() and not result.interrupted
@@ -417,17 +408,15 @@ async def verify_run(
         with graph_errors():
             async with signed_in(
                 credentials, settings, endpoints=endpoints, needs=TO_READ_RESULTS
-            ) as graph:
+            ) as session:
                 journal.event("verify", f"wait {settings.verify_wait_s or 0} s")
                 await verify_journal(
                     journal,
-                    graph,
-                    settings_lane(settings.read_budget, settings),
+                    session,
                     wait_s=settings.verify_wait_s or 0.0,
                     every_s=settings.verify_every_s,
                     stop=interrupts.stop,
                     notify=notify,
-                    max_attempts=settings.max_attempts,
                     strategy=settings.keys_strategy,
                 )
         result = finish(
@@ -494,7 +483,7 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         with graph_errors():
             async with signed_in(
                 credentials, stages.settings, endpoints=endpoints, needs=TO_ROTATE
-            ) as graph:
+            ) as session:
                 result = RunResult(run_dir, {}, EXIT_OK)
                 if pending and stages.confirm is not None:
                     request = ConfirmRequest(
@@ -507,7 +496,7 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
                         result.messages.append("not confirmed: nothing was sent")
                         return finish(result, journal, run_dir, stages.interrupts)
                 journal.reopen_failed(retry, RETRIED_EVENT)
-                return await _rotate(journal, run_dir, graph, stages, result)
+                return await _rotate(journal, run_dir, session, stages, result)
 
 
 def _relookable(journal: Journal, notify: Callable[[str], None]) -> list[int]:

@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_rotate.connect import graph_errors, settings_lane, signed_in
+from batch_rotate.connect import graph_errors, signed_in
 from batch_rotate.errors import InputError
 from batch_rotate.exitcodes import (
     EXIT_AUTH,
@@ -48,7 +48,6 @@ __all__ = [  # the moved names stay importable from here
     "interrupt_handler",
     "rate",
     "recorded_endpoints",
-    "settings_lane",
     "shown_path",
     "signed_in",
 ]
