@@ -20,6 +20,7 @@ from typing import Any
 from batch_rotate.engine import rotate_pending
 from batch_rotate.graph.batch import BatchItem, InnerResponse
 from batch_rotate.graph.client import BatchResult, GraphResponse
+from batch_rotate.graph.errors import TransportError
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Status
@@ -45,12 +46,18 @@ class _Intune:
     writes: Counter[str] = field(default_factory=Counter)
     write_times: dict[str, list[float]] = field(default_factory=dict)
     rtt_s: float = 0.5
+    refused: int = 0  # this many first `$batch` calls find no connection (surely not sent)
+    read_status: int = 200  # what every device read answers (500: Graph cannot say)
+    calls: list[float] = field(default_factory=list)  # when each `$batch` call was made
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.epoch() + self.offset_s, UTC)
 
     async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
         received = self.now()
+        self.calls.append(self.clock.now())
+        if len(self.calls) <= self.refused:
+            raise TransportError("connection refused", maybe_sent=False)
         await self.clock.sleep(self.rtt_s)
         answers = {}
         for item in items:
@@ -59,6 +66,8 @@ class _Intune:
                 self.write_times.setdefault(device, []).append(self.clock.now())
                 answers[item.key] = self.write(device, self.writes[device], received)
                 self.writes[device] += 1
+            elif self.read_status != 200:
+                answers[item.key] = InnerResponse(self.read_status)
             elif self.read_throttles[device]:
                 self.read_throttles[device] -= 1
                 answers[item.key] = InnerResponse(429, {"retry-after": str(self.retry_after_s)})
@@ -176,3 +185,40 @@ def test_a_throttled_write_goes_again_after_its_retry_after_on_virtual_time(
     assert [round(b - a, 3) >= 7 for a, b in itertools.pairwise(sends)] == [True, True]
     assert stats.throttled == 2 and stats.lost == 0
     assert not any(r.confirmed_after_lost_answer for r in rows.values())
+
+
+def test_a_refused_connection_is_retried_after_backoff_from_the_session(tmp_path: Path) -> None:
+    """No connection means the write surely never left: it is retried after the session's
+    backoff (base --retry-delay 10 s: at least 1 s, at most 10 s, then 20 s, on virtual time),
+    never treated as a lost answer."""
+    clock = FakeClock()
+    intune = _Intune(clock, refused=2)
+    journal = _journal(tmp_path, ["far"])
+    session = session_on(intune, clock, retry_delay_s=10.0)
+    try:
+        stats = asyncio.run(rotate_pending(journal, session, stop=asyncio.Event()))
+        rows = _rows(journal)
+    finally:
+        journal.close()
+    assert rows["far"].status == Status.QUEUED.value and not rows["far"].resent_after_interrupt
+    assert intune.writes == {"far": 1} and len(intune.calls) == 3
+    first, second = (b - a for a, b in itertools.pairwise(intune.calls))
+    assert 1.0 <= first <= 10.0 and 1.0 <= second <= 20.0
+    assert (stats.transient, stats.lost) == (2, 0)
+
+
+def test_a_lost_answer_graph_cannot_confirm_is_never_sent_again(tmp_path: Path) -> None:
+    """The write's answer is lost and the check read fails (500) `max_attempts` times, as the
+    session says: the row stays in flight (uncertain at the report), sent once, not twice."""
+    clock = FakeClock(start_epoch=time.time())
+    intune = _Intune(clock, write=lambda *_: InnerResponse(503), read_status=500)
+    journal = _journal(tmp_path, ["mute"])
+    session = session_on(intune, clock, max_attempts=3)
+    try:
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event()))
+        rows = _rows(journal)
+    finally:
+        journal.close()
+    assert rows["mute"].status == Status.IN_FLIGHT.value
+    assert intune.writes == {"mute": 1}
+    assert len(intune.calls) - 1 == 3  # the check's read, given up after max_attempts
