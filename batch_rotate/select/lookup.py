@@ -78,7 +78,8 @@ async def tenant_now(session: GraphSession) -> datetime:
     try:
         when = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
     except (TypeError, ValueError, IndexError):
-        return datetime.now(UTC)  # no Date header: the local clock is the only one left
+        # no Date header: the local clock (the session's) is the only one left
+        return datetime.fromtimestamp(session.clock.epoch(), UTC)
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
