@@ -1,5 +1,5 @@
-"""Graph for the run layer: sign in with a command's settings, pace on its budgets, and turn the
-Graph layer's errors into the application's (and so exit codes), in one place each.
+"""Graph for the run layer: sign in with a command's settings into one `GraphSession` (paced on
+its budgets), and turn the Graph layer's errors into the application's, in one place each.
 """
 
 from __future__ import annotations
@@ -9,17 +9,21 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 from batch_rotate.errors import AuthError, GraphError, InputError
 from batch_rotate.graph import errors as graph_layer
-from batch_rotate.graph.client import GraphClient
-from batch_rotate.graph.lane import Lane, lane
-from batch_rotate.graph.pacer import Budget, SystemClock
-from batch_rotate.graph.session import Needs, graph_session
+from batch_rotate.graph.pacer import Clock
+from batch_rotate.graph.session import GraphSession, Needs, Pacing, graph_session
 from batch_rotate.settings import Credentials, Endpoints, Settings
 
 
-def settings_lane(budget: Budget, settings: Settings) -> Lane:
-    """The pacing lane for a budget (parsed and checked by settings)."""
-    return lane(
-        budget, clock=SystemClock(), retry_delay_s=settings.retry_delay_s, seed=settings.seed
+def pacing(settings: Settings) -> Pacing:
+    """The command's budgets, attempts and concurrency, as the Graph layer takes them."""
+    return Pacing(
+        read_budget=settings.read_budget,
+        write_budget=settings.write_budget,
+        max_attempts=settings.max_attempts,
+        max_concurrency=settings.max_concurrency,
+        batch_size=settings.batch_size,
+        retry_delay_s=settings.retry_delay_s,
+        seed=settings.seed,
     )
 
 
@@ -31,17 +35,21 @@ async def signed_in(
     endpoints: Endpoints | None = None,
     needs: Needs | None = None,
     also: Sequence[Needs] = (),
-) -> AsyncIterator[GraphClient]:
-    """`graph_session` with the command's timeout and outage bound, so no stage forgets one."""
+    clock: Clock | None = None,
+) -> AsyncIterator[GraphSession]:
+    """`graph_session` with the command's timeout, outage bound and pacing, so no stage forgets
+    one; `clock` is the real one unless a test gives another."""
     async with graph_session(
         credentials,
         endpoints or settings.endpoints,
+        pacing=pacing(settings),
         needs=needs,
         timeout_s=settings.timeout_s,
         outage_s=settings.outage_s,
         also=also,
-    ) as graph:
-        yield graph
+        clock=clock,
+    ) as session:
+        yield session
 
 
 @contextlib.contextmanager

@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import BatchRunner, ItemResult, RunnerStats, Transport
+from batch_rotate.graph.runner import ItemResult, RunnerStats
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_send import SendItem
 from batch_rotate.models import Outcome, Status
-from batch_rotate.settings import Settings
 from batch_rotate.tenant_clock import CLOCK_MARGIN_S, parse_graph_time
 
 QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
@@ -58,10 +57,7 @@ def to_outcome(result: ItemResult) -> Outcome:
 
 async def rotate_pending(
     journal: Journal,
-    graph: Transport,
-    writes: Lane,
-    reads: Lane,
-    settings: Settings,
+    session: GraphSession,
     *,
     stop: asyncio.Event,
     on_progress: Callable[[RunnerStats, int], None] | None = None,
@@ -73,17 +69,15 @@ async def rotate_pending(
     Rounds: check the rows in flight, send what is pending (lost answers stay in flight), repeat
     until nothing is in flight or the attempts are spent (those rows end `uncertain`).
     """
-    stats = RunnerStats(started=writes.clock.now())
+    stats = RunnerStats(started=session.clock.now())
     total = len(journal.to_send()) + len(journal.in_flight())
-    for _ in range(settings.max_attempts):
+    for _ in range(session.max_attempts):
         if journal.in_flight():
-            await check_in_flight(journal, graph, reads, settings)
+            await check_in_flight(journal, session)
         todo = journal.to_send()
         if stop.is_set() or not todo:
             break
-        stats = await _send_round(
-            journal, graph, writes, settings, todo, stop, (on_progress, on_outcome), total
-        )
+        stats = await _send_round(journal, session, todo, stop, (on_progress, on_outcome), total)
         if not journal.in_flight():
             break
     return stats
@@ -91,9 +85,7 @@ async def rotate_pending(
 
 async def _send_round(
     journal: Journal,
-    graph: Transport,
-    writes: Lane,
-    settings: Settings,
+    session: GraphSession,
     todo: Sequence[SendItem],
     stop: asyncio.Event,
     hooks: tuple[
@@ -111,14 +103,7 @@ async def _send_round(
         )
         for item in todo
     ]
-    runner = BatchRunner(
-        graph,
-        writes,
-        batch_size=settings.batch_size,
-        max_concurrency=settings.max_concurrency,
-        max_attempts=settings.max_attempts,
-        hand_back_lost=True,
-    )
+    runner = session.runner(writes=True, hand_back_lost=True)
 
     def on_send(batch: Sequence[BatchItem]) -> None:
         journal.mark_in_flight([(item.key, item.client_request_id) for item in batch])
@@ -135,14 +120,13 @@ async def _send_round(
     return runner.stats
 
 
-async def check_in_flight(
-    journal: Journal, graph: Transport, reads: Lane, settings: Settings
-) -> tuple[int, int]:
+async def check_in_flight(journal: Journal, session: GraphSession) -> tuple[int, int]:
     """Read each in-flight device's BitLocker action: started at or after our request means
     Intune has it (queued, flagged); otherwise it goes back to be sent. Returns (confirmed, resend).
 
     The action's startDateTime is on the tenant's clock, our send time on ours: the offset is
-    measured from each answer's Date header (GRAPH_NOTES.md "Device action results").
+    measured from each answer's Date header against the session's clock (GRAPH_NOTES.md
+    "Device action results").
     """
     lost = journal.in_flight()
     items = [
@@ -158,7 +142,7 @@ async def check_in_flight(
     resend: list[int] = []
 
     def on_answer(results: Sequence[ItemResult]) -> None:
-        received = datetime.now(UTC)
+        received = datetime.fromtimestamp(session.clock.epoch(), UTC)
         for result in results:
             if not result.final:
                 continue
@@ -205,13 +189,7 @@ async def check_in_flight(
             else:
                 resend.append(item.row)
 
-    runner = BatchRunner(
-        graph,
-        reads,
-        max_concurrency=settings.max_concurrency,
-        max_attempts=settings.max_attempts,
-    )
-    await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
     journal.settle_in_flight(confirmed, resend)
     return len(confirmed), len(resend)
 

@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batch_rotate.errors import BatchRotateError
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import Transport
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import Status
@@ -41,16 +40,12 @@ def hours(seconds: float) -> str:
 
 
 async def flag_key_ceiling(
-    journal: Journal, graph: Transport, reads: Lane, settings: Settings
+    journal: Journal, session: GraphSession, settings: Settings
 ) -> list[str]:
     """Count escrowed keys of every device to rotate; hold back those near the 200-key limit."""
     targets = list(journal.pending_devices())
     found = await recovery_keys(
-        [target.entra_device_id for target in targets],
-        graph,
-        reads,
-        strategy="per-device",
-        max_attempts=settings.max_attempts,
+        [target.entra_device_id for target in targets], session, strategy="per-device"
     )
     unknown: dict[int, str] = {}
     ceiling: dict[int, str] = {}

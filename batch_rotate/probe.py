@@ -13,14 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from batch_rotate.connect import graph_errors, signed_in
 from batch_rotate.errors import GraphError, InputError
 from batch_rotate.graph.batch import MAX_BATCH, BatchItem
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
-from batch_rotate.graph.session import Needs
+from batch_rotate.graph.runner import ItemResult
+from batch_rotate.graph.session import GraphSession, Needs
 from batch_rotate.inputs import DeviceList
 from batch_rotate.models import DeviceRef, IdKind
-from batch_rotate.runkit import graph_errors, settings_lane, signed_in
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
 
 SAMPLE_SIZE = MAX_BATCH // 2  # two reads per value: the whole probe is one $batch
@@ -126,9 +125,7 @@ def judge(sightings: Sequence[Sighting]) -> Verdict:
     )
 
 
-async def probe(
-    graph: Transport, reads: Lane, values: Sequence[str], *, max_attempts: int = 8
-) -> list[Sighting]:
+async def probe(session: GraphSession, values: Sequence[str]) -> list[Sighting]:
     """Ask for every value both ways in one `$batch` (re-sending only what Graph asks to)."""
     items = []
     for n, value in enumerate(values):
@@ -150,9 +147,7 @@ async def probe(
             elif result.status == 404:  # an id that is no managed device's
                 found[key] = False
 
-    runner = BatchRunner(
-        graph, reads, batch_size=MAX_BATCH, max_concurrency=1, max_attempts=max_attempts
-    )
+    runner = session.runner(max_concurrency=1)  # one full batch: the whole probe
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     return [
         Sighting(value, found.get(2 * n), found.get(2 * n + 1)) for n, value in enumerate(values)
@@ -172,10 +167,9 @@ async def settle_kind(
     values = sample(devices.refs)
     if not values:  # no usable value: every row is invalid_input, no kind is ever asserted
         return Settled(devices, ASSUMED)
-    reads = settings_lane(settings.read_budget, settings)
     with graph_errors():
-        async with signed_in(credentials, settings, needs=TO_PROBE) as graph:
-            sightings = await probe(graph, reads, values, max_attempts=settings.max_attempts)
+        async with signed_in(credentials, settings, needs=TO_PROBE) as session:
+            sightings = await probe(session, values)
     column, where = devices.column, devices.path.name
     if all(s.by_id is None and s.by_entra is None for s in sightings):
         raise GraphError(

@@ -15,9 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.pages import pages
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
+from batch_rotate.graph.runner import ItemResult
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
@@ -112,13 +111,10 @@ class Wanted:
 async def resolve(
     journal: Journal,
     wanted: Wanted,
-    graph: Transport,
-    reads: Lane,
+    session: GraphSession,
     *,
     eligibility: Eligibility,
     flag: Flag = lambda _: None,
-    max_concurrency: int = 4,
-    max_attempts: int = 8,
     on_progress: Callable[[str, int, int | None], None] | None = None,
 ) -> ResolveReport:
     """Match the journal's rows to managed devices; results land in the journal.
@@ -128,10 +124,10 @@ async def resolve(
     told after each page or batch answered."""
     store = _Store(journal, eligibility, flag, on_progress or (lambda *_: None))
     if wanted.strategy == "lookup":
-        report = await _by_lookup(store, wanted, graph, reads, max_concurrency, max_attempts)
+        report = await _by_lookup(store, wanted, session)
     else:
-        listed = await _by_listing(store, wanted, graph, reads, max_attempts)
-        report = await _recheck(store, listed, graph, reads, max_concurrency, max_attempts)
+        listed = await _by_listing(store, wanted, session)
+        report = await _recheck(store, listed, session)
     basis = journal.meta().get("id_kind_basis", "")  # how the input column's kind was settled
     journal.resolve_rows(
         {kind: _match_texts(kind, basis) for kind in IdKind if wanted.keys[kind]},
@@ -155,18 +151,10 @@ class _Store:
         )
 
 
-async def _by_listing(
-    store: _Store, wanted: Wanted, graph: Transport, reads: Lane, max_attempts: int
-) -> ResolveReport:
+async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> ResolveReport:
     requests = size = 0
     if any(wanted.keys.values()):
-        listing = pages(
-            graph,
-            reads,
-            "deviceManagement/managedDevices",
-            params={"$select": SELECT},
-            max_attempts=max_attempts,
-        )
+        listing = session.pages("deviceManagement/managedDevices", params={"$select": SELECT})
         kept: list[Device] = []
         async for response in listing:
             requests += 1
@@ -182,14 +170,7 @@ async def _by_listing(
     return ResolveReport("listing", requests, requests, size)
 
 
-async def _by_lookup(
-    store: _Store,
-    wanted: Wanted,
-    graph: Transport,
-    reads: Lane,
-    max_concurrency: int,
-    max_attempts: int,
-) -> ResolveReport:
+async def _by_lookup(store: _Store, wanted: Wanted, session: GraphSession) -> ResolveReport:
     keys = sorted(wanted.keys[IdKind.INTUNE_ID])
     items = [
         BatchItem(
@@ -216,20 +197,13 @@ async def _by_lookup(
         store.add(found)
         store.progress("looked up devices", answered[0], len(items))
 
-    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
+    runner = session.runner()
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     store.journal.fail_resolving(failures)
     return ResolveReport("lookup", runner.stats.batches, len(items), 0)
 
 
-async def _recheck(
-    store: _Store,
-    listed: ResolveReport,
-    graph: Transport,
-    reads: Lane,
-    max_concurrency: int,
-    max_attempts: int,
-) -> ResolveReport:
+async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) -> ResolveReport:
     """Query directly every identifier the listing missed, and every name and serial.
 
     Unfiltered listings are known to leave devices out (GRAPH_NOTES.md; microsoftgraph docs
@@ -273,7 +247,7 @@ async def _recheck(
         store.add(devices)
         store.progress("re-checked identifiers", answered[0], len(items))
 
-    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
+    runner = session.runner()
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     store.journal.fail_resolving(failures)
     return dataclasses.replace(

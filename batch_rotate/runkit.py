@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_rotate.connect import graph_errors, settings_lane, signed_in
+from batch_rotate.connect import graph_errors, signed_in
 from batch_rotate.exitcodes import (
     EXIT_AUTH,
     EXIT_CRASH,
@@ -47,7 +47,6 @@ __all__ = [  # the moved names stay importable from here
     "graph_errors",
     "interrupt_handler",
     "rate",
-    "settings_lane",
     "shown_path",
     "signed_in",
 ]

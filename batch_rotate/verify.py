@@ -8,7 +8,6 @@ pure function of the evidence and the request's tenant time (`tenant_clock.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.pages import pages
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
+from batch_rotate.graph.pacer import Clock
+from batch_rotate.graph.runner import ItemResult
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.hresults import describe_hresult, hresult_hex
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict, Verification
@@ -198,12 +197,7 @@ KeysFound = dict[str, list[dict[str, Any]] | str]  # by lower-case Entra device 
 
 
 async def recovery_keys(
-    entra_ids: Sequence[str],
-    graph: Transport,
-    reads: Lane,
-    *,
-    strategy: str = "per-device",
-    max_attempts: int = 8,
+    entra_ids: Sequence[str], session: GraphSession, *, strategy: str = "per-device"
 ) -> KeysFound:
     """Key metadata (never the key itself) for these Entra device ids, by the chosen strategy.
 
@@ -218,12 +212,9 @@ async def recovery_keys(
         keep = set(wanted)
         for entra in wanted:
             found[entra] = []
-        listing = pages(
-            graph,
-            reads,
+        listing = session.pages(
             "informationProtection/bitlocker/recoveryKeys",
             version="v1.0",
-            max_attempts=max_attempts,
             passed=(403,),
             permission=KEY_PERMISSION,
         )
@@ -264,11 +255,9 @@ async def recovery_keys(
             else:
                 found[entra] = r.reason or f"HTTP {r.status}"
 
-    await BatchRunner(graph, reads, max_attempts=max_attempts, version="v1.0").run(
-        items, on_send=lambda _: None, on_answer=on_keys
-    )
+    await session.runner(version="v1.0").run(items, on_send=lambda _: None, on_answer=on_keys)
     for entra, link in next_links.items():  # a device with many keys: follow its pages
-        more = pages(graph, reads, link, max_attempts=max_attempts, permission=KEY_PERMISSION)
+        more = session.pages(link, permission=KEY_PERMISSION)
         async for page in more:
             body = page.body if isinstance(page.body, dict) else {}
             keys = found[entra]
@@ -286,12 +275,7 @@ class Checked:
 
 
 async def check(
-    targets: Sequence[VerifyTarget],
-    graph: Transport,
-    reads: Lane,
-    *,
-    strategy: str = "per-device",
-    max_attempts: int = 8,
+    targets: Sequence[VerifyTarget], session: GraphSession, *, strategy: str = "per-device"
 ) -> Checked:
     """One round: action results (beta, batched) and recovery keys (v1.0), on the read budget.
 
@@ -311,7 +295,7 @@ async def check(
     ]
 
     def on_device(results: Sequence[ItemResult]) -> None:
-        local = reads.clock.epoch()
+        local = session.clock.epoch()
         for r in results:
             sample = offset_sample_s(r.answered_at, local)
             if sample is not None:
@@ -319,16 +303,8 @@ async def check(
             if r.final and r.status == 200 and isinstance(r.body, dict):
                 devices[r.item.key] = r.body
 
-    await BatchRunner(graph, reads, max_attempts=max_attempts).run(
-        items, on_send=lambda _: None, on_answer=on_device
-    )
-    keys = await recovery_keys(
-        [t.entra_device_id for t in targets],
-        graph,
-        reads,
-        strategy=strategy,
-        max_attempts=max_attempts,
-    )
+    await session.runner().run(items, on_send=lambda _: None, on_answer=on_device)
+    keys = await recovery_keys([t.entra_device_id for t in targets], session, strategy=strategy)
     offset = measured_offset_s(samples)
     sent = run_offset_s((t.requested_at, t.accepted_at) for t in targets)
     verdicts = []
@@ -360,24 +336,23 @@ async def check(
 
 async def verify_journal(
     journal: Journal,
-    graph: Transport,
-    reads: Lane,
+    session: GraphSession,
     *,
     wait_s: float = 0.0,
     every_s: float = 60.0,
     stop: asyncio.Event | None = None,
     notify: Callable[[str], None] = lambda _: None,
-    max_attempts: int = 8,
     strategy: str = "auto",
 ) -> dict[str, int]:
     """Check until every queued device has a final verdict, or `wait_s` has passed.
 
     The local clock's offset from the tenant's is kept in the run's meta
     (`tenant_clock_offset_s`); beyond OFFSET_NOTICE_S it is said once and logged as an event.
+    Waits are on the session's clock.
     """
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
+    clock = session.clock
+    deadline = clock.now() + wait_s
     told = False
     while True:
         targets = journal.verification_targets()
@@ -385,7 +360,7 @@ async def verify_journal(
             break
         inventory = int(journal.meta().get("inventory_size") or 0) or None
         chosen = keys_strategy(len(targets), inventory, strategy)
-        checked = await check(targets, graph, reads, strategy=chosen, max_attempts=max_attempts)
+        checked = await check(targets, session, strategy=chosen)
         journal.record_verification(checked.verdicts)
         if checked.offset_s is not None:
             journal.set_meta(tenant_clock_offset_s=f"{checked.offset_s:.1f}")
@@ -399,9 +374,17 @@ async def verify_journal(
             f"verification ({chosen} key reads): "
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         )
-        remaining = deadline - loop.time()
+        remaining = deadline - clock.now()
         if stop.is_set() or remaining <= 0 or all(v.status.final for v in checked.verdicts):
             break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=min(every_s, remaining))
+        await _sleep_unless_stopped(clock, min(every_s, remaining), stop)
     return journal.verification_counts()
+
+
+async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    waiters = {asyncio.ensure_future(clock.sleep(seconds)), asyncio.ensure_future(stop.wait())}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

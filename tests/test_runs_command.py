@@ -235,7 +235,7 @@ def test_plan_shows_resolution_progress_and_a_crash_mid_run_goes_to_the_run_fold
     def boom(*_: object, **__: object) -> list[str]:
         raise ZeroDivisionError("a stage went wrong")
 
-    monkeypatch.setattr("batch_rotate.run.guard_recent", boom)
+    monkeypatch.setattr("batch_rotate.stages.guard_recent", boom)
     before = {p.parent for p in (tmp_path / "reports").glob("*/journal.sqlite")}
     crashed = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
     assert crashed.exit_code == 70

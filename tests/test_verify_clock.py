@@ -15,8 +15,6 @@ import pytest
 
 from batch_rotate.graph.batch import BatchItem, InnerResponse
 from batch_rotate.graph.client import BatchResult, GraphResponse
-from batch_rotate.graph.lane import lane
-from batch_rotate.graph.pacer import Budget
 from batch_rotate.hresults import NO_ERROR_CODE
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
@@ -33,6 +31,7 @@ from batch_rotate.tenant_clock import (
 )
 from batch_rotate.verify import Evidence, explain, verdict, verify_journal
 from tests.graph.fakeclock import FakeClock
+from tests.graph.fakes import session_on
 
 REF = "2026-11-27T01:00:00.000Z"  # the rotation's reference on the tenant's clock
 STALE = "2026-06-01T08:00:00Z"  # months before: another request's result
@@ -298,12 +297,10 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
         },
     )
     told: list[str] = []
-    reads = lane(Budget(100_000, 1.0), clock=clock, seed=1)
+    session = session_on(tenant, clock)
 
     async def go() -> dict[str, int]:
-        return await verify_journal(
-            journal, tenant, reads, wait_s=0.3, every_s=0.05, notify=told.append
-        )
+        return await verify_journal(journal, session, wait_s=0.3, every_s=0.05, notify=told.append)
 
     try:
         counts = asyncio.run(go())

@@ -44,7 +44,9 @@ class Breaker:
         if self._failing_since is None:
             self._failing_since = now
             self._failing_since_utc = (
-                datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+                datetime.fromtimestamp(self._clock.epoch(), UTC)
+                .isoformat(timespec="seconds")
+                .replace("+00:00", "Z")
             )
         self._refused = self._refused + 1 if refused else 0
         self._last_error = error

@@ -1,20 +1,28 @@
-"""One Graph session: sign in, open the client, check the token's tenant and permissions, close."""
+"""One Graph session: sign in, check the token's tenant and permissions, and hand the stages one
+front door (`GraphSession`) that owns the transport, the read and write lanes, the attempts and
+the concurrency, so every `BatchRunner` is built here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from batch_rotate.graph.auth import claims
+from batch_rotate.graph.batch import MAX_BATCH
 from batch_rotate.graph.breaker import Breaker
-from batch_rotate.graph.client import GraphClient
+from batch_rotate.graph.client import GraphClient, GraphResponse
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
-from batch_rotate.graph.pacer import SystemClock
+from batch_rotate.graph.lane import Lane, lane
+from batch_rotate.graph.pacer import Budget, Clock, SystemClock
+from batch_rotate.graph.pages import pages
 from batch_rotate.graph.roles import ROTATE_PERMISSIONS, check_rotate_role, is_delegated, user_of
+from batch_rotate.graph.runner import READ_PERMISSION, BatchRunner, Transport, get_with_retry
 from batch_rotate.graph.signin import token_provider
 
 
@@ -26,21 +34,142 @@ class Needs:
     purpose: str  # what they are needed for, e.g. "rotate BitLocker keys"
 
 
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How a session paces and retries, in plain numbers (the run layer maps its settings here)."""
+
+    read_budget: Budget
+    write_budget: Budget
+    max_attempts: int = 8
+    max_concurrency: int = 4
+    batch_size: int = MAX_BATCH  # writes per `$batch`; reads always fill a batch
+    retry_delay_s: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSession:
+    """The stages' front door to Graph: one transport, one lane per budget, one clock, and the
+    attempts and concurrency every runner and read gets, so no stage passes them by hand."""
+
+    transport: Transport
+    reads: Lane
+    writes: Lane
+    pacing: Pacing
+
+    @classmethod
+    def paced(cls, transport: Transport, pacing: Pacing, *, clock: Clock) -> GraphSession:
+        """A session whose read and write lanes run on `clock` (virtual time in tests)."""
+        return cls(
+            transport,
+            _lane(pacing.read_budget, pacing, clock),
+            _lane(pacing.write_budget, pacing, clock),
+            pacing,
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self.reads.clock
+
+    @property
+    def max_attempts(self) -> int:
+        return self.pacing.max_attempts
+
+    def lane(self, budget: Budget) -> Lane:
+        """A further lane on the session's clock, for a service with its own budget (audit)."""
+        return _lane(budget, self.pacing, self.clock)
+
+    def through(self, transport: Transport) -> GraphSession:
+        """The same lanes and limits through another transport (e.g. one that counts requests)."""
+        return dataclasses.replace(self, transport=transport)
+
+    def runner(
+        self,
+        *,
+        writes: bool = False,
+        lane: Lane | None = None,
+        version: str = "beta",
+        max_concurrency: int | None = None,
+        hand_back_lost: bool = False,
+    ) -> BatchRunner:
+        """A `$batch` runner on the write lane (`batch_size` per batch) or a read lane."""
+        return BatchRunner(
+            self.transport,
+            lane or (self.writes if writes else self.reads),
+            batch_size=self.pacing.batch_size if writes else MAX_BATCH,
+            max_concurrency=max_concurrency or self.pacing.max_concurrency,
+            max_attempts=self.pacing.max_attempts,
+            version=version,
+            hand_back_lost=hand_back_lost,
+        )
+
+    async def get(
+        self,
+        path: str,
+        *,
+        lane: Lane | None = None,
+        params: Mapping[str, str] | None = None,
+        version: str = "beta",
+        passed: Collection[int] = (404,),
+        permission: str = READ_PERMISSION,
+    ) -> GraphResponse:
+        """One read, paced on the read lane (or `lane`) and retried like any batch item."""
+        return await get_with_retry(
+            self.transport,
+            lane or self.reads,
+            path,
+            params=params,
+            max_attempts=self.pacing.max_attempts,
+            version=version,
+            passed=passed,
+            permission=permission,
+        )
+
+    def pages(
+        self,
+        path: str,
+        *,
+        lane: Lane | None = None,
+        params: Mapping[str, str] | None = None,
+        version: str = "beta",
+        passed: Collection[int] = (404,),
+        permission: str = READ_PERMISSION,
+    ) -> AsyncIterator[GraphResponse]:
+        """Every page of a listing, each read like `get`."""
+        return pages(
+            self.transport,
+            lane or self.reads,
+            path,
+            params=params,
+            version=version,
+            max_attempts=self.pacing.max_attempts,
+            passed=passed,
+            permission=permission,
+        )
+
+
+def _lane(budget: Budget, pacing: Pacing, clock: Clock) -> Lane:
+    return lane(budget, clock=clock, retry_delay_s=pacing.retry_delay_s, seed=pacing.seed)
+
+
 @asynccontextmanager
 async def graph_session(
     credentials: Credentials,
     endpoints: Endpoints,
     *,
+    pacing: Pacing,
     needs: Needs | None = None,
     timeout_s: float = 60.0,
     outage_s: float = 60.0,
     also: Sequence[Needs] = (),
-) -> AsyncIterator[GraphClient]:
-    """A signed-in client; stops before any request when the token plainly lacks `needs`
+    clock: Clock | None = None,
+) -> AsyncIterator[GraphSession]:
+    """A signed-in session; stops before any request when the token plainly lacks `needs`
     (or any of `also`: the select stage needs one permission per selector). Its breaker stops
-    every request once Graph has failed to answer for `outage_s`."""
+    every request once Graph has failed to answer for `outage_s` on `clock`."""
+    clock = clock or SystemClock()
     tokens = token_provider(credentials, endpoints, timeout_s=timeout_s)
-    breaker = Breaker(clock=SystemClock(), outage_s=outage_s)
+    breaker = Breaker(clock=clock, outage_s=outage_s)
     try:
         async with GraphClient(endpoints, tokens, timeout_s=timeout_s, breaker=breaker) as graph:
             token = await tokens.token()
@@ -50,7 +179,7 @@ async def graph_session(
                     check_permissions(token, need, credentials.tenant_id)
             if needs is not None and needs.permissions[0] in ROTATE_PERMISSIONS:
                 await check_role(graph, token, credentials.tenant_id)
-            yield graph
+            yield GraphSession.paced(graph, pacing, clock=clock)
     finally:
         tokens.close()
 

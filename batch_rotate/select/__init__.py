@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from batch_rotate.eligibility import ineligibility
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import Transport
+from batch_rotate.graph.pacer import Budget
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.inputs import read_device_list
 from batch_rotate.models import Device
 from batch_rotate.resolve import Wanted
@@ -24,6 +24,7 @@ from batch_rotate.select.output import write_csv
 __all__ = ["Criteria", "Selection", "SelectorReport", "needed_permissions", "select", "write_csv"]
 
 RETENTION_FREE_DAYS, RETENTION_PREMIUM_DAYS = 7, 30
+AUDIT_BUDGET = Budget(5, 10.0)  # Entra logs and reports: 5 requests / 10 s per app per tenant
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,8 @@ def retention_warnings(since: datetime, now: datetime) -> list[str]:
 
 async def select(
     criteria: Criteria,
-    graph: Transport,
-    reads: Lane,
-    audit: Lane,
+    session: GraphSession,
     *,
-    max_attempts: int = 8,
     notify: Callable[[str], None] = lambda _: None,
 ) -> Selection:
     """Run each selector given (cheap, narrow ones first), intersect, then exclude.
@@ -136,8 +134,9 @@ async def select(
     Long because it is the selector sequence with each one's cost measured around it.
     """
     result = Selection([])
-    count = Counting(graph)
-    started, now = time.monotonic(), await tenant_now(count, reads)
+    audit = session.lane(AUDIT_BUDGET)  # the audit log has its own budget, shared by its reads
+    count = Counting(session.transport)
+    started, now = time.monotonic(), await tenant_now(session.through(count))
     result.reports.append(
         SelectorReport("tenant clock", 0, count.requests, count.graph_requests, 0.0, f"{now:%c}Z")
     )
@@ -168,25 +167,23 @@ async def select(
         since = criteria.exposed_since
         since = since if isinstance(since, datetime) else now - timedelta(seconds=since)
         result.warnings += retention_warnings(since, now)
-        count, started = Counting(graph), time.monotonic()
+        count, started = Counting(session.transport), time.monotonic()
         picked, found = await selectors.exposed(
-            count, reads, audit, since, criteria.read_by, max_attempts=max_attempts
+            session.through(count), audit, since, criteria.read_by
         )
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
         note = f"{found.records} audit records, {len(found.reads)} distinct key reads"
         measure("--exposed-since", len(picked), f"{note}; skipped: {skipped or 'none'}")
         narrow(picked)
     if criteria.group:
-        count, started = Counting(graph), time.monotonic()
-        picked, name = await selectors.group_members(
-            count, reads, criteria.group, max_attempts=max_attempts
-        )
+        count, started = Counting(session.transport), time.monotonic()
+        picked, name = await selectors.group_members(session.through(count), criteria.group)
         measure("--group", len(picked), f"group {name}, transitive")
         narrow(picked)
     if criteria.all_windows or (criteria.keys_older_than_s is not None and chosen is None):
-        count, started = Counting(graph), time.monotonic()
+        count, started = Counting(session.transport), time.monotonic()
         if chosen is None:
-            listed = await inventory(count, reads, max_attempts=max_attempts)
+            listed = await inventory(session.through(count))
             picked = {d.id: (d, "eligible Windows device") for d in listed if not ineligibility(d)}
         else:
             picked = {k: (d, "eligible Windows device") for k, (d, _) in chosen.items()}
@@ -198,13 +195,11 @@ async def select(
             chosen = {k: (d, []) for k, (d, _) in picked.items()}
     if criteria.keys_older_than_s is not None:
         assert chosen is not None
-        count, started = Counting(graph), time.monotonic()
+        count, started = Counting(session.transport), time.monotonic()
         cutoff = now - timedelta(seconds=criteria.keys_older_than_s)
         # Only devices that can rotate: an ineligible device has no key age worth sweeping.
         candidates = [d for d, _ in chosen.values() if not ineligibility(d)]
-        picked = await selectors.old_keys(
-            count, reads, candidates, cutoff, now, max_attempts=max_attempts
-        )
+        picked = await selectors.old_keys(session.through(count), candidates, cutoff, now)
         measure("--keys-older-than", len(picked), f"newest key before {cutoff:%Y-%m-%d %H:%M}Z")
         narrow(picked)
     final = chosen or {}

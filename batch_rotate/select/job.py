@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from batch_rotate.connect import signed_in
 from batch_rotate.errors import InputError
-from batch_rotate.graph.pacer import Budget
 from batch_rotate.graph.session import Needs
 from batch_rotate.models import IdKind
 from batch_rotate.run import (
@@ -19,12 +19,9 @@ from batch_rotate.run import (
     graph_errors,
     run_job,
 )
-from batch_rotate.runkit import settings_lane, signed_in
 from batch_rotate.runs import new_run_dir
 from batch_rotate.select import Criteria, Selection, needed_permissions, select, write_csv
 from batch_rotate.settings import Credentials, Settings
-
-AUDIT_BUDGET = Budget(5, 10.0)  # Entra logs and reports: 5 requests / 10 s per app per tenant
 
 
 async def select_devices(
@@ -38,15 +35,8 @@ async def select_devices(
     """Sign in, run the selectors on the read budget, and write the list to `out`."""
     needs = [Needs((p,), why) for p, why in needed_permissions(criteria)]
     with graph_errors():
-        async with signed_in(credentials, settings, also=needs) as graph:
-            selection = await select(
-                criteria,
-                graph,
-                settings_lane(settings.read_budget, settings),
-                settings_lane(AUDIT_BUDGET, settings),
-                max_attempts=settings.max_attempts,
-                notify=notify,
-            )
+        async with signed_in(credentials, settings, also=needs) as session:
+            selection = await select(criteria, session, notify=notify)
     for warning in selection.warnings:
         notify(warning)
     for report in selection.reports:

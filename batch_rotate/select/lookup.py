@@ -17,9 +17,8 @@ from urllib.parse import quote
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.client import BatchResult, GraphResponse
 from batch_rotate.graph.errors import ServiceError
-from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.pages import pages
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
+from batch_rotate.graph.runner import ItemResult, Transport
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
 from batch_rotate.resolve import SELECT
 
@@ -71,31 +70,24 @@ def device_of(data: Mapping[str, Any]) -> Device:
     )
 
 
-async def tenant_now(graph: Transport, reads: Lane) -> datetime:
+async def tenant_now(session: GraphSession) -> datetime:
     """The tenant's clock, from a Graph answer's `Date` (key and audit times are on it)."""
-    response = await get_with_retry(
-        graph,
-        reads,
-        "deviceManagement/managedDevices",
-        params={"$top": "1", "$select": "id"},
+    response = await session.get(
+        "deviceManagement/managedDevices", params={"$top": "1", "$select": "id"}
     )
     try:
         when = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
     except (TypeError, ValueError, IndexError):
-        return datetime.now(UTC)  # no Date header: the local clock is the only one left
+        # no Date header: the local clock (the session's) is the only one left
+        return datetime.fromtimestamp(session.clock.epoch(), UTC)
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-async def inventory(graph: Transport, reads: Lane, *, max_attempts: int) -> list[Device]:
+async def inventory(session: GraphSession) -> list[Device]:
     """Every managed Windows device, one paged listing (about a request per 1,000 devices)."""
     out: list[Device] = []
-    listing = pages(
-        graph,
-        reads,
-        "deviceManagement/managedDevices",
-        params={"$select": DEVICE_SELECT},
-        max_attempts=max_attempts,
-        passed=(),
+    listing = session.pages(
+        "deviceManagement/managedDevices", params={"$select": DEVICE_SELECT}, passed=()
     )
     async for page in listing:
         body = page.body if isinstance(page.body, dict) else {}
@@ -106,13 +98,7 @@ async def inventory(graph: Transport, reads: Lane, *, max_attempts: int) -> list
 
 
 async def devices_where(
-    graph: Transport,
-    reads: Lane,
-    prop: str,
-    values: Iterable[str],
-    *,
-    max_attempts: int,
-    max_concurrency: int = 4,
+    session: GraphSession, prop: str, values: Iterable[str]
 ) -> dict[str, list[Device]]:
     """Managed devices with `prop eq value`, one clause per request in `$batch` (GRAPH_NOTES.md:
     `or` chains answer the first match only), re-checked here (ignored filters list everything).
@@ -145,8 +131,7 @@ async def devices_where(
                 if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
                     found[value].append(device_of(data))
 
-    runner = BatchRunner(graph, reads, max_concurrency=max_concurrency, max_attempts=max_attempts)
-    await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
     if failures:
         raise ServiceError(
             f"{len(failures)} device lookups failed (first: {failures[0]}); nothing was written, "

@@ -17,8 +17,8 @@ from typing import Any
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.errors import ServiceError, SignInError
 from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.pages import pages
-from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
+from batch_rotate.graph.runner import ItemResult
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
 from batch_rotate.select.lookup import devices_where, windows
 from batch_rotate.tenant_clock import parse_graph_time
@@ -119,13 +119,7 @@ def parse_audit(
 
 
 async def exposed(
-    graph: Transport,
-    reads: Lane,
-    audit: Lane,
-    since: datetime,
-    read_by: str | None,
-    *,
-    max_attempts: int,
+    session: GraphSession, audit: Lane, since: datetime, read_by: str | None
 ) -> tuple[Picked, AuditFindings]:
     """Windows devices whose recovery key a "Read BitLocker key" event shows read since `since`."""
     stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -134,13 +128,11 @@ async def exposed(
         literal = read_by.replace("'", "''")
         flt += f" and initiatedBy/user/userPrincipalName eq '{literal}'"
     found = AuditFindings()
-    listing = pages(
-        graph,
-        audit,
+    listing = session.pages(
         "auditLogs/directoryAudits",
+        lane=audit,
         params={"$filter": flt},
         version="v1.0",
-        max_attempts=max_attempts,
         passed=(),
         permission=f"{AUDIT_PERMISSION} (delegated: also Reports Reader or Security Reader)",
     )
@@ -150,7 +142,7 @@ async def exposed(
     unique = {(r.key_id, r.entra_device_id, r.actor, r.when): r for r in found.reads}
     found.reads = sorted(unique.values(), key=lambda r: r.when)  # duplicates are a known issue
     missing = {r.key_id for r in found.reads if not r.entra_device_id and r.key_id}
-    owners = await _key_devices(graph, reads, sorted(missing), max_attempts)
+    owners = await _key_devices(session, sorted(missing))
     by_device: dict[str, list[Read]] = {}
     for r in found.reads:
         entra = r.entra_device_id or owners.get(r.key_id, "")
@@ -158,9 +150,7 @@ async def exposed(
             by_device.setdefault(entra, []).append(r)
         else:
             found.skip("key no longer in Entra (device deleted?)")
-    managed = await devices_where(
-        graph, reads, "azureADDeviceId", by_device, max_attempts=max_attempts
-    )
+    managed = await devices_where(session, "azureADDeviceId", by_device)
     picked: Picked = {}
     for entra, devices in managed.items():
         events = by_device[entra]
@@ -172,9 +162,7 @@ async def exposed(
     return picked, found
 
 
-async def _key_devices(
-    graph: Transport, reads: Lane, key_ids: list[str], max_attempts: int
-) -> dict[str, str]:
+async def _key_devices(session: GraphSession, key_ids: list[str]) -> dict[str, str]:
     """Key id -> Entra device id, from each key's metadata (never `key` itself)."""
     owners: dict[str, str] = {}
     if not key_ids:
@@ -193,29 +181,22 @@ async def _key_devices(
                     f"reading recovery key metadata was refused (403); grant {KEY_PERMISSION}"
                 )
 
-    await BatchRunner(graph, reads, max_attempts=max_attempts, version="v1.0").run(
-        items, on_send=lambda _: None, on_answer=on_answer
-    )
+    await session.runner(version="v1.0").run(items, on_send=lambda _: None, on_answer=on_answer)
     return owners
 
 
-async def group_members(
-    graph: Transport, reads: Lane, group: str, *, max_attempts: int
-) -> tuple[Picked, str]:
+async def group_members(session: GraphSession, group: str) -> tuple[Picked, str]:
     """Windows devices in the group (transitively): device members, and user members' devices."""
-    found = await _find_group(graph, reads, group, max_attempts)
+    found = await _find_group(session, group)
     gid, name = str(found["id"]), str(found.get("displayName") or found["id"])
     base = f"groups/{gid}/transitiveMembers"
     entra: set[str] = set()
     users: set[str] = set()
     for kind, select in (("device", "id,deviceId,displayName"), ("user", "id,userPrincipalName")):
-        listing = pages(
-            graph,
-            reads,
+        listing = session.pages(
             f"{base}/microsoft.graph.{kind}",
             params={"$select": select},
             version="v1.0",
-            max_attempts=max_attempts,
             passed=(),
             permission=GROUP_PERMISSION,
         )
@@ -233,12 +214,8 @@ async def group_members(
                     )
                 elif kind == "device" and str(member["deviceId"]).lower() not in ("", _ZERO):
                     entra.add(str(member["deviceId"]).lower())
-    by_entra = await devices_where(
-        graph, reads, "azureADDeviceId", entra, max_attempts=max_attempts
-    )
-    by_user = await devices_where(
-        graph, reads, "userPrincipalName", users, max_attempts=max_attempts
-    )
+    by_entra = await devices_where(session, "azureADDeviceId", entra)
+    by_user = await devices_where(session, "userPrincipalName", users)
     picked: Picked = {}
     for upn, devices in by_user.items():
         for device in windows(devices):
@@ -249,23 +226,21 @@ async def group_members(
     return picked, name
 
 
-async def _find_group(
-    graph: Transport, reads: Lane, group: str, max_attempts: int
-) -> dict[str, Any]:
+async def _find_group(session: GraphSession, group: str) -> dict[str, Any]:
     """The group by object id, or by exact display name (refused when several share it)."""
-    common = {"version": "v1.0", "max_attempts": max_attempts, "permission": GROUP_PERMISSION}
     if _GUID.fullmatch(group.strip()):
-        response = await get_with_retry(graph, reads, f"groups/{group.strip()}", **common)  # type: ignore[arg-type]
+        response = await session.get(
+            f"groups/{group.strip()}", version="v1.0", permission=GROUP_PERMISSION
+        )
         if response.status == 200 and isinstance(response.body, dict):
             return response.body
         raise ServiceError(f"--group {group}: no group has this object id; check it in Entra ID")
     literal = group.replace("'", "''")
-    response = await get_with_retry(
-        graph,
-        reads,
+    response = await session.get(
         "groups",
         params={"$filter": f"displayName eq '{literal}'", "$select": "id,displayName"},
-        **common,  # type: ignore[arg-type]
+        version="v1.0",
+        permission=GROUP_PERMISSION,
     )
     body = response.body if isinstance(response.body, dict) else {}
     matches = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
@@ -281,18 +256,12 @@ async def _find_group(
 
 
 async def old_keys(
-    graph: Transport,
-    reads: Lane,
-    devices: Sequence[Device],
-    cutoff: datetime,
-    now: datetime,
-    *,
-    max_attempts: int,
+    session: GraphSession, devices: Sequence[Device], cutoff: datetime, now: datetime
 ) -> Picked:
     """Devices whose newest escrowed key (metadata only) was created before `cutoff`, or none."""
     strategy = "per-device" if len(devices) <= PER_DEVICE_KEYS_MAX else "listing"
     ids = [d.entra_device_id for d in devices if d.entra_device_id.lower() not in ("", _ZERO)]
-    found = await recovery_keys(ids, graph, reads, strategy=strategy, max_attempts=max_attempts)
+    found = await recovery_keys(ids, session, strategy=strategy)
     refused = [v for v in found.values() if isinstance(v, str) and v.startswith("403")]
     if refused:
         raise SignInError(f"reading recovery key metadata was refused: {refused[0]}")

@@ -9,7 +9,19 @@ from typing import Any
 
 from batch_rotate.graph.batch import BatchItem, InnerResponse
 from batch_rotate.graph.client import BatchResult, GraphResponse
+from batch_rotate.graph.pacer import Budget
+from batch_rotate.graph.runner import Transport
+from batch_rotate.graph.session import GraphSession, Pacing
 from tests.graph.fakeclock import FakeClock
+
+ROOMY = Budget(100_000, 1.0)  # no pacing wait worth noticing
+
+
+def session_on(transport: Transport, clock: FakeClock, **pacing: Any) -> GraphSession:
+    """A session through `transport` on a fake clock, with roomy budgets unless told otherwise."""
+    given = {"read_budget": ROOMY, "write_budget": ROOMY, "seed": 1, **pacing}
+    return GraphSession.paced(transport, Pacing(**given), clock=clock)
+
 
 # Per inner request: (batch call number, item, times this item was sent before) -> its answer,
 # or None to leave it out of the batch answer.
