@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from batch_rotate.errors import InputError
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.errors import ServiceError, SignInError
+from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
@@ -251,13 +252,19 @@ async def group_members(
 async def _find_group(
     graph: Transport, reads: Lane, group: str, max_attempts: int
 ) -> dict[str, Any]:
-    """The group by object id, or by exact display name (refused when several share it)."""
+    """The group by object id, or by exact display name (refused when several share it).
+
+    A group that is not there, or a name several groups share, is the operator's input to fix
+    (`InputError`, exit 2), not a failure of Graph."""
     common = {"version": "v1.0", "max_attempts": max_attempts, "permission": GROUP_PERMISSION}
     if _GUID.fullmatch(group.strip()):
         response = await get_with_retry(graph, reads, f"groups/{group.strip()}", **common)  # type: ignore[arg-type]
         if response.status == 200 and isinstance(response.body, dict):
             return response.body
-        raise ServiceError(f"--group {group}: no group has this object id; check it in Entra ID")
+        raise InputError(
+            f"--group {group.strip()}: no group in the tenant has this object id; copy the "
+            "group's Object ID from Entra ID (Groups), or give its display name"
+        )
     literal = group.replace("'", "''")
     response = await get_with_retry(
         graph,
@@ -270,11 +277,15 @@ async def _find_group(
     matches = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
     matches = [g for g in matches if str(g.get("displayName", "")).lower() == group.lower()]
     if not matches:
-        raise ServiceError(f"--group {group!r}: no group has this name; give its object id")
+        raise InputError(
+            f"--group {group!r}: no group in the tenant has this display name (the whole name, "
+            "in any case); check the spelling in Entra ID (Groups), or give the group's object id"
+        )
     if len(matches) > 1:
         ids = ", ".join(str(g["id"]) for g in matches)
-        raise ServiceError(
-            f"--group {group!r}: {len(matches)} groups have this name ({ids}); give one id"
+        raise InputError(
+            f"--group {group!r}: {len(matches)} groups have this display name ({ids}); give "
+            f"the object id of the one you mean, e.g. --group {matches[0]['id']}"
         )
     return matches[0]
 
