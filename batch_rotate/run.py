@@ -223,8 +223,8 @@ async def _plan_and_rotate(
                     return _interrupted_resolution(journal, run_dir, stages)
                 notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
                 warnings = []
-                if journal.any_flagged():  # co-managed devices stay planned, flag as reason
-                    flagged = journal.flag_planned()
+                # co-managed devices stay planned, flag as reason; noted only when some are
+                if journal.any_flagged() and (flagged := journal.flag_planned()):
                     notify(
                         f"note: co-managed devices in the plan: {flagged}; check their "
                         "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
