@@ -19,6 +19,26 @@ _DEFAULT_REASONS = {
 }
 
 
+def plural(count: int, noun: str, many: str = "", *, sep: str = "") -> str:
+    """The count with its noun in agreement: `1 device`, `2 devices`, `0 batches`.
+
+    `many` names an irregular plural; `sep=","` groups thousands (`1,808 rows`)."""
+    return f"{count:{sep}} {plural_noun(count, noun, many)}"
+
+
+def plural_noun(count: int, noun: str, many: str = "") -> str:
+    """The noun alone, in agreement with `count` (for text that shows the count elsewhere)."""
+    if count == 1:
+        return noun
+    if many:
+        return many
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 def shown_status(stored: str, *, dry_run: bool) -> Status:
     """The status a report shows for a journal state."""
     status = Status(stored)

@@ -24,6 +24,7 @@ from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
+from batch_rotate.present import plural
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
@@ -50,26 +51,25 @@ class ResolveReport:
     listed_before: bool = False  # the listing was made before an interrupt (resume reused it)
 
     def describe(self) -> str:
-        plural = "" if self.requests == 1 else "s"
         if self.strategy == "lookup":
             return (
-                f"looked up devices by id: {self.inner_requests} reads in {self.requests} $batch "
-                f"request{plural}"
+                f"looked up devices by id: {plural(self.inner_requests, 'read')} in "
+                f"{plural(self.requests, '$batch request')}"
             )
+        inventory = plural(self.inventory_size, "managed device")
         text = (
-            f"listed the inventory ({self.inventory_size} managed devices) in {self.requests} "
-            f"request{plural} and matched locally"
+            f"listed the inventory ({inventory}) in {plural(self.requests, 'request')} and "
+            "matched locally"
         )
         if self.listed_before:
             text = (
-                f"matched locally against the inventory listed before the interrupt "
-                f"({self.inventory_size} managed devices)"
+                f"matched locally against the inventory listed before the interrupt ({inventory})"
             )
         if self.rechecked:
             text += (
-                f"; re-checked {self.rechecked} identifiers (those it did not find, and every name "
-                f"and serial) by direct query "
-                f"({self.rechecked} reads in {self.recheck_requests} $batch requests): "
+                f"; re-checked {plural(self.rechecked, 'identifier')} (those it did not find, and "
+                f"every name and serial) by direct query ({plural(self.rechecked, 'read')} in "
+                f"{plural(self.recheck_requests, '$batch request')}): "
                 f"{self.found_by_recheck} found that the listing had left out"
             )
         return text

@@ -29,6 +29,7 @@ from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
+from batch_rotate.present import plural, plural_noun
 from batch_rotate.probe import settle_kind
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.runkit import (
@@ -145,7 +146,7 @@ async def _new_run(
     settled = await settle_kind(devices, credentials=credentials, settings=settings, notify=notify)
     devices = settled.devices
     notify(
-        f"read {len(devices)} rows from {inputs.path.name} "
+        f"read {plural(len(devices), 'row')} from {inputs.path.name} "
         f"(column {devices.column!r} as {devices.kind.value})"
     )
     rows = len(devices)
@@ -179,7 +180,7 @@ async def _new_run(
     )
     stages.follow(run_dir, again)
     with closing(journal), run_log(run_dir):
-        log.info("run %s: %s rows from %s", run_dir.name, rows, inputs.path)
+        log.info("run %s: %s from %s", run_dir.name, plural(rows, "row"), inputs.path)
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
         journal.set_meta(rows_recorded=str(rows))
@@ -221,7 +222,9 @@ async def _plan_and_rotate(
                 )
                 if resolve_report is None:  # Ctrl-C: the rows not yet resolved stay to resolve
                     return _interrupted_resolution(journal, run_dir, stages)
-                notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
+                notify(
+                    f"resolution: {rate(rows, plural_noun(rows, 'row'), time.monotonic() - began)}"
+                )
                 warnings = []
                 # co-managed devices stay planned, flag as reason; noted only when some are
                 if journal.any_flagged() and (flagged := journal.flag_planned()):
@@ -293,20 +296,21 @@ async def _after_plan(
         if unlooked:
             result.exit_code = EXIT_AUTH
             result.messages.append(
-                f"{unlooked} rows could not be looked up (see lookup_failed in the report); "
-                "the plan is incomplete: run it again when Graph answers"
+                f"{plural(unlooked, 'row')} could not be looked up (see lookup_failed in the "
+                "report); the plan is incomplete: run it again when Graph answers"
             )
         return result
     if count > settings.max_devices:
         journal.set_meta(
             state="refused",
             ended_at=utc_now(),
-            stopped_because=f"guard: {count} devices > --max-devices {settings.max_devices}",
+            stopped_because=f"guard: {plural(count, 'device')} > --max-devices "
+            f"{settings.max_devices}",
         )
         with interrupts.rendering():
             render(run_dir)
         raise InputError(
-            f"{count} devices would be rotated, more than --max-devices "
+            f"{plural(count, 'device')} would be rotated, more than --max-devices "
             f"{settings.max_devices}; nothing was sent. Check the plan in {run_dir}, then "
             f"run again with --max-devices {count} to allow it"
         )
@@ -484,12 +488,12 @@ async def _resume(run_dir: Path, stages: _Stages, retry_failed: bool) -> RunResu
         if "resolution" not in meta or relook:  # resolve what is left (or failed) first
             journal.reopen_failed(relook, RETRIED_EVENT, lookups=True)
             to_resolve += len(relook)
-            notify(f"resuming {run_dir.name}: {to_resolve} rows still to resolve")
+            notify(f"resuming {run_dir.name}: {plural(to_resolve, 'row')} still to resolve")
             journal.event("resume", f"{to_resolve} to resolve")
             journal.reopen_failed(retry, RETRIED_EVENT)
             return await _plan_and_rotate(journal, run_dir, stages, to_resolve)
         pending = len(journal.to_send()) + len(journal.in_flight()) + len(retry)
-        notify(f"resuming {run_dir.name}: {pending} devices still to send")
+        notify(f"resuming {run_dir.name}: {plural(pending, 'device')} still to send")
         journal.event("resume", f"{pending} to send")
         with graph_errors():
             async with signed_in(
@@ -516,8 +520,8 @@ def _relookable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
     rows = [row for row, reason in failed if transient_lookup(reason)]
     if failed:
         notify(
-            f"--retry-failed: {len(rows)} of {len(failed)} failed lookups failed for a transient "
-            "reason and are looked up again"
+            f"--retry-failed: {len(rows)} of {plural(len(failed), 'failed lookup')} failed for a "
+            f"transient reason and {'is' if len(rows) == 1 else 'are'} looked up again"
         )
     return rows
 
@@ -527,7 +531,8 @@ def _retryable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
     failed = journal.failed_rows()
     rows = [row for row, status, reason in failed if transient_failure(status, reason)]
     notify(
-        f"--retry-failed: {len(rows)} of {len(failed)} failed devices failed for a transient "
-        "reason and go again (a device's own error, such as 400, 403 or 404, does not)"
+        f"--retry-failed: {len(rows)} of {plural(len(failed), 'failed device')} failed for a "
+        f"transient reason and {'goes' if len(rows) == 1 else 'go'} again (a device's own error, "
+        "such as 400, 403 or 404, does not)"
     )
     return rows

@@ -40,6 +40,7 @@ from batch_rotate.cli.options import (
 from batch_rotate.cli.output import Mode, console_logging
 from batch_rotate.cli.running import execute, exits, notify, sign_in_from
 from batch_rotate.errors import InputError
+from batch_rotate.present import plural
 from batch_rotate.run import RunResult
 from batch_rotate.select import Criteria
 from batch_rotate.select.job import select_devices, select_then_run
@@ -178,5 +179,5 @@ def select_command(
                 criteria, settings=settings, credentials=credentials, out=out_file, notify=notify
             )
         )
-    out.print(f"{len(selection.devices)} devices selected: {out_file}", highlight=False)
+    out.print(f"{plural(len(selection.devices), 'device')} selected: {out_file}", highlight=False)
     out.print(f"review it, then: batch-rotate rotate {out_file}", highlight=False)

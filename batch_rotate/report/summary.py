@@ -11,6 +11,7 @@ from openpyxl.chart.marker import DataPoint
 from openpyxl.styles import Font
 
 from batch_rotate.models import RunSummary
+from batch_rotate.present import plural
 from batch_rotate.report.cells import (
     BARS,
     add_table,
@@ -127,7 +128,8 @@ def summary_sheet(
             f"{per_sheet:,} devices per sheet; report.csv holds all {devices:,} in one file"
         )
     else:
-        where = f"1 sheet ({device_sheets[0]}); report.csv holds the same {devices:,} rows"
+        rows = plural(devices, "row", sep=",")
+        where = f"1 sheet ({device_sheets[0]}); report.csv holds the same {rows}"
     lines.text("Devices sheets", where)
     charts = 0
     for title, counts, table, chart_title in (

@@ -21,6 +21,7 @@ from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
 from batch_rotate.models import Device
+from batch_rotate.present import plural
 from batch_rotate.resolve import SELECT
 
 DEVICE_SELECT = SELECT + ",userPrincipalName"
@@ -163,7 +164,8 @@ async def devices_where(
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
     if failures:
         raise ServiceError(
-            f"{len(failures)} device lookups failed (first: {failures[0]}); nothing was written, "
+            f"{plural(len(failures), 'device lookup')} failed (first: {failures[0]}); nothing "
+            "was written, "
             "run select again"
         )
     return found

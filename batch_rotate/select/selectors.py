@@ -21,6 +21,7 @@ from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport, get_with_retry
 from batch_rotate.models import Device
+from batch_rotate.present import plural
 from batch_rotate.select.lookup import devices_where, parse_time, windows
 from batch_rotate.verify import recovery_keys
 
@@ -317,5 +318,8 @@ async def old_keys(
             picked[device.id] = (device, "no recovery key escrowed in Entra ID")
         elif (newest := max(times)) < cutoff:
             days = (now - newest).days
-            picked[device.id] = (device, f"newest key {days} days old ({newest:%Y-%m-%d})")
+            picked[device.id] = (
+                device,
+                f"newest key {plural(days, 'day')} old ({newest:%Y-%m-%d})",
+            )
     return picked
