@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Sized
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import Status
+from batch_rotate.present import plural
 from batch_rotate.runindex import known_runs, same_tenant
 from batch_rotate.settings import Settings
 from batch_rotate.tenant_clock import parse_graph_time
@@ -29,6 +31,11 @@ STALE_AFTER = timedelta(days=30)
 def _examples(rows: dict[int, str], names: dict[int, str], total: int | None = None) -> str:
     shown = ", ".join(f"row {row} {names.get(row, '')}".strip() for row in sorted(rows)[:3])
     return shown + (" …" if (len(rows) if total is None else total) > 3 else "")
+
+
+def _verb(things: Sized, one: str, many: str) -> str:
+    """The word that agrees with how many `things` a message counts (`plural` names them)."""
+    return one if len(things) == 1 else many
 
 
 def _stamp(moment: datetime) -> str:
@@ -55,7 +62,8 @@ async def flag_key_ceiling(
             unknown[target.row] = f"key count unknown ({keys})"
         elif keys is not None and len(keys) >= KEY_CEILING_WARN:
             ceiling[target.row] = (
-                f"key_ceiling: {len(keys)} keys escrowed, Entra keeps at most 200; delete old "
+                f"key_ceiling: {plural(len(keys), 'key')} escrowed, Entra keeps at most 200; "
+                "delete old "
                 "keys first or the new key will not be escrowed"
             )
     journal.set_reasons(unknown)
@@ -65,13 +73,15 @@ async def flag_key_ceiling(
     if settings.allow_key_ceiling:
         journal.set_reasons(ceiling)
         return [
-            f"{len(ceiling)} devices hold {KEY_CEILING_WARN}+ recovery keys and WILL be rotated "
+            f"{plural(len(ceiling), 'device')} {_verb(ceiling, 'holds', 'hold')} "
+            f"{KEY_CEILING_WARN}+ recovery keys and WILL be rotated "
             f"(--allow-key-ceiling): {_examples(ceiling, names)}"
         ]
     journal.skip(ceiling)
     return [
-        f"{len(ceiling)} devices hold {KEY_CEILING_WARN}+ recovery keys (Entra keeps 200) and are "
-        f"skipped as ineligible/key_ceiling: {_examples(ceiling, names)}; delete old keys, or add "
+        f"{plural(len(ceiling), 'device')} {_verb(ceiling, 'holds', 'hold')} {KEY_CEILING_WARN}+ "
+        f"recovery keys (Entra keeps 200) and {_verb(ceiling, 'is', 'are')} skipped as "
+        f"ineligible/key_ceiling: {_examples(ceiling, names)}; delete old keys, or add "
         "--allow-key-ceiling"
     ]
 
@@ -141,14 +151,16 @@ def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[st
     if settings.force_recent:
         journal.set_reasons(reasons)
         return [
-            f"{len(targets)} devices were already queued within {window} by {', '.join(runs)} "
+            f"{plural(len(targets), 'device')} {_verb(targets, 'was', 'were')} already queued "
+            f"within {window} by {', '.join(runs)} "
             f"and WILL be rotated again (--force-recent): {_examples(reasons, names)}"
         ]
     journal.skip(reasons)
     return [
-        f"{len(targets)} devices were already queued within {window} by {', '.join(runs)} and "
-        f"are skipped as ineligible/recent_run: {_examples(reasons, names)}; add --force-recent "
-        "to rotate them again"
+        f"{plural(len(targets), 'device')} {_verb(targets, 'was', 'were')} already queued "
+        f"within {window} by {', '.join(runs)} and {_verb(targets, 'is', 'are')} skipped as "
+        f"ineligible/recent_run: {_examples(reasons, names)}; add --force-recent "
+        f"to rotate {_verb(targets, 'it', 'them')} again"
     ]
 
 
@@ -168,6 +180,7 @@ def stale_warnings(journal: Journal, cutoff: datetime) -> list[str]:
     if not count:
         return []
     return [
-        f"{count} devices have not synced with Intune for more than "
+        f"{plural(count, 'device')} {'has' if count == 1 else 'have'} not synced with Intune "
+        "for more than "
         f"{STALE_AFTER.days} days and will likely stay pending: {_examples(seen, seen, count)}"
     ]

@@ -125,52 +125,15 @@ class PlanRecords:
     def resolve_rows(self, texts: dict[IdKind, MatchTexts], duplicate: tuple[str, str]) -> None:
         """Match rows to the inventory: not found, ambiguous, one device; then duplicates.
 
-        Long because it is four SQL statements per identifier kind, kept together so their order
-        (not found, ambiguous, matched, then duplicates) is visible in one place.
-
         `duplicate` is (head, tail) around the first row's number.
         """
         self._index_inventory()
         with self._db:
-            db = self._db
-            for kind, text in texts.items():
-                # Column names come from KEY_COLUMN, never from input: S608 does not apply.
-                column = KEY_COLUMN[kind]
-                matches = f"SELECT COUNT(*) FROM inventory i WHERE i.{column} = devices.ref_key"  # noqa: S608
-                db.execute(
-                    f"UPDATE devices SET status = ?, reason = ? WHERE status = ? AND id_kind = ? "  # noqa: S608
-                    f"AND ({matches}) = 0",
-                    (Status.NOT_FOUND.value, text.not_found, Status.RESOLVING.value, kind.value),
-                )
-                db.execute(
-                    f"UPDATE devices SET status = ?, reason = ? || ({matches}) || ? || "  # noqa: S608
-                    "(SELECT group_concat(id, ', ') FROM (SELECT i.id FROM inventory i WHERE "
-                    f"i.{column} = devices.ref_key LIMIT 10)) || ? "
-                    f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1",
-                    (
-                        Status.AMBIGUOUS.value,
-                        *text.ambiguous,
-                        Status.RESOLVING.value,
-                        kind.value,
-                    ),
-                )
-                db.execute(
-                    "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
-                    "serial_number = i.serial, entra_device_id = i.entra, os = i.os, "
-                    "status = CASE WHEN i.ineligible = '' THEN ? ELSE ? END, reason = i.ineligible "
-                    f"FROM inventory i WHERE devices.status = ? AND devices.id_kind = ? "
-                    f"AND i.{column} = devices.ref_key",
-                    (
-                        Status.PENDING.value,
-                        Status.INELIGIBLE.value,
-                        Status.RESOLVING.value,
-                        kind.value,
-                    ),
-                )
+            self._match(texts, "")
             # Indexed once every row has its device (not while each one's is set: 3x slower).
-            db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
             # The same device on several rows: rotated once, at its first row.
-            db.execute(
+            self._db.execute(
                 "UPDATE devices SET status = ?, reason = ? || first.row || ? "
                 "FROM (SELECT intune_id, MIN(row) AS row FROM devices WHERE status IN (?, ?) "
                 "GROUP BY intune_id) AS first "
@@ -183,6 +146,90 @@ class PlanRecords:
                     Status.INELIGIBLE.value,
                     Status.PENDING.value,
                     Status.INELIGIBLE.value,
+                ),
+            )
+
+    def keep_resolved(
+        self,
+        texts: dict[IdKind, MatchTexts],
+        *,
+        answered: Iterable[tuple[IdKind, str]],
+        matched: Collection[IdKind] = (),
+    ) -> int:
+        """A stopped resolution keeps what it learned; how many rows it resolved.
+
+        Rows whose key is `answered` (every device it names is stored) and rows of a `matched`
+        kind that a stored device matches are resolved as `resolve_rows` would; the others stay
+        to resolve. Duplicates wait for the whole resolution (a row resolved later may come first).
+        """
+        self._index_inventory()
+        with self._db:
+            db = self._db
+            db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS settled "
+                "(id_kind TEXT, ref_key TEXT, PRIMARY KEY (id_kind, ref_key))"
+            )
+            db.execute("DELETE FROM temp.settled")
+            db.executemany(
+                "INSERT OR IGNORE INTO temp.settled VALUES (?, ?)",
+                ((kind.value, key) for kind, key in answered),
+            )
+            for kind in matched:
+                column = KEY_COLUMN[kind]  # from KEY_COLUMN, never from input: S608 does not apply
+                db.execute(
+                    "INSERT OR IGNORE INTO temp.settled SELECT DISTINCT d.id_kind, d.ref_key "  # noqa: S608
+                    "FROM devices d WHERE d.status = ? AND d.id_kind = ? AND EXISTS "
+                    f"(SELECT 1 FROM inventory i WHERE i.{column} = d.ref_key)",
+                    (Status.RESOLVING.value, kind.value),
+                )
+            before = db.total_changes
+            self._match(
+                texts,
+                "AND EXISTS (SELECT 1 FROM temp.settled s WHERE s.id_kind = devices.id_kind "
+                "AND s.ref_key = devices.ref_key)",
+            )
+            kept = db.total_changes - before
+            db.execute("DELETE FROM temp.settled")
+        return kept
+
+    def _match(self, texts: dict[IdKind, MatchTexts], only: str) -> None:
+        """The resolving rows (those `only` also selects): not found, ambiguous, one device.
+
+        Three SQL statements per identifier kind, kept together so their order is visible.
+        """
+        db = self._db
+        for kind, text in texts.items():
+            # Column names come from KEY_COLUMN, never from input: S608 does not apply.
+            column = KEY_COLUMN[kind]
+            matches = f"SELECT COUNT(*) FROM inventory i WHERE i.{column} = devices.ref_key"  # noqa: S608
+            db.execute(
+                f"UPDATE devices SET status = ?, reason = ? WHERE status = ? AND id_kind = ? "  # noqa: S608
+                f"AND ({matches}) = 0 {only}",
+                (Status.NOT_FOUND.value, text.not_found, Status.RESOLVING.value, kind.value),
+            )
+            db.execute(
+                f"UPDATE devices SET status = ?, reason = ? || ({matches}) || ? || "  # noqa: S608
+                "(SELECT group_concat(id, ', ') FROM (SELECT i.id FROM inventory i WHERE "
+                f"i.{column} = devices.ref_key LIMIT 10)) || ? "
+                f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1 {only}",
+                (
+                    Status.AMBIGUOUS.value,
+                    *text.ambiguous,
+                    Status.RESOLVING.value,
+                    kind.value,
+                ),
+            )
+            db.execute(
+                "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
+                "serial_number = i.serial, entra_device_id = i.entra, os = i.os, "
+                "status = CASE WHEN i.ineligible = '' THEN ? ELSE ? END, reason = i.ineligible "
+                f"FROM inventory i WHERE devices.status = ? AND devices.id_kind = ? "
+                f"AND i.{column} = devices.ref_key {only}",
+                (
+                    Status.PENDING.value,
+                    Status.INELIGIBLE.value,
+                    Status.RESOLVING.value,
+                    kind.value,
                 ),
             )
 

@@ -19,6 +19,26 @@ _DEFAULT_REASONS = {
 }
 
 
+def plural(count: int, noun: str, many: str = "", *, sep: str = "") -> str:
+    """The count with its noun in agreement: `1 device`, `2 devices`, `0 batches`.
+
+    `many` names an irregular plural; `sep=","` groups thousands (`1,808 rows`)."""
+    return f"{count:{sep}} {plural_noun(count, noun, many)}"
+
+
+def plural_noun(count: int, noun: str, many: str = "") -> str:
+    """The noun alone, in agreement with `count` (for text that shows the count elsewhere)."""
+    if count == 1:
+        return noun
+    if many:
+        return many
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 def shown_status(stored: str, *, dry_run: bool) -> Status:
     """The status a report shows for a journal state."""
     status = Status(stored)
@@ -60,8 +80,3 @@ def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRo
                 reason = "sent before an interrupt without a recorded answer; resume sends it again"
             reason = f"resent_after_interrupt: {reason}"
         yield dataclasses.replace(row, status=status.value, reason=reason)
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`1 device`, `2 devices`: a count with its noun in agreement."""
-    return f"{count} {noun if count == 1 else many or noun + 's'}"

@@ -20,6 +20,7 @@ from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession, Needs
 from batch_rotate.inputs import DeviceList
 from batch_rotate.models import DeviceRef, IdKind
+from batch_rotate.present import plural
 from batch_rotate.settings import WRITE_PERMISSIONS, Credentials, Settings
 
 SAMPLE_SIZE = MAX_BATCH // 2  # two reads per value: the whole probe is one $batch
@@ -91,6 +92,7 @@ def judge(sightings: Sequence[Sighting]) -> Verdict:
     both = sum(1 for s in sightings if s.by_id and s.by_entra)
     neither = sum(1 for s in sightings if s.by_id is False and s.by_entra is False)
     unanswered = total - by_id - by_entra - both - neither
+    sampled = plural(total, "sampled value")
     rest = []
     if neither:
         rest.append(f"{neither} found neither way")
@@ -100,29 +102,39 @@ def judge(sightings: Sequence[Sighting]) -> Verdict:
     if by_id and not by_entra and not both:
         return Verdict(
             IdKind.INTUNE_ID,
-            f"{by_id} of {total} sampled values are Intune device IDs (GET by id found them; "
-            f"none is an Entra device ID){tail}",
+            f"{by_id} of {sampled} {_are(by_id, 'Intune device ID')} (GET by id found "
+            f"{_them(by_id)}; none is an Entra device ID){tail}",
         )
     if by_entra and not by_id and not both:
         return Verdict(
             IdKind.ENTRA_DEVICE_ID,
-            f"{by_entra} of {total} sampled values are Entra device IDs (the azureADDeviceId "
-            f"filter found them; none is an Intune device ID){tail}",
+            f"{by_entra} of {sampled} {_are(by_entra, 'Entra device ID')} (the azureADDeviceId "
+            f"filter found {_them(by_entra)}; none is an Intune device ID){tail}",
         )
     if by_id or by_entra or both:
         found = (
-            f"of {total} sampled values, {by_id} are Intune device IDs (GET by id found them) "
-            f"and {by_entra} are Entra device IDs (the azureADDeviceId filter found them)"
+            f"of {sampled}, {by_id} {_are(by_id, 'Intune device ID')} (GET by id found "
+            f"{_them(by_id)}) and {by_entra} {_are(by_entra, 'Entra device ID')} (the "
+            f"azureADDeviceId filter found {_them(by_entra)})"
         )
         if both:
-            found += f"; {both} were found both ways"
+            found += f"; {both} {'was' if both == 1 else 'were'} found both ways"
         return Verdict(None, f"{found}{tail}; the column mixes both kinds", mixed=True)
     unsure = f" ({unanswered} not answered)" if unanswered else ""
     return Verdict(
         None,
-        f"none of {total} sampled values was found, neither as an Intune device ID (GET by id) "
+        f"none of {sampled} was found, neither as an Intune device ID (GET by id) "
         f"nor as an Entra device ID (the azureADDeviceId filter){unsure}",
     )
+
+
+def _are(count: int, kind: str) -> str:
+    """`is an Intune device ID` or `are Intune device IDs`, agreeing with `count`."""
+    return f"is {'an' if kind[0] in 'AEIOU' else 'a'} {kind}" if count == 1 else f"are {kind}s"
+
+
+def _them(count: int) -> str:
+    return "it" if count == 1 else "them"
 
 
 async def probe(session: GraphSession, values: Sequence[str]) -> list[Sighting]:
@@ -174,7 +186,8 @@ async def settle_kind(
     if all(s.by_id is None and s.by_entra is None for s in sightings):
         raise GraphError(
             f"{where}: to tell whether column {column!r} holds Intune or Entra device IDs, "
-            f"{len(values)} sampled values were looked up, and Graph answered none of the "
+            f"{plural(len(values), 'sampled value')} {'was' if len(values) == 1 else 'were'} "
+            "looked up, and Graph answered none of the "
             f"lookups; nothing was sent. Run again when Graph answers, or say what the column "
             f"holds with {KIND_OPTION}"
         )

@@ -2,24 +2,28 @@
 
 Few Intune ids: batched GETs (one inner read per device). Otherwise: one paged listing joined
 locally, then every row it did not find re-checked by a direct query (listings omit devices).
+Stopped part way (Ctrl-C, an outage), it keeps what it learned: a resume asks only for the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
+from batch_rotate.graph.errors import GraphLayerError
 from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
+from batch_rotate.present import plural
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
@@ -27,8 +31,9 @@ SELECT = (
 )
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
 # Listed devices are stored this many at a time: a commit per page rewrote the random-key index
-# pages each time (3x slower); an interrupted listing is listed again on resume anyway.
+# pages each time (3x slower); an interrupted listing stores what it matched, then stops.
 STORE_EVERY = 20_000
+LISTED = "listed"  # journal meta: "<requests> <devices>" of a finished listing not yet resolved
 Eligibility = Callable[[Device], str | None]  # why a device cannot rotate; None: it can
 Flag = Callable[[Device], str | None]  # what a planned device's row notes anyway; None: nothing
 
@@ -42,23 +47,28 @@ class ResolveReport:
     rechecked: int = 0  # identifiers the listing missed, queried directly
     recheck_requests: int = 0  # $batch requests those direct queries took
     found_by_recheck: int = 0  # of them, found: the listing had left them out
+    listed_before: bool = False  # the listing was made before an interrupt (resume reused it)
 
     def describe(self) -> str:
-        plural = "" if self.requests == 1 else "s"
         if self.strategy == "lookup":
             return (
-                f"looked up devices by id: {self.inner_requests} reads in {self.requests} $batch "
-                f"request{plural}"
+                f"looked up devices by id: {plural(self.inner_requests, 'read')} in "
+                f"{plural(self.requests, '$batch request')}"
             )
+        inventory = plural(self.inventory_size, "managed device")
         text = (
-            f"listed the inventory ({self.inventory_size} managed devices) in {self.requests} "
-            f"request{plural} and matched locally"
+            f"listed the inventory ({inventory}) in {plural(self.requests, 'request')} and "
+            "matched locally"
         )
+        if self.listed_before:
+            text = (
+                f"matched locally against the inventory listed before the interrupt ({inventory})"
+            )
         if self.rechecked:
             text += (
-                f"; re-checked {self.rechecked} identifiers (those it did not find, and every name "
-                f"and serial) by direct query "
-                f"({self.rechecked} reads in {self.recheck_requests} $batch requests): "
+                f"; re-checked {plural(self.rechecked, 'identifier')} (those it did not find, and "
+                f"every name and serial) by direct query ({plural(self.rechecked, 'read')} in "
+                f"{plural(self.recheck_requests, '$batch request')}): "
                 f"{self.found_by_recheck} found that the listing had left out"
             )
         return text
@@ -123,27 +133,41 @@ async def resolve(
     (both stored with the device, None for nothing); `on_progress(what, done, total or None)` is
     told after each page or batch answered."""
     store = _Store(journal, eligibility, flag, on_progress or (lambda *_: None))
-    if wanted.strategy == "lookup":
-        report = await _by_lookup(store, wanted, session)
-    else:
-        listed = await _by_listing(store, wanted, session)
-        report = await _recheck(store, listed, session)
     basis = journal.meta().get("id_kind_basis", "")  # how the input column's kind was settled
+    texts = {kind: _match_texts(kind, basis) for kind in IdKind if wanted.keys[kind]}
+    try:
+        if wanted.strategy == "lookup":
+            report = await _by_lookup(store, wanted, session)
+        else:
+            listed = _listed_before(journal)
+            if listed is None:
+                listed = await _by_listing(store, wanted, session)
+            # Whole, the listing leaves no twin of a matched id to find (names are re-checked).
+            store.matched.update((IdKind.INTUNE_ID, IdKind.ENTRA_DEVICE_ID))
+            report = await _recheck(store, listed, session)
+    except (asyncio.CancelledError, GraphLayerError):
+        # Ctrl-C or an outage: rows whose answer is complete stay resolved; resume asks the rest
+        journal.keep_resolved(texts, answered=store.answered, matched=store.matched)
+        raise
     journal.resolve_rows(
-        {kind: _match_texts(kind, basis) for kind in IdKind if wanted.keys[kind]},
-        duplicate=("duplicate: same device as row ", "; rotated once there"),
+        texts, duplicate=("duplicate: same device as row ", "; rotated once there")
     )
+    journal.set_meta(**{LISTED: ""})
     return report
 
 
 @dataclass(frozen=True)
 class _Store:
-    """Where found devices go: the journal, each with its eligibility and flag decided here."""
+    """Where found devices go: the journal, each with its eligibility and flag decided here.
+
+    It also notes which rows' answers are complete, for a resolution stopped part way."""
 
     journal: Journal
     eligibility: Eligibility
     flag: Flag
     progress: Callable[[str, int, int | None], None]
+    answered: list[tuple[IdKind, str]] = field(default_factory=list)  # every device stored
+    matched: set[IdKind] = field(default_factory=set)  # kinds a stored device settles
 
     def add(self, devices: Iterable[Device]) -> None:
         self.journal.add_inventory(
@@ -153,21 +177,34 @@ class _Store:
 
 async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> ResolveReport:
     requests = size = 0
+    # An Intune id names one device: listed once, it is matched for good, even part way.
+    store.matched.add(IdKind.INTUNE_ID)
     if any(wanted.keys.values()):
         listing = session.pages("deviceManagement/managedDevices", params={"$select": SELECT})
         kept: list[Device] = []
-        async for response in listing:
-            requests += 1
-            body = response.body if isinstance(response.body, dict) else {}
-            page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
-            size += len(page)
-            kept += (d for d in page if wanted.names(d))
-            if len(kept) >= STORE_EVERY:
-                store.add(kept)
-                kept = []
-            store.progress("listed managed devices", size, None)
-        store.add(kept)
+        try:
+            async for response in listing:
+                requests += 1
+                body = response.body if isinstance(response.body, dict) else {}
+                page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
+                size += len(page)
+                kept += (d for d in page if wanted.names(d))
+                if len(kept) >= STORE_EVERY:
+                    store.add(kept)
+                    kept = []
+                store.progress("listed managed devices", size, None)
+        finally:  # what the listing matched is kept, whatever stops it
+            store.add(kept)
+    store.journal.set_meta(**{LISTED: f"{requests} {size}"})
     return ResolveReport("listing", requests, requests, size)
+
+
+def _listed_before(journal: Journal) -> ResolveReport | None:
+    """The listing a stopped resolution finished (its devices are stored), or None."""
+    recorded = journal.meta().get(LISTED, "").split()
+    if len(recorded) != 2:
+        return None
+    return ResolveReport("listing", 0, 0, int(recorded[1]), listed_before=True)
 
 
 async def _by_lookup(store: _Store, wanted: Wanted, session: GraphSession) -> ResolveReport:
@@ -194,6 +231,8 @@ async def _by_lookup(store: _Store, wanted: Wanted, session: GraphSession) -> Re
                 found.append(device_from_graph(result.body))
             elif result.status != 404:
                 failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
+                continue
+            store.answered.append((IdKind.INTUNE_ID, keys[result.item.key]))
         store.add(found)
         store.progress("looked up devices", answered[0], len(items))
 
@@ -237,13 +276,16 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
                 continue
             answered[0] += 1
             body = result.body if isinstance(result.body, dict) else {}
+            kind, key, _ = misses[result.item.key]
             if result.status == 200:
                 page = body.get("value") if "value" in body else [body]
                 devices += [device_from_graph(d) for d in page or [] if isinstance(d, dict)]
                 if page:
-                    found.add(misses[result.item.key][1])
+                    found.add(key)
             elif result.status != 404:
-                failures[misses[result.item.key][1]] = result.reason or f"HTTP {result.status}"
+                failures[key] = result.reason or f"HTTP {result.status}"
+                continue
+            store.answered.append((kind, key))
         store.add(devices)
         store.progress("re-checked identifiers", answered[0], len(items))
 

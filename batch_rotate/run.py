@@ -23,6 +23,7 @@ from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
+from batch_rotate.present import plural
 from batch_rotate.probe import settle_kind
 from batch_rotate.runindex import register_run
 from batch_rotate.runkit import (
@@ -141,7 +142,7 @@ async def _new_run(
     if stages.plan is not None:
         check_same_input(stages.plan, devices.sha256)
     notify(
-        f"read {len(devices)} rows from {inputs.path.name} "
+        f"read {plural(len(devices), 'row')} from {inputs.path.name} "
         f"(column {devices.column!r} as {devices.kind.value})"
     )
     rows = len(devices)
@@ -179,7 +180,7 @@ async def _new_run(
     )
     stages.follow(run_dir, again)
     with closing(journal), run_log(run_dir):
-        log.info("run %s: %s rows from %s", run_dir.name, rows, inputs.path)
+        log.info("run %s: %s from %s", run_dir.name, plural(rows, "row"), inputs.path)
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
         journal.set_meta(rows_recorded=str(rows))
@@ -273,12 +274,12 @@ async def _resume(run_dir: Path, stages: Stages, retry_failed: bool) -> RunResul
         if "resolution" not in meta or relook:  # resolve what is left (or failed) first
             journal.reopen_failed(relook, RETRIED_EVENT, lookups=True)
             to_resolve += len(relook)
-            notify(f"resuming {run_dir.name}: {to_resolve} rows still to resolve")
+            notify(f"resuming {run_dir.name}: {plural(to_resolve, 'row')} still to resolve")
             journal.event("resume", f"{to_resolve} to resolve")
             journal.reopen_failed(retry, RETRIED_EVENT)
             return await plan_and_rotate(journal, run_dir, stages, to_resolve)
         pending = len(journal.to_send()) + len(journal.in_flight()) + len(retry)
-        notify(f"resuming {run_dir.name}: {pending} devices still to send")
+        notify(f"resuming {run_dir.name}: {plural(pending, 'device')} still to send")
         journal.event("resume", f"{pending} to send")
         with graph_errors():
             async with signed_in(
@@ -305,8 +306,8 @@ def _relookable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
     rows = [row for row, reason in failed if transient_lookup(reason)]
     if failed:
         notify(
-            f"--retry-failed: {len(rows)} of {len(failed)} failed lookups failed for a transient "
-            "reason and are looked up again"
+            f"--retry-failed: {len(rows)} of {plural(len(failed), 'failed lookup')} failed for a "
+            f"transient reason and {'is' if len(rows) == 1 else 'are'} looked up again"
         )
     return rows
 
@@ -316,7 +317,8 @@ def _retryable(journal: Journal, notify: Callable[[str], None]) -> list[int]:
     failed = journal.failed_rows()
     rows = [row for row, status, reason in failed if transient_failure(status, reason)]
     notify(
-        f"--retry-failed: {len(rows)} of {len(failed)} failed devices failed for a transient "
-        "reason and go again (a device's own error, such as 400, 403 or 404, does not)"
+        f"--retry-failed: {len(rows)} of {plural(len(failed), 'failed device')} failed for a "
+        f"transient reason and {'goes' if len(rows) == 1 else 'go'} again (a device's own error, "
+        "such as 400, 403 or 404, does not)"
     )
     return rows

@@ -124,6 +124,7 @@ def summary_of(journal: Journal, run_dir: Path) -> RunSummary:
             "input_file",
             "input_sha256",
             "schema_version",
+            "listed",  # resolve.py's bookkeeping for a resumed resolution, no fact of the run
         }
     }
     return RunSummary(

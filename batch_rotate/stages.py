@@ -25,7 +25,7 @@ from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, sta
 from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
-from batch_rotate.present import plural
+from batch_rotate.present import plural, plural_noun
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.runkit import (
     EXIT_AUTH,
@@ -104,10 +104,12 @@ async def plan_and_rotate(journal: Journal, run_dir: Path, stages: Stages, rows:
                 )
                 if resolve_report is None:  # Ctrl-C: the rows not yet resolved stay to resolve
                     return _interrupted_resolution(journal, run_dir, stages)
-                notify(f"resolution: {rate(rows, 'rows', time.monotonic() - began)}")
+                notify(
+                    f"resolution: {rate(rows, plural_noun(rows, 'row'), time.monotonic() - began)}"
+                )
                 warnings = []
-                if journal.any_flagged():  # co-managed devices stay planned, flag as reason
-                    flagged = journal.flag_planned()
+                # co-managed devices stay planned, flag as reason; noted only when some are
+                if journal.any_flagged() and (flagged := journal.flag_planned()):
                     notify(
                         f"note: co-managed devices in the plan: {flagged}; check their "
                         "Endpoint Protection workload is moved to Intune (Reason: comanaged)"
@@ -185,20 +187,21 @@ async def _after_plan(
         if unlooked:
             result.exit_code = EXIT_AUTH
             result.messages.append(
-                f"{unlooked} rows could not be looked up (see lookup_failed in the report); "
-                "the plan is incomplete: run it again when Graph answers"
+                f"{plural(unlooked, 'row')} could not be looked up (see lookup_failed in the "
+                "report); the plan is incomplete: run it again when Graph answers"
             )
         return result
     if count > settings.max_devices:
         journal.set_meta(
             state="refused",
             ended_at=utc_now(),
-            stopped_because=f"guard: {count} devices > --max-devices {settings.max_devices}",
+            stopped_because=f"guard: {plural(count, 'device')} > --max-devices "
+            f"{settings.max_devices}",
         )
         with interrupts.rendering():
             render(run_dir)
         raise InputError(
-            f"{count} devices would be rotated, more than --max-devices "
+            f"{plural(count, 'device')} would be rotated, more than --max-devices "
             f"{settings.max_devices}; nothing was sent. Check the plan in {run_dir}, then "
             f"run again with --max-devices {count} to allow it"
         )

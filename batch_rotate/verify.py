@@ -23,6 +23,7 @@ from batch_rotate.graph.session import GraphSession
 from batch_rotate.hresults import describe_hresult, hresult_hex
 from batch_rotate.journal import Journal, VerifyTarget
 from batch_rotate.models import Verdict, Verification
+from batch_rotate.present import plural
 from batch_rotate.tenant_clock import (
     CLOCK_MARGIN_S,
     iso,
@@ -104,7 +105,10 @@ def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
     history = _history(ev, reference_at) if ev.action_state and not current else ""
     ceiling = ""
     if count is not None and count >= KEY_CEILING_WARN:
-        ceiling = f"; key_ceiling: {count} keys escrowed, Entra keeps at most 200: delete old keys"
+        ceiling = (
+            f"; key_ceiling: {plural(count, 'key')} escrowed, Entra keeps at most 200: delete old "
+            "keys"
+        )
 
     def make(status: Verification, detail: str) -> Verdict:
         error = ev.action_error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind
 from batch_rotate.sim import SimTenant
+from batch_rotate.sim.inventory import eligible, generate
 
 from .conftest import SAMPLE, run_dirs, sim_flags
 
@@ -108,3 +110,29 @@ def test_a_queued_comanaged_device_keeps_its_flag_after_the_answer(
     for row in flagged.values():
         assert row["Status"] == "queued"
         assert row["Reason"].startswith("accepted by Intune")  # the answer first, then the flag
+
+
+def test_no_comanaged_note_when_no_planned_row_is_comanaged(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    """A co-managed device resolution stored but did not plan (its name is ambiguous) is no
+    co-managed device in the plan: the note, which said "in the plan: 0", is not printed."""
+    fleet = generate(200, 1)
+    comanaged = next(
+        d for d in fleet if eligible(d) and d["managementAgent"] == "configurationManagerClientMdm"
+    )
+    twin = next(d for d in fleet if eligible(d) and d["managementAgent"] == "mdm")
+    twin["deviceName"] = comanaged["deviceName"]
+    (tmp_path / "fleet.json").write_text(json.dumps(fleet), encoding="utf-8")
+    sim = make_sim(inventory_file=tmp_path / "fleet.json")
+    (tmp_path / "names.csv").write_text(
+        f"Device name\n{comanaged['deviceName']}\n", encoding="utf-8"
+    )
+    result = run_cli(["plan", "names.csv", *sim_flags(sim)], env=sim.env())
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path)
+    journal = Journal.open(run_dir, write=False)
+    stored, counts = journal.any_flagged(), journal.counts()
+    journal.close()
+    assert stored and counts == {"ambiguous": 1}  # stored, but no row plans it
+    assert "co-managed" not in result.output

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from batch_rotate.present import plural
 from batch_rotate.sim import SimTenant
 from batch_rotate.sim.inventory import eligible
 
@@ -124,11 +125,17 @@ def test_ctrl_c_during_resolution_resumes_resolution_then_rotates(
     cli.wait_for(cli.said("resolving: looked up devices"), "resolution progress")
     report, run_dir = _interrupt_before_sending(cli, sim, tmp_path, ids)
     assert {row["Status"] for row in report.values()} <= {"not_sent", "not_found"}
+    # the lookups answered before the Ctrl-C stay resolved (the progress line followed one)
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:
+        (left,) = db.execute("SELECT COUNT(*) FROM devices WHERE status = 'resolving'").fetchone()
+    assert 0 <= left < len(ids)
+    reads = sim.metrics()["reads"]
 
     resumed = _Cli(["rotate", "--resume", str(run_dir), *FAST, *flags], sim, tmp_path)
     code, output = resumed.finish()
     assert code == 0, output
-    assert "rows still to resolve" in output
+    assert f"{plural(left, 'row')} still to resolve" in output
+    assert sim.metrics()["reads"] - reads == left  # only the rest is looked up again
     report = _report(run_dir)
     assert all(report[i]["Status"] == "queued" for i in ids)
     accepted = sim.metrics()["accepted_by_device"]

@@ -288,3 +288,43 @@ def test_secret_like_and_formula_text_in_failures_and_summary_is_inert(tmp_path:
                     assert not cell.value.startswith("=")
     failures = list(book["Failures"].iter_rows(min_row=2, values_only=True))
     assert failures[0][1] == "'" + payload and failures[0][5].startswith("'" + payload)
+
+
+def test_summary_numbers_are_numeric_cells_and_only_formula_text_is_quoted(
+    tmp_path: Path,
+) -> None:
+    """The journal records every detail as text: numbers must still be numbers in Excel, and a
+    negative number (a clock offset) must not be shown as neutralised `'-0.1` text."""
+    details = {
+        "tenant_clock_offset_s": "-0.1",
+        "batch_size": "20",
+        "timeout_s": "60.0",
+        "inventory_size": "1808",
+        "tool_version": "1.2.0",
+        "serial_hint": "0012",  # leading zero: an identifier, kept as written
+        "long_id": "1234567890123456",  # more digits than Excel keeps
+        "stopped_because": "-sent nothing",
+        "dry_run": "False",
+    }
+    paths = write_reports(tmp_path, [_row(2)], dataclasses.replace(SUMMARY, details=details))
+    sheet = openpyxl.load_workbook(paths.xlsx)["Summary"]
+    cells = {row[0].value: row[1] for row in sheet.iter_rows() if len(row) > 1}
+    numbers = {
+        "Tenant clock offset (s)": -0.1,
+        "Batch size (requests per $batch)": 20,
+        "Timeout (s)": 60,
+        "Devices in the tenant's inventory": 1808,
+    }
+    for name, value in numbers.items():
+        assert cells[name].data_type == "n" and cells[name].value == value, name
+    texts = {
+        "Tool version": "1.2.0",
+        "Serial hint": "0012",
+        "Long ID": "1234567890123456",
+        "Stopped because": "'-sent nothing",
+        "Dry run": "False",
+    }
+    for name, value in texts.items():
+        assert cells[name].data_type == "s" and cells[name].value == value, name
+    counts = [cells[n] for n in ("queued", "failed", "Total")]
+    assert all(c.data_type == "n" and isinstance(c.value, int) for c in counts)

@@ -3,6 +3,7 @@ every selected list is compared device for device with the simulator's ground tr
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,10 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from batch_rotate.errors import InputError
+from batch_rotate.select.selectors import group_members
 from batch_rotate.sim import SimTenant
 from batch_rotate.sim.targeting import TargetingConfig
 
 from .conftest import run_dirs, sim_flags
+from .graph.fakeclock import FakeClock
+from .graph.fakes import ScriptedGraph, response, session_on
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.slow
@@ -176,3 +181,31 @@ def test_selector_options_need_select(run_cli: Cli) -> None:
     result = run_cli(["rotate", "--group", "Finance"])
     assert result.exit_code == 2
     assert "--select" in result.output
+
+
+@pytest.mark.parametrize("group", ["NoSuchGroup", "00000000-0000-4000-8000-0000000000ff"])
+def test_a_group_that_is_not_there_is_an_input_mistake(
+    tsim: SimTenant, run_cli: Cli, tmp_path: Path, group: str
+) -> None:
+    out = tmp_path / "selected.csv"
+    result = run_cli(
+        ["select", "--group", group, "--out", str(out), *sim_flags(tsim)], env=tsim.env()
+    )
+    assert result.exit_code == 2, result.output  # the operator's input, not sign-in or Graph
+    text = " ".join(result.output.split())
+    assert f"--group {group}" in text.replace("'", "")
+    assert "no group in the tenant has this" in text and "Entra ID (Groups)" in text
+    assert not out.exists()
+
+
+def test_a_name_several_groups_share_asks_for_one_id() -> None:
+    clock = FakeClock()
+    twins = [{"id": "g-1", "displayName": "Finance"}, {"id": "g-2", "displayName": "FINANCE"}]
+    graph = ScriptedGraph(clock, gets=[response(200, body={"value": twins})])
+
+    async def go() -> None:
+        await group_members(session_on(graph, clock, max_attempts=1), "finance")
+
+    with pytest.raises(InputError, match=r"2 groups have this display name \(g-1, g-2\)") as info:
+        asyncio.run(go())
+    assert "--group g-1" in str(info.value)

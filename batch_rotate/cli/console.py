@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from batch_rotate.errors import InputError
+from batch_rotate.present import plural
 from batch_rotate.run import EXIT_INTERRUPTED, ConfirmRequest, RunnerStats, RunResult
 
 
@@ -48,8 +49,9 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
             return True
         if not sys.stdin.isatty():
             raise InputError(
-                f"about to rotate {request.count} devices in tenant {request.tenant_id}, but there "
-                "is no terminal to confirm on; run `batch-rotate plan` to review, then add --yes"
+                f"about to rotate {plural(request.count, 'device')} in tenant {request.tenant_id}, "
+                "but there is no terminal to confirm on; run `batch-rotate plan` to review, then "
+                "add --yes"
             )
         err.print(f"\n[bold]Tenant[/] {request.tenant_id}  ([dim]{request.graph_url}[/])")
         err.print(f"[bold]Devices to rotate:[/] {request.count}")

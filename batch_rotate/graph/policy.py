@@ -83,7 +83,9 @@ def decide(
         throttles = tries.throttles + 1
         if throttles >= limits.max_throttles:
             return Decision(
-                Action.FINAL, reason=f"still throttled after {throttles} tries; run again later"
+                Action.FINAL,
+                reason=f"still throttled after {throttles} {'try' if throttles == 1 else 'tries'}; "
+                "run again later",
             )
         wait = _wait(headers, throttles, now_epoch, backoff_s)
         return Decision(
@@ -132,7 +134,8 @@ def _transient(
     attempts = tries.attempts + 1
     last = str(answer) if isinstance(answer, BaseException) else _detail(answer, info)
     if attempts >= limits.max_attempts:
-        return Decision(Action.FINAL, reason=f"gave up after {attempts} attempts; last: {last}")
+        attempted = f"{attempts} attempt{'' if attempts == 1 else 's'}"  # closed layer: no present
+        return Decision(Action.FINAL, reason=f"gave up after {attempted}; last: {last}")
     wait = _wait(headers, attempts, now_epoch, backoff_s)
     # A whole batch or one of the run's reads answered 503/504 + Retry-After: the service asks
     # everyone to wait. One inner request's 503 only delays that request: pausing every sender

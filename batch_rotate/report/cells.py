@@ -1,7 +1,8 @@
 """Cell values both report files can hold safely: inert text, numbers, and real UTC date-times.
 
 Text that Excel would read as a formula (leading `=`, `+`, `-`, `@`, tab or CR) gets a leading
-`'`; characters a workbook cannot hold are dropped or replaced; ISO 8601 times become dates.
+`'`; characters a workbook cannot hold are dropped or replaced; ISO 8601 times become dates, and
+plain decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to neutralise.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _ISO_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", re.ASCII
 )
-_EXCEL_FIRST_YEAR = 1900  # earlier dates (Graph's "never" is 0001-01-01) show as #### in Excel
+_EXCEL_FIRST_YEAR = 1900
+# A plain decimal: no leading zero (an id like `0012` stays text), no exponent, at most 15
+# significant digits (all Excel keeps), so the number shown is exactly the text recorded.
+_NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?", re.ASCII)
+_EXCEL_DIGITS = 15  # earlier dates (Graph's "never" is 0001-01-01) show as #### in Excel
 
 
 def _replacement(match: re.Match[str]) -> str:
@@ -49,6 +54,13 @@ def shown(value: object) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return neutralise(str(value))
+
+
+def recorded_number(text: str) -> int | float | None:
+    """The number a plain decimal text records (`20`, `60.0`, `-0.1`), else None."""
+    if not _NUMBER_RE.fullmatch(text) or sum(c.isdigit() for c in text) > _EXCEL_DIGITS:
+        return None
+    return float(text) if "." in text else int(text)
 
 
 def utc_datetime(text: str) -> datetime | None:
@@ -101,9 +113,9 @@ def xlsx_value(sheet: Any, value: int | str) -> object:
     return value
 
 
-def summary_value(sheet: Any, value: int | str, font: Font | None = None) -> object:
+def summary_value(sheet: Any, value: int | float | str, font: Font | None = None) -> object:
     """A Summary cell: a number, a date-time for an ISO time, else string text."""
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return value
     when = utc_datetime(value)
     return date_cell(sheet, when, font) if when else text_cell(sheet, value, font)

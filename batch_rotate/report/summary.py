@@ -11,10 +11,12 @@ from openpyxl.chart.marker import DataPoint
 from openpyxl.styles import Font
 
 from batch_rotate.models import RunSummary
+from batch_rotate.present import plural
 from batch_rotate.report.cells import (
     BARS,
     add_table,
     neutralise,
+    recorded_number,
     shown,
     summary_value,
     text_cell,
@@ -75,9 +77,11 @@ class _Lines:
         self.sheet, self.bold, self.row = sheet, bold, 0
 
     def add(self, name: str, value: int | str = "", *, strong: bool = False) -> int:
+        """A fact: a number (counts, and journal text that records one), a time, or text."""
         font = self.bold if strong else None
-        value = shown(value)
-        cell = summary_value(self.sheet, value, font) if value != "" else None
+        recorded = recorded_number(value) if isinstance(value, str) else None
+        cell_value = shown(value) if recorded is None else recorded
+        cell = summary_value(self.sheet, cell_value, font) if cell_value != "" else None
         self.sheet.append([text_cell(self.sheet, neutralise(name), font), cell])
         self.row += 1
         return self.row
@@ -124,7 +128,8 @@ def summary_sheet(
             f"{per_sheet:,} devices per sheet; report.csv holds all {devices:,} in one file"
         )
     else:
-        where = f"1 sheet ({device_sheets[0]}); report.csv holds the same {devices:,} rows"
+        rows = plural(devices, "row", sep=",")
+        where = f"1 sheet ({device_sheets[0]}); report.csv holds the same {rows}"
     lines.text("Devices sheets", where)
     charts = 0
     for title, counts, table, chart_title in (
@@ -154,7 +159,7 @@ def summary_sheet(
         lines.blank()
         lines.add("Details", strong=True)
         for key, value in summary.details.items():
-            lines.text(label(key), value)
+            lines.add(label(key), value)  # the journal records numbers as text: shown as numbers
 
 
 def _chart(sheet: Any, title: str, header: int, statuses: list[str]) -> BarChart:

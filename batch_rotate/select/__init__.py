@@ -16,6 +16,7 @@ from batch_rotate.graph.pacer import Budget
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.inputs import read_device_list
 from batch_rotate.models import Device
+from batch_rotate.present import plural
 from batch_rotate.resolve import Wanted
 from batch_rotate.select import selectors
 from batch_rotate.select.lookup import Counting, inventory, tenant_now
@@ -91,8 +92,9 @@ class SelectorReport:
     def describe(self) -> str:
         rate = self.graph_requests / self.seconds if self.seconds > 0 else 0.0
         text = (
-            f"{self.name}: {self.devices} devices; {self.graph_requests} Graph reads in "
-            f"{self.requests} HTTP requests, {self.seconds:.1f} s ({rate:.0f} reads/s)"
+            f"{self.name}: {plural(self.devices, 'device')}; "
+            f"{plural(self.graph_requests, 'Graph read')} in "
+            f"{plural(self.requests, 'HTTP request')}, {self.seconds:.1f} s ({rate:.0f} reads/s)"
         )
         return f"{text}; {self.note}" if self.note else text
 
@@ -172,7 +174,8 @@ async def select(
             session.through(count), audit, since, criteria.read_by
         )
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
-        note = f"{found.records} audit records, {len(found.reads)} distinct key reads"
+        note = f"{plural(found.records, 'audit record')}, "
+        note += plural(len(found.reads), "distinct key read")
         measure("--exposed-since", len(picked), f"{note}; skipped: {skipped or 'none'}")
         narrow(picked)
     if criteria.group:

@@ -11,6 +11,7 @@ from batch_rotate.connect import signed_in
 from batch_rotate.errors import InputError
 from batch_rotate.graph.session import Needs
 from batch_rotate.models import IdKind
+from batch_rotate.present import plural
 from batch_rotate.run import (
     ConfirmRequest,
     InputOptions,
@@ -42,9 +43,9 @@ async def select_devices(
     for report in selection.reports:
         notify(report.describe())
     if selection.excluded:
-        notify(f"--exclude removed {selection.excluded} devices")
+        notify(f"--exclude removed {plural(selection.excluded, 'device')}")
     write_csv(out, selection.devices)
-    notify(f"selected {len(selection.devices)} devices: {out}")
+    notify(f"selected {plural(len(selection.devices), 'device')}: {out}")
     return selection
 
 
@@ -70,7 +71,8 @@ async def select_then_run(
             f"the selection ({criteria.describe()}) matched no device; nothing to rotate "
             f"(the empty list is in {listed})"
         )
-    notify(f"selection: {criteria.describe()} -> {len(selection.devices)} devices in {listed}")
+    shown = plural(len(selection.devices), "device")
+    notify(f"selection: {criteria.describe()} -> {shown} in {listed}")
     return await run_job(
         settings=settings,
         credentials=credentials,

@@ -20,6 +20,7 @@ from batch_rotate.graph.errors import ServiceError
 from batch_rotate.graph.runner import ItemResult, Transport
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
+from batch_rotate.present import plural
 from batch_rotate.resolve import SELECT
 
 DEVICE_SELECT = SELECT + ",userPrincipalName"
@@ -134,7 +135,8 @@ async def devices_where(
     await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
     if failures:
         raise ServiceError(
-            f"{len(failures)} device lookups failed (first: {failures[0]}); nothing was written, "
+            f"{plural(len(failures), 'device lookup')} failed (first: {failures[0]}); nothing "
+            "was written, "
             "run select again"
         )
     return found

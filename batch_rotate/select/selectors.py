@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from batch_rotate.errors import InputError
 from batch_rotate.graph.batch import BatchItem
-from batch_rotate.graph.errors import ServiceError, SignInError
+from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
+from batch_rotate.present import plural
 from batch_rotate.select.lookup import devices_where, windows
 from batch_rotate.tenant_clock import parse_graph_time
 from batch_rotate.verify import recovery_keys
@@ -227,14 +229,20 @@ async def group_members(session: GraphSession, group: str) -> tuple[Picked, str]
 
 
 async def _find_group(session: GraphSession, group: str) -> dict[str, Any]:
-    """The group by object id, or by exact display name (refused when several share it)."""
+    """The group by object id, or by exact display name (refused when several share it).
+
+    A group that is not there, or a name several groups share, is the operator's input to fix
+    (`InputError`, exit 2), not a failure of Graph."""
     if _GUID.fullmatch(group.strip()):
         response = await session.get(
             f"groups/{group.strip()}", version="v1.0", permission=GROUP_PERMISSION
         )
         if response.status == 200 and isinstance(response.body, dict):
             return response.body
-        raise ServiceError(f"--group {group}: no group has this object id; check it in Entra ID")
+        raise InputError(
+            f"--group {group.strip()}: no group in the tenant has this object id; copy the "
+            "group's Object ID from Entra ID (Groups), or give its display name"
+        )
     literal = group.replace("'", "''")
     response = await session.get(
         "groups",
@@ -246,11 +254,15 @@ async def _find_group(session: GraphSession, group: str) -> dict[str, Any]:
     matches = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
     matches = [g for g in matches if str(g.get("displayName", "")).lower() == group.lower()]
     if not matches:
-        raise ServiceError(f"--group {group!r}: no group has this name; give its object id")
+        raise InputError(
+            f"--group {group!r}: no group in the tenant has this display name (the whole name, "
+            "in any case); check the spelling in Entra ID (Groups), or give the group's object id"
+        )
     if len(matches) > 1:
         ids = ", ".join(str(g["id"]) for g in matches)
-        raise ServiceError(
-            f"--group {group!r}: {len(matches)} groups have this name ({ids}); give one id"
+        raise InputError(
+            f"--group {group!r}: {len(matches)} groups have this display name ({ids}); give "
+            f"the object id of the one you mean, e.g. --group {matches[0]['id']}"
         )
     return matches[0]
 
@@ -276,5 +288,8 @@ async def old_keys(
             picked[device.id] = (device, "no recovery key escrowed in Entra ID")
         elif (newest := max(times)) < cutoff:
             days = (now - newest).days
-            picked[device.id] = (device, f"newest key {days} days old ({newest:%Y-%m-%d})")
+            picked[device.id] = (
+                device,
+                f"newest key {plural(days, 'day')} old ({newest:%Y-%m-%d})",
+            )
     return picked
