@@ -13,6 +13,7 @@ from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.paths import device_path
 from batch_rotate.graph.runner import BatchRunner, ItemResult, RunnerStats, Transport
 from batch_rotate.journal import Journal
 from batch_rotate.journal_send import SendItem
@@ -24,7 +25,7 @@ QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
 
 def rotate_url(device_id: str) -> str:
     """Beta only: there is no v1.0 rotateBitLockerKeys (GRAPH_NOTES.md "The rotate action")."""
-    return f"/deviceManagement/managedDevices/{device_id}/rotateBitLockerKeys"
+    return device_path(device_id, "/rotateBitLockerKeys")
 
 
 def to_outcome(result: ItemResult) -> Outcome:
@@ -151,7 +152,7 @@ async def check_in_flight(
         BatchItem(
             key=n,
             method="GET",
-            url=f"/deviceManagement/managedDevices/{item.device_id}?$select=id,deviceActionResults",
+            url=device_path(item.device_id, "?$select=id,deviceActionResults"),
             client_request_id=str(uuid.uuid4()),
         )
         for n, item in enumerate(lost)

@@ -112,14 +112,24 @@ class PlanRecords:
             )
 
     def fail_resolving(self, keys: dict[str, str]) -> None:
-        """Rows whose lookup failed for good (key -> reason)."""
+        """Rows whose lookup failed for good (key -> the whole reason)."""
         with self._db:
             self._db.executemany(
                 "UPDATE devices SET status = ?, reason = ? WHERE status = ? AND ref_key = ?",
                 [
-                    (Status.FAILED.value, f"lookup_failed: {reason}", Status.RESOLVING.value, key)
+                    (Status.FAILED.value, reason, Status.RESOLVING.value, key)
                     for key, reason in keys.items()
                 ],
+            )
+
+    def fail_devices(self, reasons: dict[str, str]) -> None:
+        """Every row matched to these devices fails (device id -> reason): never planned."""
+        held = (Status.PENDING.value, Status.INELIGIBLE.value, Status.DUPLICATE.value)
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = ? WHERE intune_id = ? "
+                "AND status IN (?, ?, ?)",
+                [(Status.FAILED.value, why, device, *held) for device, why in reasons.items()],
             )
 
     def resolve_rows(self, texts: dict[IdKind, MatchTexts], duplicate: tuple[str, str]) -> None:
