@@ -22,7 +22,7 @@ from batch_rotate.graph.runner import BatchRunner, ItemResult, Transport
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
-from batch_rotate.textsafe import safe_text
+from batch_rotate.textsafe import match_key, safe_text
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
@@ -120,8 +120,8 @@ class Wanted:
         return (
             device.id.lower() in self.keys[IdKind.INTUNE_ID]
             or device.entra_device_id.lower() in self.keys[IdKind.ENTRA_DEVICE_ID]
-            or device.name.strip().casefold() in self.keys[IdKind.DEVICE_NAME]
-            or device.serial_number.strip().casefold() in self.keys[IdKind.SERIAL_NUMBER]
+            or match_key(device.name) in self.keys[IdKind.DEVICE_NAME]
+            or match_key(device.serial_number) in self.keys[IdKind.SERIAL_NUMBER]
         )
 
 
@@ -355,6 +355,12 @@ def _match_texts(kind: IdKind, basis: str = "") -> MatchTexts:
             "ambiguous: ",
             f" managed devices have this {_label(kind)} (",
             "); list the device by its Intune device ID instead",
+        ),
+        lookalike=(
+            f"ambiguous: no managed device has exactly this {_label(kind)}; one has a "
+            "look-alike that matches only after Unicode folding (",
+            " vs ",
+            "); check which device is meant and list it by its Intune device ID",
         ),
     )
 

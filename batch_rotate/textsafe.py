@@ -1,7 +1,8 @@
-"""Text from outside (device names, file names, Graph messages) made safe for a human channel.
+"""Text from outside (device names, file names, Graph messages): safe to show, safe to match.
 
-One rule everywhere: control, format (bidi, zero-width), line-separator and surrogate characters
-are shown as visible escapes (`\\x1b`, `\\n`, `\\u202e`); the journal keeps the true value.
+Shown: control, format (bidi, zero-width), line-separator and surrogate characters become
+visible escapes (`\\x1b`, `\\n`, `\\u202e`); the journal keeps the true value. Matched: a name
+equal only after Unicode folding (`\\u212aIOSK` for `KIOSK`) is a look-alike, never the same.
 """
 
 from __future__ import annotations
@@ -43,6 +44,36 @@ def safe_text(text: str) -> str:
 def safe_lines(text: str) -> str:
     """Like `safe_text`, but each `\\n` is kept: for the tool's own multi-line text."""
     return "\n".join(safe_text(line) for line in text.split("\n"))
+
+
+def match_key(text: str) -> str:
+    """The loose key names and serials are matched on: NFKC and case folding (finds look-alikes
+    too; `same_spelling` tells them apart)."""
+    text = text.strip()
+    if text.isascii():
+        return text.casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def spelling(text: str) -> str:
+    """The strict key: only ASCII letters fold (Windows device names and serials are ASCII);
+    `\\u212a` (Kelvin) stays apart from `K`, fullwidth from ASCII, `\\u0130` from `i`."""
+    return text.strip().translate(_ASCII_LOWER)
+
+
+def same_spelling(a: str, b: str) -> bool:
+    """Whether two names are the same but for ASCII case (and surrounding spaces)."""
+    return spelling(a) == spelling(b)
+
+
+def ascii_shown(text: str) -> str:
+    """Every character that is not printable ASCII escaped: a look-alike's difference shows."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isascii() and c.isprintable() else _escape(c) for c in text)
 
 
 # Candidates in a dumped document: anything but printable ASCII and the indent's newlines (JSON
