@@ -34,11 +34,11 @@ def _escape(char: str) -> str:
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def safe_text(text: str) -> str:
-    """`text` with every unsafe character shown as a visible escape; everything else kept."""
+def safe_text(text: str, *, keep: str = "") -> str:
+    """`text` with every unsafe character (but those in `keep`) shown as a visible escape."""
     if text.isprintable():  # the fast path: printable excludes every unsafe category
         return text
-    return "".join(_escape(c) if is_unsafe(c) else c for c in text)
+    return "".join(_escape(c) if c not in keep and is_unsafe(c) else c for c in text)
 
 
 def safe_lines(text: str) -> str:

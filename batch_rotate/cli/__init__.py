@@ -435,7 +435,7 @@ def report(
     with exits():
         paths, counts = render(run_dir)
     with closed_stdout_ok():
-        out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False)
+        out.print(f"report: {paths.xlsx}", f"        {paths.csv}", sep="\n", highlight=False)
         out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
 
 

@@ -92,4 +92,4 @@ def runs_command(
             lines.append(f"  {'next':<8} {info.next_command or 'nothing'}")
         lines.append("")
     with closed_stdout_ok():
-        out.print("\n".join(lines).rstrip(), highlight=False, markup=False, soft_wrap=True)
+        out.print(*lines[:-1], sep="\n", highlight=False, markup=False, soft_wrap=True)
