@@ -151,5 +151,5 @@ def error_document(command: str, exit_code: int, message: str) -> dict[str, Any]
 
 def print_json(doc: dict[str, Any]) -> None:
     with closed_stdout_ok():
-        sys.stdout.write(safe_json(doc, indent=2) + "\n")  # controls and bidi as \\uXXXX
+        sys.stdout.write(safe_json(doc, indent=2) + "\n")  # controls and bidi as \uXXXX
         sys.stdout.flush()
