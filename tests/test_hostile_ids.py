@@ -7,20 +7,29 @@ simulated tenant's request log shows only the valid devices' rotate URLs were ev
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import Result
 
+from batch_rotate.graph.batch import BatchItem, InnerResponse
+from batch_rotate.graph.client import BatchResult, GraphResponse
 from batch_rotate.graph.errors import InvalidIdError
+from batch_rotate.graph.lane import lane
+from batch_rotate.graph.pacer import Budget
 from batch_rotate.graph.paths import device_path, is_guid, recovery_key_path, recovery_keys_of
-from batch_rotate.models import Device
-from batch_rotate.resolve import invalid_id
+from batch_rotate.journal import Journal
+from batch_rotate.models import Device, DeviceRef, IdKind
+from batch_rotate.resolve import SELECT, Wanted, invalid_id, resolve
 from batch_rotate.sim import SimTenant
+from tests.graph.fakeclock import FakeClock
 
 from .conftest import run_dirs, sim_flags
 
@@ -130,3 +139,38 @@ def test_resolution_names_the_invalid_id_escaped() -> None:
         "nothing was sent"
     )
     assert invalid_id(Device(id="")) is not None  # no id at all cannot be addressed either
+
+
+class _AnswersWithAPath:
+    """A `$batch` transport whose GET by id answers with a path as the device's id."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
+        self.urls += (item.url for item in items)
+        body = {"id": HOSTILE_ID, "deviceName": "EVIL-01", "operatingSystem": "Windows"}
+        answers = {item.key: InnerResponse(200, {}, body) for item in items}
+        return BatchResult(GraphResponse(200, {}, None, "rid", "crid"), answers)
+
+    async def request(self, method: str, path: str, **_: Any) -> GraphResponse:
+        raise AssertionError("lookups go through $batch")
+
+
+def test_a_lookup_answered_with_a_path_fails_the_row(tmp_path: Path) -> None:
+    good = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    journal = Journal.create(tmp_path / "run", {})
+    journal.add_refs([DeviceRef(2, good, IdKind.INTUNE_ID, good)])
+    graph = _AnswersWithAPath()
+    reads = lane(Budget(100_000, 1.0), clock=FakeClock(start_epoch=time.time()), seed=1)
+    try:
+        wanted = Wanted.of([(IdKind.INTUNE_ID, good)])
+        asyncio.run(resolve(journal, wanted, graph, reads, eligibility=lambda _: None))
+        (row,) = journal.report_rows()
+    finally:
+        journal.close()
+    assert graph.urls == [f"/deviceManagement/managedDevices/{good}?$select={SELECT}"]
+    assert (row.status, row.intune_device_id) == ("failed", "")
+    assert row.reason == (
+        f"invalid_id: Graph returned an id that is not a GUID ('{HOSTILE_ID}'); nothing was sent"
+    )
