@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_rotate.graph.batch import BatchItem
+from batch_rotate.graph.paths import device_path
 from batch_rotate.graph.runner import ItemResult, RunnerStats
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
@@ -24,7 +25,7 @@ QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
 
 def rotate_url(device_id: str) -> str:
     """Beta only: there is no v1.0 rotateBitLockerKeys (GRAPH_NOTES.md "The rotate action")."""
-    return f"/deviceManagement/managedDevices/{device_id}/rotateBitLockerKeys"
+    return device_path(device_id, "/rotateBitLockerKeys")
 
 
 def to_outcome(result: ItemResult) -> Outcome:
@@ -133,7 +134,7 @@ async def check_in_flight(journal: Journal, session: GraphSession) -> tuple[int,
         BatchItem(
             key=n,
             method="GET",
-            url=f"/deviceManagement/managedDevices/{item.device_id}?$select=id,deviceActionResults",
+            url=device_path(item.device_id, "?$select=id,deviceActionResults"),
             client_request_id=str(uuid.uuid4()),
         )
         for n, item in enumerate(lost)

@@ -7,7 +7,6 @@ The event schema is `batch_rotate/schemas/event.schema.json`; bump EVENT_SCHEMA_
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -17,6 +16,7 @@ from typing import IO, Any
 
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Outcome, Status, Target
+from batch_rotate.textsafe import SafeFormatter, safe_json
 
 EVENTS_NAME = "events.jsonl"
 LOG_NAME = "run.log"
@@ -83,7 +83,7 @@ class EventWriter:
         lines = []
         for outcome in outcomes:
             record = event_record(self.run_id, outcome, self.targets.get(outcome.row))
-            lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            lines.append(safe_json(record, separators=(",", ":")) + "\n")  # no raw bidi/C1
             log.debug(
                 "row %s %s: %s %s (request-id %s)",
                 outcome.row,
@@ -108,7 +108,7 @@ def run_log(run_dir: Path) -> Iterator[None]:
         log.setLevel(logging.INFO)
     handler = logging.StreamHandler(_open_private(run_dir / LOG_NAME))
     handler.setLevel(level)
-    formatter = logging.Formatter(
+    formatter = SafeFormatter(  # a device name's ESC, newline or U+202E: escaped, visible
         "%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"
     )
     formatter.converter = time.gmtime

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 from batch_rotate.journal_schema import KEY_COLUMN, utc_now
 from batch_rotate.models import Device, DeviceRef, IdKind, Status, Target
+from batch_rotate.textsafe import ascii_shown, match_key, spelling
+
+# The raw value a look-alike is told apart on, per kind whose match key folds Unicode.
+_SPELLED = {IdKind.DEVICE_NAME: "name", IdKind.SERIAL_NUMBER: "serial"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,9 @@ class MatchTexts:
 
     not_found: str  # the whole reason
     ambiguous: tuple[str, str, str]  # the text before the count, before the ids, after them
+    # A single match spelled differently but for ASCII case (`KIOSK` for `\u212aIOSK`): the text
+    # before the input's spelling, between it and the device's, after it. None: no such check.
+    lookalike: tuple[str, str, str] | None = None
 
 
 class PlanRecords:
@@ -58,8 +65,8 @@ class PlanRecords:
                         d.id,
                         d.id.lower(),
                         d.entra_device_id.lower(),
-                        d.name.strip().casefold(),
-                        d.serial_number.strip().casefold(),
+                        match_key(d.name),
+                        match_key(d.serial_number),
                         d.name,
                         d.serial_number,
                         d.entra_device_id,
@@ -112,14 +119,24 @@ class PlanRecords:
             )
 
     def fail_resolving(self, keys: dict[str, str]) -> None:
-        """Rows whose lookup failed for good (key -> reason)."""
+        """Rows whose lookup failed for good (key -> the whole reason)."""
         with self._db:
             self._db.executemany(
                 "UPDATE devices SET status = ?, reason = ? WHERE status = ? AND ref_key = ?",
                 [
-                    (Status.FAILED.value, f"lookup_failed: {reason}", Status.RESOLVING.value, key)
+                    (Status.FAILED.value, reason, Status.RESOLVING.value, key)
                     for key, reason in keys.items()
                 ],
+            )
+
+    def fail_devices(self, reasons: dict[str, str]) -> None:
+        """Every row matched to these devices fails (device id -> reason): never planned."""
+        held = (Status.PENDING.value, Status.INELIGIBLE.value, Status.DUPLICATE.value)
+        with self._db:
+            self._db.executemany(
+                "UPDATE devices SET status = ?, reason = ? WHERE intune_id = ? "
+                "AND status IN (?, ?, ?)",
+                [(Status.FAILED.value, why, device, *held) for device, why in reasons.items()],
             )
 
     def resolve_rows(self, texts: dict[IdKind, MatchTexts], duplicate: tuple[str, str]) -> None:
@@ -195,9 +212,11 @@ class PlanRecords:
     def _match(self, texts: dict[IdKind, MatchTexts], only: str) -> None:
         """The resolving rows (those `only` also selects): not found, ambiguous, one device.
 
-        Three SQL statements per identifier kind, kept together so their order is visible.
+        Up to four SQL statements per identifier kind, kept together so their order is visible.
         """
         db = self._db
+        db.create_function("spelling", 1, spelling, deterministic=True)
+        db.create_function("ascii_shown", 1, ascii_shown, deterministic=True)
         for kind, text in texts.items():
             # Column names come from KEY_COLUMN, never from input: S608 does not apply.
             column = KEY_COLUMN[kind]
@@ -219,6 +238,22 @@ class PlanRecords:
                     kind.value,
                 ),
             )
+            if text.lookalike is not None and kind in _SPELLED:
+                # One match left; it names the row only if spelled alike but for ASCII case.
+                raw = _SPELLED[kind]
+                db.execute(
+                    "UPDATE devices SET status = ?, reason = ? || "  # noqa: S608
+                    f"ascii_shown(devices.input_value) || ? || ascii_shown(i.{raw}) || ? "
+                    f"FROM inventory i WHERE devices.status = ? AND devices.id_kind = ? "
+                    f"AND i.{column} = devices.ref_key "
+                    f"AND spelling(devices.input_value) != spelling(i.{raw}) {only}",
+                    (
+                        Status.AMBIGUOUS.value,
+                        *text.lookalike,
+                        Status.RESOLVING.value,
+                        kind.value,
+                    ),
+                )
             db.execute(
                 "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
                 "serial_number = i.serial, entra_device_id = i.entra, os = i.os, "

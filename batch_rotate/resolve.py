@@ -18,12 +18,14 @@ from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.errors import GraphLayerError
+from batch_rotate.graph.paths import device_path, is_guid
 from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, IdKind
 from batch_rotate.present import plural
+from batch_rotate.textsafe import match_key, safe_text
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
@@ -89,6 +91,20 @@ def device_from_graph(data: dict[str, Any]) -> Device:
     )
 
 
+def invalid_id(device: Device) -> str | None:
+    """Why a device from Graph must never be addressed: an id that is not a GUID; else None.
+
+    Checked where Graph's answer enters the product, before an id can reach any URL (issue 19):
+    such a device's rows fail with this reason and nothing is ever sent for it.
+    """
+    for what, value in (("an id", device.id), ("an azureADDeviceId", device.entra_device_id)):
+        if is_guid(value) or (not value and what != "an id"):  # no Entra id: eligibility's
+            continue
+        shown = safe_text(value[:80]).replace("'", "\\'")
+        return f"invalid_id: Graph returned {what} that is not a GUID ('{shown}'); nothing was sent"
+    return None
+
+
 @dataclass(frozen=True)
 class Wanted:
     """What the input names, by kind (keys normalised like `DeviceRef.key`), and the strategy."""
@@ -113,8 +129,8 @@ class Wanted:
         return (
             device.id.lower() in self.keys[IdKind.INTUNE_ID]
             or device.entra_device_id.lower() in self.keys[IdKind.ENTRA_DEVICE_ID]
-            or device.name.strip().casefold() in self.keys[IdKind.DEVICE_NAME]
-            or device.serial_number.strip().casefold() in self.keys[IdKind.SERIAL_NUMBER]
+            or match_key(device.name) in self.keys[IdKind.DEVICE_NAME]
+            or match_key(device.serial_number) in self.keys[IdKind.SERIAL_NUMBER]
         )
 
 
@@ -152,6 +168,7 @@ async def resolve(
     journal.resolve_rows(
         texts, duplicate=("duplicate: same device as row ", "; rotated once there")
     )
+    journal.fail_devices(store.invalid)  # every row naming one, duplicates included
     journal.set_meta(**{LISTED: ""})
     return report
 
@@ -160,7 +177,9 @@ async def resolve(
 class _Store:
     """Where found devices go: the journal, each with its eligibility and flag decided here.
 
-    It also notes which rows' answers are complete, for a resolution stopped part way."""
+    It also notes which rows' answers are complete, for a resolution stopped part way. A device
+    with an invalid id is stored ineligible, its reason kept in `invalid` (by id) so its rows
+    fail once matched."""
 
     journal: Journal
     eligibility: Eligibility
@@ -168,11 +187,17 @@ class _Store:
     progress: Callable[[str, int, int | None], None]
     answered: list[tuple[IdKind, str]] = field(default_factory=list)  # every device stored
     matched: set[IdKind] = field(default_factory=set)  # kinds a stored device settles
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def add(self, devices: Iterable[Device]) -> None:
-        self.journal.add_inventory(
-            (d, self.eligibility(d) or "", self.flag(d) or "") for d in devices
-        )
+        self.journal.add_inventory(self._decided(d) for d in devices)
+
+    def _decided(self, device: Device) -> tuple[Device, str, str]:
+        bad = invalid_id(device)
+        if bad is not None:
+            self.invalid[device.id] = bad
+            return device, bad, ""
+        return device, self.eligibility(device) or "", self.flag(device) or ""
 
 
 async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> ResolveReport:
@@ -213,7 +238,7 @@ async def _by_lookup(store: _Store, wanted: Wanted, session: GraphSession) -> Re
         BatchItem(
             key=n,
             method="GET",
-            url=f"/deviceManagement/managedDevices/{key}?$select={SELECT}",
+            url=device_path(key, f"?$select={SELECT}"),
             client_request_id=str(uuid.uuid4()),
         )
         for n, key in enumerate(keys)
@@ -228,9 +253,12 @@ async def _by_lookup(store: _Store, wanted: Wanted, session: GraphSession) -> Re
                 continue
             answered[0] += 1
             if result.status == 200 and isinstance(result.body, dict):
-                found.append(device_from_graph(result.body))
+                device = device_from_graph(result.body)
+                found.append(device)
+                if (bad := invalid_id(device)) is not None:
+                    failures[keys[result.item.key]] = bad  # its id cannot match the row's
             elif result.status != 404:
-                failures[keys[result.item.key]] = result.reason or f"HTTP {result.status}"
+                failures[keys[result.item.key]] = _lookup_failed(result)
                 continue
             store.answered.append((IdKind.INTUNE_ID, keys[result.item.key]))
         store.add(found)
@@ -279,11 +307,15 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
             kind, key, _ = misses[result.item.key]
             if result.status == 200:
                 page = body.get("value") if "value" in body else [body]
-                devices += [device_from_graph(d) for d in page or [] if isinstance(d, dict)]
+                got = [device_from_graph(d) for d in page or [] if isinstance(d, dict)]
+                devices += got
                 if page:
                     found.add(key)
+                bad = next((b for d in got if (b := invalid_id(d)) is not None), None)
+                if kind == IdKind.INTUNE_ID and bad is not None:
+                    failures[key] = bad  # a GET by id: its id cannot match the row's
             elif result.status != 404:
-                failures[key] = result.reason or f"HTTP {result.status}"
+                failures[key] = _lookup_failed(result)
                 continue
             store.answered.append((kind, key))
         store.add(devices)
@@ -311,10 +343,14 @@ _FILTER_PROPERTY = {
 def _direct_url(kind: IdKind, key: str, value: str) -> str:
     """GET by id, or a single-clause `$filter=prop eq 'value'` (OData quotes doubled)."""
     if kind == IdKind.INTUNE_ID:
-        return f"/deviceManagement/managedDevices/{key}?$select={SELECT}"
+        return device_path(key, f"?$select={SELECT}")
     literal = (key if kind == IdKind.ENTRA_DEVICE_ID else value.strip()).replace("'", "''")
     clause = quote(f"{_FILTER_PROPERTY[kind]} eq '{literal}'", safe="'")
     return f"/deviceManagement/managedDevices?$filter={clause}&$select={SELECT}"
+
+
+def _lookup_failed(result: ItemResult) -> str:
+    return f"lookup_failed: {result.reason or f'HTTP {result.status}'}"
 
 
 def _label(kind: IdKind) -> str:
@@ -333,6 +369,12 @@ def _match_texts(kind: IdKind, basis: str = "") -> MatchTexts:
             "ambiguous: ",
             f" managed devices have this {_label(kind)} (",
             "); list the device by its Intune device ID instead",
+        ),
+        lookalike=(
+            f"ambiguous: no managed device has exactly this {_label(kind)}; one has a "
+            "look-alike that matches only after Unicode folding (",
+            " vs ",
+            "); check which device is meant and list it by its Intune device ID",
         ),
     )
 

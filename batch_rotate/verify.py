@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
 from typing import Any
-from urllib.parse import quote
 
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.pacer import Clock
+from batch_rotate.graph.paths import device_path, is_guid, recovery_keys_of
 from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.hresults import describe_hresult, hresult_hex
@@ -234,15 +234,13 @@ async def recovery_keys(
                     found_list.append(key)
         return found
     next_links: dict[str, str] = {}
+    for entra in wanted:
+        if not is_guid(entra):  # never into a URL; read as "could not be read"
+            found[entra] = "invalid_id: the Entra device id is not a GUID; its keys were not read"
     items = [
-        BatchItem(
-            n,
-            "GET",
-            "/informationProtection/bitlocker/recoveryKeys?$filter="
-            + quote(f"deviceId eq '{entra}'", safe="'"),
-            str(uuid.uuid4()),
-        )
+        BatchItem(n, "GET", recovery_keys_of(entra), str(uuid.uuid4()))
         for n, entra in enumerate(wanted)
+        if entra not in found
     ]
 
     def on_keys(results: Sequence[ItemResult]) -> None:
@@ -291,8 +289,7 @@ async def check(
         BatchItem(
             t.row,
             "GET",
-            f"/deviceManagement/managedDevices/{t.device_id}"
-            "?$select=id,deviceActionResults,lastSyncDateTime",
+            device_path(t.device_id, "?$select=id,deviceActionResults,lastSyncDateTime"),
             str(uuid.uuid4()),
         )
         for t in targets

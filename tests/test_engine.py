@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,20 @@ from batch_rotate.tenant_clock import iso
 from tests.graph.fakeclock import FakeClock
 from tests.graph.fakes import session_on
 
-# (device id, how many times it was written before, the tenant's now) -> the write's answer
+
+# Readable names in the tests, GUIDs on the wire: ids from Graph must be GUIDs to reach a URL.
+def guid(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+_NAMES: dict[str, str] = {}
+
+
+def named(device_id: str) -> str:
+    return _NAMES.get(device_id, device_id)
+
+
+# (device name, how many times it was written before, the tenant's now) -> the write's answer
 WriteScript = Callable[[str, int, datetime], InnerResponse]
 
 
@@ -61,7 +75,7 @@ class _Intune:
         await self.clock.sleep(self.rtt_s)
         answers = {}
         for item in items:
-            device = item.url.split("/")[3].split("?")[0]
+            device = named(item.url.split("/")[3].split("?")[0])
             if item.method == "POST":
                 self.write_times.setdefault(device, []).append(self.clock.now())
                 answers[item.key] = self.write(device, self.writes[device], received)
@@ -73,7 +87,7 @@ class _Intune:
                 answers[item.key] = InnerResponse(429, {"retry-after": str(self.retry_after_s)})
             else:
                 action = {"actionName": "rotateBitLockerKeys", **self.actions.get(device, {})}
-                body = {"id": device, "deviceActionResults": [action]}
+                body = {"id": guid(device), "deviceActionResults": [action]}
                 answers[item.key] = InnerResponse(200, {}, body)
         date = format_datetime(self.now().replace(microsecond=0), usegmt=True)
         return BatchResult(GraphResponse(200, {"date": date}, None, "rid", "crid"), answers)
@@ -84,13 +98,14 @@ class _Intune:
 
 def _journal(tmp_path: Path, devices: Sequence[str]) -> Journal:
     journal = Journal.create(tmp_path / "run", {})
-    rows = {row: device for row, device in enumerate(devices, start=2)}
+    _NAMES.update({guid(d): d for d in devices})
+    rows = {row: guid(device) for row, device in enumerate(devices, start=2)}
     journal.add_refs(DeviceRef(row, d, IdKind.INTUNE_ID, d) for row, d in rows.items())
     journal.add_inventory(
         (
             Device(
                 id=d,
-                entra_device_id=f"e-{d}",
+                entra_device_id=guid(f"e-{d}"),
                 os="Windows",
                 os_version="10.0.22631.1",
                 join_type="azureADJoined",
@@ -109,7 +124,7 @@ def _journal(tmp_path: Path, devices: Sequence[str]) -> Journal:
 
 
 def _rows(journal: Journal) -> dict[str, Any]:
-    return {r.intune_device_id: r for r in journal.report_rows()}
+    return {named(r.intune_device_id): r for r in journal.report_rows()}
 
 
 def test_the_in_flight_check_confirms_or_resends_each_lost_answer_on_the_tenant_clock(

@@ -19,7 +19,10 @@ from batch_rotate.sim import SimTenant
 from .conftest import SAMPLE, sim_flags
 
 
-def _run_on_tty(args: list[str], env: dict[str, str], cwd: Path, answer: str) -> tuple[int, str]:
+def _run_on_tty(
+    args: list[str], env: dict[str, str], cwd: Path, answer: str, raw: list[bytes] | None = None
+) -> tuple[int, str]:
+    """Exit code and the terminal's text (styles stripped); `raw` gets the bytes as written."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "batch_rotate", *args],
@@ -51,6 +54,8 @@ def _run_on_tty(args: list[str], env: dict[str, str], cwd: Path, answer: str) ->
             break
     proc.wait(timeout=30)
     os.close(master)
+    if raw is not None:
+        raw.append(output)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
     return proc.returncode, text
 

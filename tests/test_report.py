@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.models import ReportRow, RunSummary
 from batch_rotate.report import COLUMNS, DANGEROUS_PREFIXES, neutralise, write_reports
+from batch_rotate.textsafe import safe_text
 
 HEADERS = [header for _, header in COLUMNS]
 LAST_COLUMN = openpyxl.utils.get_column_letter(len(COLUMNS))
@@ -244,6 +245,17 @@ def test_unwritable_characters_are_dropped_not_fatal(tmp_path: Path) -> None:
     assert neutralise("\x00=1") == "'=1"  # stripping cannot uncover a formula
 
 
+def test_bidi_overrides_are_escaped_in_both_files(tmp_path: Path) -> None:
+    # "PC-\u202eexe.txt" shows as "PC-txt.exe"; a reviewer must see what Intune holds.
+    rows = [_row(2, "PC-\u202eexe.txt\u2066\u200f", reason="Graph said\x9b31m: no\u2028more")]
+    paths = write_reports(tmp_path, rows, SUMMARY)
+    sheet = openpyxl.load_workbook(paths.xlsx)["Devices"]
+    (_, data) = _csv_rows(paths.csv)
+    for name, reason in ((sheet["B2"].value, sheet["J2"].value), (data[1], data[9])):
+        assert name == "PC-\\u202eexe.txt\\u2066\\u200f"
+        assert reason == "Graph said\\x9b31m: no\\u2028more"
+
+
 def test_rewrite_replaces_files_and_leaves_no_temp_files(tmp_path: Path) -> None:
     write_reports(tmp_path, [_row(2)], SUMMARY)
     paths = write_reports(tmp_path, [_row(2), _row(3)], SUMMARY)
@@ -318,7 +330,8 @@ def _expected(text: str) -> str:
         "" if c < " " and c not in "\t\n\r" else "\ufffd" if "\ud800" <= c <= "\udfff" else c
         for c in text
     )
-    return cleaned.replace("\ufffe", "\ufffd").replace("\uffff", "\ufffd")
+    cleaned = cleaned.replace("\ufffe", "\ufffd").replace("\uffff", "\ufffd")
+    return safe_text(cleaned, keep="\t\n\r")  # bidi, format and C1: visible escapes
 
 
 @given(_ANY_TEXT)

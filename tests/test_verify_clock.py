@@ -223,14 +223,22 @@ class _Tenant:
         raise AssertionError("per-device reads go through $batch")
 
 
+def _id(row: int) -> str:
+    return f"00000000-0000-4000-8000-{row:012d}"  # ids go into URLs: GUIDs (graph/paths.py)
+
+
+def _entra(row: int) -> str:
+    return f"10000000-0000-4000-8000-{row:012d}"
+
+
 def _journal(tmp_path: Path, accepted_at: str) -> Journal:
     journal = Journal.create(tmp_path / "run", {})
-    journal.add_refs(DeviceRef(r, f"d{r}", IdKind.INTUNE_ID, f"d{r}") for r in (2, 3))
+    journal.add_refs(DeviceRef(r, _id(r), IdKind.INTUNE_ID, _id(r)) for r in (2, 3))
     journal.add_inventory(
         (
             Device(
-                id=f"d{r}",
-                entra_device_id=f"e{r}",
+                id=_id(r),
+                entra_device_id=_entra(r),
                 os="Windows",
                 os_version="10.0.22631.1",
                 join_type="azureADJoined",
@@ -264,7 +272,7 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
     accepted_at = iso(tenant_now.replace(microsecond=0))
     journal = _journal(tmp_path, accepted_at)
     rotated = {
-        "id": "d2",
+        "id": _id(2),
         "deviceActionResults": [  # both listed: the latest-started one is judged
             {
                 "actionName": "rotateBitLockerKeys",
@@ -276,7 +284,7 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
         "lastSyncDateTime": iso(tenant_now),
     }
     offline = {
-        "id": "d3",
+        "id": _id(3),
         "deviceActionResults": [
             {
                 "actionName": "rotateBitLockerKeys",
@@ -292,8 +300,8 @@ def test_verify_measures_the_offset_tells_it_once_and_judges_on_the_tenant_clock
         clock,
         offset_s,
         {
-            "d2": {"device": rotated, "entra": "e2", "keys": [new_key]},
-            "d3": {"device": offline, "entra": "e3", "keys": []},
+            _id(2): {"device": rotated, "entra": _entra(2), "keys": [new_key]},
+            _id(3): {"device": offline, "entra": _entra(3), "keys": []},
         },
     )
     told: list[str] = []

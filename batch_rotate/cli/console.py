@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,13 +20,22 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from batch_rotate.errors import InputError
 from batch_rotate.present import plural
 from batch_rotate.run import EXIT_INTERRUPTED, ConfirmRequest, RunnerStats, RunResult
+from batch_rotate.textsafe import safe_text
 
 
 class _Console(Console):
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """The edge every line passes: no control or bidi character of a device name, file name
+        or Graph message reaches the terminal (issue 19). One object is one line: a line break
+        of our own is `sep`; `:name:` is never turned into an emoji."""
+        kwargs.setdefault("emoji", False)
+        super().print(*(safe_text(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
     def on_broken_pipe(self) -> None:
         """A reader that went away (`| head -1`) is not a failure: rich would exit 1 here.
 
@@ -53,14 +63,8 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
                 "but there is no terminal to confirm on; run `batch-rotate plan` to review, then "
                 "add --yes"
             )
-        err.print(f"\n[bold]Tenant[/] {request.tenant_id}  ([dim]{request.graph_url}[/])")
-        err.print(f"[bold]Devices to rotate:[/] {request.count}")
-        for example in request.examples:
-            err.print(f"  • {example}")
-        if request.count > len(request.examples) and request.examples:
-            err.print(f"  … and {request.count - len(request.examples)} more")
-        for warning in request.warnings:
-            err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        for line in prompt_lines(request):
+            err.print(line, highlight=False)
         try:
             return typer.confirm("Send the rotate requests now?", default=False, err=True)
         except typer.Abort:  # Ctrl-C (or end of input) at the prompt: a no
@@ -68,6 +72,35 @@ def confirm_prompt(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
             return False
 
     return confirm
+
+
+def prompt_lines(request: ConfirmRequest) -> list[Text]:
+    """The lines above the question. Styled `Text`, never markup: text from outside can neither
+    open a tag nor carry a control or bidi character (`safe_text`)."""
+
+    def shown(text: object, style: str = "") -> tuple[str, str]:
+        return safe_text(str(text)), style
+
+    lines = [
+        Text(),
+        Text.assemble(
+            ("Tenant", "bold"),
+            " ",
+            shown(request.tenant_id),
+            "  (",
+            shown(request.graph_url, "dim"),
+            ")",
+        ),
+        Text.assemble(("Devices to rotate:", "bold"), f" {request.count}"),
+        *(Text.assemble("  • ", shown(example)) for example in request.examples),
+    ]
+    if request.count > len(request.examples) and request.examples:
+        lines.append(Text(f"  … and {request.count - len(request.examples)} more"))
+    lines += (
+        Text.assemble(("warning:", "bold yellow"), " ", shown(warning))
+        for warning in request.warnings
+    )
+    return lines
 
 
 class ProgressView:
@@ -170,7 +203,7 @@ class ProgressView:
 def print_summary(result: RunResult, console: Console = out, *, quiet: bool = False) -> None:
     """The table, the reports, the warnings that matter and the next command to run."""
     if not quiet:
-        console.print(f"run {result.run_dir.name}", highlight=False)
+        console.print(f"run {result.run_dir.name}", highlight=False, markup=False)
         table = Table(show_edge=False)
         table.add_column("status")
         table.add_column("rows", justify="right")
@@ -179,26 +212,35 @@ def print_summary(result: RunResult, console: Console = out, *, quiet: bool = Fa
         table.add_row("[bold]total", f"[bold]{sum(result.counts.values())}")
         console.print(table)
         if result.resolve_report is not None:
-            console.print(f"resolution: {result.resolve_report.describe()}", highlight=False)
+            console.print(
+                f"resolution: {result.resolve_report.describe()}", highlight=False, markup=False
+            )
         if result.reports is not None:
             console.print(
-                f"report: {result.reports.xlsx}\n        {result.reports.csv}", highlight=False
+                f"report: {result.reports.xlsx}",
+                f"        {result.reports.csv}",
+                sep="\n",
+                highlight=False,
+                markup=False,
             )
     for warning in result.warnings:
         err.print(f"warning: {warning}", highlight=False, markup=False)
     for message in result.messages:
-        err.print(message, highlight=False)
+        err.print(message, highlight=False, markup=False)
     if quiet or not result.next_command:
         return
     if result.exit_code == EXIT_INTERRUPTED:
-        err.print(f"interrupted: resume with  {result.next_command}", highlight=False)
+        err.print(f"interrupted: resume with  {result.next_command}", highlight=False, markup=False)
     elif result.next_command.startswith("batch-rotate verify") and "--wait" not in (
         result.next_command
     ):
         err.print(
-            f"next: {result.next_command}\n      in a few hours, once devices have checked in "
-            "(most do within 8 h); add --wait 4h --every 10m to keep checking",
+            f"next: {result.next_command}",
+            "      in a few hours, once devices have checked in (most do within 8 h); add "
+            "--wait 4h --every 10m to keep checking",
+            sep="\n",
             highlight=False,
+            markup=False,
         )
     else:
-        err.print(f"next: {result.next_command}", highlight=False)
+        err.print(f"next: {result.next_command}", highlight=False, markup=False)

@@ -147,7 +147,7 @@ def runs_command(
             lines.append(f"  {'next':<8} {info.next_command or 'nothing'}")
         lines.append("")
     with closed_stdout_ok():
-        out.print("\n".join(lines).rstrip(), highlight=False, markup=False, soft_wrap=True)
+        out.print(*lines[:-1], sep="\n", highlight=False, markup=False, soft_wrap=True)
     if listing.more:
         err.print(f"(the newest {limit} shown; --limit 0 shows all)", highlight=False, markup=False)
 
@@ -169,5 +169,5 @@ def report_command(
     if given["quiet"]:
         return
     with closed_stdout_ok():
-        out.print(f"report: {paths.xlsx}\n        {paths.csv}", highlight=False, markup=False)
+        out.print(f"report: {paths.xlsx}", f"        {paths.csv}", sep="\n", highlight=False)
         out.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)

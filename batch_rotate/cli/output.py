@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ from rich.console import Console
 from batch_rotate.cli.console import err, out
 from batch_rotate.events import EVENTS_NAME, LOG_NAME
 from batch_rotate.run import EXIT_MEANINGS, RunResult
+from batch_rotate.textsafe import safe_json
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -151,5 +151,5 @@ def error_document(command: str, exit_code: int, message: str) -> dict[str, Any]
 
 def print_json(doc: dict[str, Any]) -> None:
     with closed_stdout_ok():
-        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(safe_json(doc, indent=2) + "\n")  # controls and bidi as \uXXXX
         sys.stdout.flush()

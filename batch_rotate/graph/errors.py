@@ -4,6 +4,7 @@
     ├── ConfigError          endpoints or credentials that cannot be used (bad URL, missing file)
     ├── SignInError          no token, a token refused after renewal, or a missing permission
     ├── ServiceError         Graph answered in a way that stops the run (malformed batch, bad link)
+    │   └── InvalidIdError   an id that is not a GUID was about to go into a URL (paths.py)
     └── TransportError       no usable HTTP answer (reset, timeout, TLS, unreadable body)
 
 A single device's failure is data (an `ItemResult`), never one of these.
@@ -26,6 +27,18 @@ class SignInError(GraphLayerError):
 
 class ServiceError(GraphLayerError):
     """Graph answered in a way that stops the whole run."""
+
+
+class InvalidIdError(ServiceError):
+    """An id that is not a GUID reached a URL builder: refused, nothing is sent (`paths.py`)."""
+
+    def __init__(self, value: str, what: str) -> None:
+        super().__init__(
+            f"refused to put {what} {value[:80]!r} into a Graph URL: it is not a GUID "
+            "(8-4-4-4-12 hex); nothing was sent for it. Graph (or whatever answered as Graph) "
+            "returned it; check the tenant and any proxy in between"
+        )
+        self.value = value
 
 
 class TransportError(GraphLayerError):

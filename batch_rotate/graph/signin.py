@@ -173,7 +173,10 @@ class DeviceCodeTokenProvider(_MsalProvider):
         flow = self._app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             return dict(flow)
-        self.prompt(str(flow.get("message") or f"Open {flow['verification_uri']}"))
+        message = str(flow.get("message") or f"Open {flow['verification_uri']}")
+        # The identity platform's text, shown as one inert line: a control or bidi character is
+        # escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py.
+        self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
         return dict(self._app.acquire_token_by_device_flow(flow))
 
     def _describe(self, result: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from batch_rotate.models import DeviceRef, IdKind
+from batch_rotate.textsafe import match_key
 
 GUID_KINDS = frozenset({IdKind.INTUNE_ID, IdKind.ENTRA_DEVICE_ID})
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -45,7 +46,7 @@ def make_ref(
     error = _row_error(value, kind, label, problem)
     if error is not None:
         return DeviceRef(row, value, None, "", error)
-    key = (normalise_guid(value) or "") if kind in GUID_KINDS else value.casefold()
+    key = (normalise_guid(value) or "") if kind in GUID_KINDS else match_key(value)
     return DeviceRef(row, value, kind, key)
 
 

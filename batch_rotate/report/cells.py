@@ -1,8 +1,9 @@
 """Cell values both report files can hold safely: inert text, numbers, and real UTC date-times.
 
 Text that Excel would read as a formula (leading `=`, `+`, `-`, `@`, tab or CR) gets a leading
-`'`; characters a workbook cannot hold are dropped or replaced; ISO 8601 times become dates, and
-plain decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to neutralise.
+`'`; characters a workbook cannot hold are dropped or replaced; bidi, format and C1 characters
+are escaped (`\\u202e`), as in every human channel; ISO 8601 times become dates, and plain
+decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to neutralise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
+
+from batch_rotate.textsafe import safe_text
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Characters a workbook cannot hold. The C0 controls XML 1.0 forbids (openpyxl's
@@ -42,8 +45,9 @@ def _replacement(match: re.Match[str]) -> str:
 
 
 def neutralise(value: str) -> str:
-    """Make text inert in Excel: drop unwritable characters, then quote anything formula-like."""
-    value = _UNWRITABLE_RE.sub(_replacement, value)
+    """Make text inert in Excel: drop unwritable characters, escape bidi overrides and other
+    invisible controls (line breaks and tabs stay), then quote anything formula-like."""
+    value = safe_text(_UNWRITABLE_RE.sub(_replacement, value), keep="\t\n\r")
     return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
 
 

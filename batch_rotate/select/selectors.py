@@ -18,6 +18,7 @@ from batch_rotate.errors import InputError
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane
+from batch_rotate.graph.paths import is_guid, recovery_key_path
 from batch_rotate.graph.runner import ItemResult
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
@@ -170,14 +171,14 @@ async def _key_devices(session: GraphSession, key_ids: list[str]) -> dict[str, s
     if not key_ids:
         return owners
     items = [
-        BatchItem(n, "GET", f"/informationProtection/bitlocker/recoveryKeys/{k}", str(uuid.uuid4()))
-        for n, k in enumerate(key_ids)
+        BatchItem(n, "GET", recovery_key_path(k), str(uuid.uuid4())) for n, k in enumerate(key_ids)
     ]
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         for r in results:
             if r.final and r.status == 200 and isinstance(r.body, dict):
-                owners[key_ids[r.item.key]] = str(r.body.get("deviceId") or "").lower()
+                owner = str(r.body.get("deviceId") or "").lower()
+                owners[key_ids[r.item.key]] = owner if is_guid(owner) else ""  # never a filter
             elif r.final and r.status == 403:
                 raise SignInError(
                     f"reading recovery key metadata was refused (403); grant {KEY_PERMISSION}"

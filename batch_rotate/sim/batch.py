@@ -59,6 +59,12 @@ class BatchEndpoint:
         except (ValueError, UnicodeDecodeError):
             payload = None
         requests = payload.get("requests") if isinstance(payload, dict) else None
+        if t.config.log_requests and isinstance(requests, list):
+            t.metrics.requests += (
+                f"{inner.get('method')} /{version}{inner.get('url')} (in $batch)"
+                for inner in requests
+                if isinstance(inner, dict)
+            )
         fault = await self.faults.before(request, requests, crid)
         if fault is not None:
             return fault

@@ -120,3 +120,6 @@ class SimConfig:
     user_roles: dict[str, list[str]] | None = None
     managed_identities: dict[str, list[str]] = field(default_factory=_default_identities)
     identity_header: str = "sim-identity-header"  # App Service's IDENTITY_HEADER secret
+    # Keep every Graph request's method and URL as received, direct or inside a $batch (tests
+    # that must show what was never sent; off by default: a bench sends millions).
+    log_requests: bool = False

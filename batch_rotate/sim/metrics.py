@@ -54,6 +54,7 @@ class Metrics:
         self.peak_concurrency = 0
         self.sliding_writes = _SlidingPeak(self.window_real_s)
         self.sliding_admitted = _SlidingPeak(self.window_real_s)
+        self.requests: list[str] = []  # "METHOD /version/path?query", when the config asks
 
     def write(self, window: int, now: float, *, admitted: bool) -> None:
         """One write counted by the budget; `admitted` when throttling let it through."""

@@ -192,6 +192,11 @@ class SimTenant:
         result: dict[str, Any] = self._on_loop(lambda t: t.metrics.snapshot())
         return result
 
+    def requests(self) -> list[str]:
+        """Every Graph request received since the last reset (SimConfig.log_requests)."""
+        found: list[str] = self._on_loop(lambda t: list(t.metrics.requests))
+        return found
+
     def initial_key_count(self, device_id: str) -> int:
         """How many keys Entra held for the device before any rotation (seeded, pure)."""
         assert self._tenant is not None

@@ -98,6 +98,9 @@ class Tenant:
         crid = request.headers.get("client-request-id") or str(uuid.uuid4())
         claims, problem = self.tokens.verify(request.headers.get("Authorization"), self.base_url)
         version, rest = request.match_info["version"], request.match_info["rest"]
+        if self.config.log_requests:
+            query = f"?{request.query_string}" if request.query_string else ""
+            self.metrics.requests.append(f"{request.method} /{version}/{rest}{query}")
         if claims is None:
             status, headers, body = self.error(401, "InvalidAuthenticationToken", problem, crid)
             headers["WWW-Authenticate"] = (
