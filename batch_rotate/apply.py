@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from batch_rotate.commandline import command
 from batch_rotate.errors import InputError, JournalError
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.models import IdKind
@@ -44,7 +45,7 @@ def load_plan(plan: PlanToApply, *, now: datetime | None = None) -> ReviewedPlan
         raise JournalError(f"--plan {run_dir}: no run journal here; give reports/<run-id>")
     with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
         meta = journal.meta()
-        again = f"plan it again: batch-rotate plan {meta.get('input_file', 'INPUT')}"
+        again = f"plan it again: {command('plan', Path(meta.get('input_file', 'INPUT')))}"
         if meta.get("dry_run") != "True" or meta.get("state") != "plan":
             raise InputError(
                 f"--plan {run_dir}: not a finished plan (state {meta.get('state', '?')}); {again}"
@@ -77,7 +78,7 @@ def check_same_input(plan: ReviewedPlan, sha256: str) -> None:
         raise InputError(
             f"{plan.input_file} changed since the plan {plan.run_id} was made (SHA-256 "
             f"{plan.input_sha256[:12]}… then, {sha256[:12]}… now); review a new plan: "
-            f"batch-rotate plan {plan.input_file}"
+            + command("plan", plan.input_file)
         )
 
 

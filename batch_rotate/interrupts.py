@@ -14,9 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from batch_rotate.commandline import command, relative
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.exitcodes import EXIT_INTERRUPTED
-from batch_rotate.runs import discard_reports, shown_path
+from batch_rotate.runs import discard_reports
 
 
 class Interrupted(BatchRotateError):
@@ -83,7 +84,7 @@ class Interrupts:
         if removed:
             lines.append(
                 f"the report no longer matched the journal and was removed; render it with "
-                f"`batch-rotate report {shown_path(self.run_dir)}`"  # type: ignore[arg-type]
+                f"`{command('report', relative(self.run_dir))}`"  # type: ignore[arg-type]
             )
         if self.hint:
             lines.append(f"interrupted: resume with  {self.hint}")
@@ -125,11 +126,15 @@ class Interrupts:
         except KeyboardInterrupt:
             if self.run_dir is not None:
                 discard_reports(self.run_dir)
-            where = shown_path(self.run_dir) if self.run_dir is not None else "RUN"
+            where = (
+                command("report", relative(self.run_dir))
+                if self.run_dir is not None
+                else "batch-rotate report RUN"
+            )
             text = (
                 "interrupted while writing the report: it was removed rather than left "
                 f"half-written or stale; the journal is consistent. Render it with "
-                f"`batch-rotate report {where}`"
+                f"`{where}`"
             )
             if self.hint:
                 text += f"; resume with  {self.hint}"

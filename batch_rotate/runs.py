@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batch_rotate.commandline import relative
+from batch_rotate.commandline import command, relative
 from batch_rotate.errors import BatchRotateError, JournalError
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.models import RunSummary, Status
@@ -322,17 +322,17 @@ def _run_info(run_dir: Path, shown: str, states: Collection[str] = ()) -> RunInf
     resumable = info.state == "resolving" and "rows_recorded" in meta
     if dry_run:
         if info.state == "plan" and stored.get(Status.PENDING.value):
-            info.next_command = f"batch-rotate rotate {info.input_file or 'INPUT'}"
+            info.next_command = command("rotate", "--plan", Path(shown))
     elif (
         info.state not in ("finished", "refused")
         and left
         and (sent or info.state == "interrupted" or resumable)
     ):
-        info.next_command = f"batch-rotate rotate --resume {shown}"
+        info.next_command = command("rotate", "--resume", Path(shown))
     elif retryable and info.state != "refused":
-        info.next_command = f"batch-rotate rotate --resume {shown} --retry-failed"
+        info.next_command = command("rotate", "--resume", Path(shown), "--retry-failed")
     elif unverified:
-        info.next_command = f"batch-rotate verify {shown}"
+        info.next_command = command("verify", Path(shown))
     return info
 
 

@@ -161,6 +161,19 @@ def _interrupted_resolution(journal: Journal, run_dir: Path, stages: Stages) -> 
     return finish(result, journal, run_dir, stages.interrupts)
 
 
+def _nothing_to_rotate(
+    journal: Journal, run_dir: Path, result: RunResult, interrupts: Interrupts
+) -> RunResult:
+    """No row is eligible (held back, not found, ineligible): say so, in the state too."""
+    why = "nothing to rotate: no row is eligible; nothing was sent"
+    journal.set_meta(state="nothing_to_rotate", ended_at=utc_now(), stopped_because=why)
+    result = finish(result, journal, run_dir, interrupts)
+    shown = ", ".join(f"{status} {n}" for status, n in sorted(result.counts.items()))
+    result.messages.append(f"{why} ({shown}); each row's reason is in the report")
+    result.exit_code = exit_code_for(result.counts, False)
+    return result
+
+
 async def _after_plan(
     journal: Journal,
     run_dir: Path,
@@ -191,6 +204,8 @@ async def _after_plan(
                 "report); the plan is incomplete: run it again when Graph answers"
             )
         return result
+    if not count:
+        return _nothing_to_rotate(journal, run_dir, result, interrupts)
     if count > settings.max_devices:
         journal.set_meta(
             state="refused",

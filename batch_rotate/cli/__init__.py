@@ -26,7 +26,7 @@ from batch_rotate.cli.helptext import (
     Group,
 )
 from batch_rotate.cli.listing import RUNS_EXAMPLES, report_command, runs_command
-from batch_rotate.cli.options import ENVIRONMENT_HELP
+from batch_rotate.cli.pacing import ENVIRONMENT_HELP
 from batch_rotate.cli.selecting import select_command
 from batch_rotate.exitcodes import EXIT_MEANINGS
 
@@ -46,11 +46,10 @@ app = typer.Typer(
 
 
 def _print_version() -> None:
-    from batch_rotate.cli.console import out
-    from batch_rotate.cli.output import closed_stdout_ok
+    import contextlib
 
-    with closed_stdout_ok():
-        out.print(f"batch-rotate {__version__}")
+    with contextlib.suppress(BrokenPipeError):  # `| head -c0` is not a failure
+        print(f"batch-rotate {__version__}", flush=True)
 
 
 def _version_flag(value: bool) -> None:

@@ -20,6 +20,8 @@ import typer
 
 from batch_rotate.cli import choices as c
 from batch_rotate.cli import options as o
+from batch_rotate.cli import pacing as pc
+from batch_rotate.context import NOT_RECORDED
 from batch_rotate.errors import InputError
 from batch_rotate.profiles import Profile, profile_for
 from batch_rotate.settings import Cloud
@@ -55,12 +57,12 @@ CONNECTION = _group(
     ("outage_timeout", o.OutageOpt, 60.0),
 )
 PACING = _group(
-    ("batch_size", o.BatchOpt, 20),
-    ("max_concurrency", o.ConcOpt, 4),
-    ("write_budget", o.WriteOpt, "200/20s"),
-    ("read_budget", o.ReadOpt, "2000/20s"),
-    ("max_attempts", o.AttemptsOpt, 8),
-    ("retry_delay", o.RetryDelayOpt, 1.0),
+    ("batch_size", pc.BatchOpt, 20),
+    ("max_concurrency", pc.ConcOpt, 4),
+    ("write_budget", pc.WriteOpt, "200/20s"),
+    ("read_budget", pc.ReadOpt, "2000/20s"),
+    ("max_attempts", pc.AttemptsOpt, 8),
+    ("retry_delay", pc.RetryDelayOpt, 1.0),
 )
 SAFETY = _group(
     ("max_devices", c.MaxDevOpt, 5000),
@@ -84,21 +86,14 @@ SELECTION = _group(
 )
 # Global: accepted before the command (`batch-rotate -q rotate`) and after it.
 OUTPUT = _group(
-    ("json_out", o.JsonOpt, False),
-    ("quiet", o.QuietOpt, False),
-    ("verbose", o.VerboseOpt, False),
-    ("debug", o.DebugOpt, False),
-    ("reports_dir", o.ReportsOpt, Path("reports")),
-    ("profile", o.ProfileOpt, None),
-    ("config", o.ConfigOpt, None),
+    ("json_out", pc.JsonOpt, False),
+    ("quiet", pc.QuietOpt, False),
+    ("verbose", pc.VerboseOpt, False),
+    ("debug", pc.DebugOpt, False),
+    ("reports_dir", pc.ReportsOpt, Path("reports")),
+    ("profile", pc.ProfileOpt, None),
+    ("config", pc.ConfigOpt, None),
 )
-GLOBAL_NAMES = frozenset(p.name for p in OUTPUT)
-# What a run records and a later command on it reuses (never a secret).
-RECORDED = frozenset(
-    p.name
-    for p in (*SIGN_IN, *CONNECTION, *PACING, *SAFETY, *INPUT, *SELECTION)
-    if p.name not in {"client_secret", "certificate_password"}
-) | {"reports_dir"}
 
 
 @dataclass
@@ -122,7 +117,7 @@ class Given:
         values = dict(self.values)
         taken = set()
         for name, text in record.items():
-            if name not in values or name in self.explicit or name not in RECORDED:
+            if name not in values or name in self.explicit or name in NOT_RECORDED:
                 continue
             values[name] = None if text == "" else self._recorded(name, text)
             taken.add(name)

@@ -7,7 +7,6 @@ completion never load aiohttp, MSAL or openpyxl.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
@@ -134,6 +133,8 @@ def execute(
     *,
     note: str = "",
 ) -> None:
+    import asyncio
+
     from batch_rotate.cli.console import print_summary
     from batch_rotate.cli.output import closed_stdout_ok, console_logging, document, print_json
 
@@ -166,7 +167,8 @@ def start_job(
     assume_yes: bool = False,
     retry_failed: bool = False,
 ) -> None:
-    from batch_rotate.cli.console import ProgressView, confirm_prompt
+    from batch_rotate.cli.console import confirm_prompt
+    from batch_rotate.cli.progress import ProgressView
     from batch_rotate.run import InputOptions, PlanToApply, run_job
     from batch_rotate.select.job import select_then_run
 

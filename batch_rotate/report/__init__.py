@@ -21,6 +21,7 @@ from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from batch_rotate.commandline import command
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.models import ReportRow, RunSummary
 from batch_rotate.report.cells import (
@@ -182,7 +183,7 @@ def write_reports(
         raise BatchRotateError(
             f"cannot write the report in {out_dir}: {exc}. Close report.xlsx if it is open "
             f"(Excel locks it on Windows), check free space and permissions, then re-render it "
-            f"with `batch-rotate report {out_dir}`; the journal is intact."
+            f"with `{command('report', out_dir)}`; the journal is intact."
         ) from exc
     return ReportPaths(xlsx_path, csv_path)
 

@@ -153,6 +153,7 @@ class Identity:
         form = await request.post()
         if form.get("grant_type") in (DEVICE_CODE_GRANT, "refresh_token"):
             return self.t.device_codes.grant(form, self)  # delegated sign-in (devicecode.py)
+        self.t.metrics.counts["app_token_requests"] += 1  # the app's own credential
         client_id = str(form.get("client_id", ""))
         secret = str(form["client_secret"]) if "client_secret" in form else None
         basic = request.headers.get("Authorization", "")
