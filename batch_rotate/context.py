@@ -36,6 +36,8 @@ class RunContext:
     settings: Settings
     record: dict[str, str]
     profile_note: str = ""
+    # the typed options a printed command that starts a new run repeats (`cli/groups.replay`)
+    replay: tuple[str | Path, ...] = ()
 
     def meta(self) -> dict[str, str]:
         return {RECORD_KEY: json.dumps(self.record, sort_keys=True), "profile": self.profile_note}

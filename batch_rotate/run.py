@@ -100,6 +100,7 @@ async def run_job(
     on_resolving: Resolving | None = None,
     plan: PlanToApply | None = None,
     context_meta: Mapping[str, str] | None = None,
+    replay: Sequence[str | Path] = (),
 ) -> RunResult:
     """Plan (dry run) or rotate a device list, apply a reviewed plan, or resume an earlier run.
 
@@ -110,6 +111,7 @@ async def run_job(
         stages = Stages(settings, credentials, confirm, on_progress, notify, interrupts)
         stages.on_resolving = on_resolving
         stages.context_meta = dict(context_meta or {})
+        stages.replay = tuple(replay)
         if resume_dir is not None:
             return await _resume(resume_dir, stages, retry_failed)
         if plan is not None:
@@ -174,7 +176,7 @@ async def _new_run(
     journal = Journal.create(run_dir, meta)
     register_run(run_dir, meta)  # found from any folder from now on (runindex.py)
     again = (
-        command("plan", relative(inputs.path))
+        command("plan", relative(inputs.path), *stages.replay)
         if settings.dry_run
         else command("rotate", "--resume", relative(run_dir))
     )

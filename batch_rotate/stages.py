@@ -69,6 +69,7 @@ class Stages:
     on_resolving: Resolving | None = None
     context_meta: dict[str, str] = dataclasses.field(default_factory=dict)  # the run's record
     plan: ReviewedPlan | None = None  # `rotate --plan RUN`: send only what it marked
+    replay: tuple[str | Path, ...] = ()  # typed options a printed `plan INPUT` repeats
 
     def follow(self, run_dir: Path, next_command: str) -> None:
         """From now on, an unexpected error and a second Ctrl-C know the run and its next step."""

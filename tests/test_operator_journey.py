@@ -20,6 +20,7 @@ import pytest
 from typer.testing import Result
 
 from batch_rotate.sim import SimTenant
+from batch_rotate.sim.targeting import TargetingConfig
 
 from .conftest import SAMPLE, run_dirs, sim_flags
 from .test_interrupt_phases import _Cli
@@ -186,3 +187,23 @@ def test_quiet_interrupted_rotate_prints_its_run_and_the_resume_that_works(
     assert resumed.exit_code == 0, resumed.output
     queued = [r for r in report(run_dir).values() if r["Status"] == "queued"]
     assert len(queued) == sim.metrics()["rotate_accepted"] == 47  # each once
+
+
+def test_select_by_device_code_then_the_printed_plan_signs_in_the_same_way(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    sim = make_sim(targeting=TargetingConfig(), devices=200)
+    sim.approve_device_codes(ADMIN)
+    env = {"AZURE_TENANT_ID": sim.config.tenant_id, "AZURE_CLIENT_ID": sim.config.client_id}
+    cache = ["--token-cache", str(tmp_path / "cache.json")]
+    out = ["--out", str(tmp_path / "finance.csv")]
+    chosen = ["select", "--group", "Finance", "--auth", "device-code", *cache, *out]
+    selected = run_cli([*chosen, *sim_flags(sim)], env=env)
+    assert selected.exit_code == 0, selected.output
+    plan = printed(selected.output, "review it, then: ")
+    assert (
+        plan[:2] == ["plan", "finance.csv"] and "--auth" in plan and "--client-secret" not in plan
+    )
+    planned = run_cli(plan, env={**env, "AZURE_CLIENT_SECRET": sim.config.client_secret})
+    assert planned.exit_code == 0, planned.output
+    assert sim.count("app_token_requests") == 0 and sim.count("devicecode_requests") == 1

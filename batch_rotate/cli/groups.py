@@ -21,7 +21,7 @@ import typer
 from batch_rotate.cli import choices as c
 from batch_rotate.cli import options as o
 from batch_rotate.cli import pacing as pc
-from batch_rotate.context import NOT_RECORDED
+from batch_rotate.context import NOT_RECORDED, SECRETS, record_of
 from batch_rotate.errors import InputError
 from batch_rotate.profiles import Profile, profile_for
 from batch_rotate.settings import Cloud
@@ -107,9 +107,27 @@ class Given:
     profile_note: str = ""  # which profile applied, or where none was found
     recorded: frozenset[str] = frozenset()  # taken from the run's record
     _process: Callable[[str, Any], Any] = field(default=lambda _n, v: v, repr=False)
+    flags: dict[str, str] = field(default_factory=dict)  # name -> its long option
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def replay(self, *groups: Group) -> tuple[str | Path, ...]:
+        """What the operator typed of these groups, as arguments: a printed command that starts
+        a new run (select's `plan FILE`, an interrupted plan's `plan INPUT`) keeps the same
+        sign-in and choices. Never a secret; a recorded proxy's password stays `***`."""
+        names = [p.name for group in groups for p in group] + ["profile", "config"]
+        args: list[str | Path] = []
+        for name in names:
+            if name not in self.explicit or name in SECRETS or name not in self.flags:
+                continue
+            value = self.values[name]
+            if isinstance(value, bool):
+                args += [self.flags[name]] if value else []
+            elif value is not None:
+                text = record_of({name: value}).get(name, "")
+                args += [self.flags[name], Path(text) if isinstance(value, Path) else text]
+        return tuple(args)
 
     def with_record(self, record: Mapping[str, str]) -> Given:
         """A later command on a run: what the run recorded beats the environment and a profile;
@@ -129,6 +147,7 @@ class Given:
             self.profile_note,
             frozenset(taken),
             self._process,
+            self.flags,
         )
 
     def _recorded(self, name: str, text: str) -> Any:
@@ -213,4 +232,14 @@ def _given(ctx: typer.Context, values: dict[str, Any]) -> Given:
         for name, raw in profile.values.items():
             if name in values and name not in explicit and name not in from_env:
                 values[name] = process(name, raw)
-    return Given(values, frozenset(explicit), frozenset(from_env), profile, note, _process=process)
+    longs = {name: [o for o in param.opts if o.startswith("--")] for name, param in params.items()}
+    flags = {name: opts[0] for name, opts in longs.items() if opts}
+    return Given(
+        values,
+        frozenset(explicit),
+        frozenset(from_env),
+        profile,
+        note,
+        _process=process,
+        flags=flags,
+    )

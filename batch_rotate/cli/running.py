@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from batch_rotate.cli.groups import SELECTION, Given
+from batch_rotate.cli.groups import (
+    CONNECTION,
+    INPUT,
+    PACING,
+    SAFETY,
+    SELECTION,
+    SIGN_IN,
+    Given,
+)
 from batch_rotate.context import RunContext, build
 from batch_rotate.errors import BatchRotateError, InputError
 from batch_rotate.exitcodes import EXIT_INTERRUPTED
@@ -114,6 +122,9 @@ def context_of(
     import dataclasses
 
     context = build(given.values, dry_run=dry_run, profile_note=given.profile_note)
+    context = dataclasses.replace(
+        context, replay=given.replay(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT)
+    )
     extra: dict[str, Any] = {}
     if verify is not None:
         extra.update(verify_wait_s=verify[0], verify_every_s=verify[1])
@@ -205,6 +216,7 @@ def start_job(
                 notify=notify,
                 retry_failed=retry_failed,
                 on_resolving=progress.resolving,
+                replay=context.replay,
             )
 
     execute(command, mode, job, note=context.profile_note)

@@ -59,7 +59,8 @@ def select_command(
             )
         )
     count = len(selection.devices)
-    next_command = command("plan", relative(out_file))
+    # the same sign-in and connection as this select: `plan` of the list does what it did
+    next_command = command("plan", relative(out_file), *given.replay(SIGN_IN, CONNECTION, PACING))
     with closed_stdout_ok():
         if mode.json:
             print_json(
@@ -81,7 +82,7 @@ def select_command(
             )
         # -q never hides the next step; it goes to stderr then, as with --json
         (err if mode.quiet else mode.human).print(
-            f"review it, then: {next_command}", highlight=False, markup=False
+            f"review it, then: {next_command}", highlight=False, markup=False, soft_wrap=True
         )
 
 
