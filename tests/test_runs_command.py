@@ -113,7 +113,7 @@ def test_runs_lists_every_run_with_state_counts_and_next_command(tmp_path: Path)
         "a-plan",
     ]
     assert runs["a-plan"]["counts"] == {"would_rotate": 2, "not_found": 1}
-    assert runs["a-plan"]["next_command"] == "batch-rotate rotate /data/a-plan.csv"
+    assert runs["a-plan"]["next_command"] == "batch-rotate rotate --plan reports/a-plan"  # apply it
     assert runs["b-interrupted"]["counts"] == {"queued": 2, "not_sent": 1}
     resume = f"batch-rotate rotate --resume {Path('reports', 'b-interrupted')}"
     assert runs["b-interrupted"]["next_command"] == resume
