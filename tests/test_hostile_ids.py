@@ -25,7 +25,8 @@ from batch_rotate.graph.errors import InvalidIdError
 from batch_rotate.graph.paths import device_path, is_guid, recovery_key_path, recovery_keys_of
 from batch_rotate.journal import Journal
 from batch_rotate.models import Device, DeviceRef, IdKind
-from batch_rotate.resolve import SELECT, Wanted, invalid_id, resolve
+from batch_rotate.resolve import SELECT, Wanted, resolve
+from batch_rotate.resolve_reasons import invalid_id
 from batch_rotate.sim import SimTenant
 from tests.graph.fakeclock import FakeClock
 from tests.graph.fakes import session_on

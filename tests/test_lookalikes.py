@@ -15,7 +15,7 @@ from typer.testing import Result
 
 from batch_rotate.journal import Journal
 from batch_rotate.models import Device, DeviceRef, IdKind
-from batch_rotate.resolve import _match_texts
+from batch_rotate.resolve_reasons import match_texts as _match_texts
 from batch_rotate.sim import SimTenant
 from batch_rotate.textsafe import ascii_shown, match_key, same_spelling
 

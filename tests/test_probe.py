@@ -9,7 +9,7 @@ import pytest
 from batch_rotate.inputs import read_device_list
 from batch_rotate.models import DeviceRef, IdKind
 from batch_rotate.probe import ASSUMED, READ, SAMPLED, Settled, Sighting, judge, sample
-from batch_rotate.resolve import not_found_reason
+from batch_rotate.resolve_reasons import not_found_reason
 
 GUIDS = [f"{n:08x}-0000-4000-8000-{n:012x}" for n in range(1, 101)]
 

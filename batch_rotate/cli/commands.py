@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from batch_rotate.cli.exiting import exits
 from batch_rotate.cli.groups import (
     CONNECTION,
     INPUT,
@@ -24,7 +25,6 @@ from batch_rotate.cli.running import (
     context_of,
     criteria_of,
     execute,
-    exits,
     mode_of,
     notify,
     start_job,

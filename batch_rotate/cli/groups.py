@@ -184,8 +184,8 @@ def takes(*groups: Group) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:
+            from batch_rotate.cli.exiting import exits
             from batch_rotate.cli.output import Mode
-            from batch_rotate.cli.running import exits
 
             ctx = kwargs.pop(_CTX)
             values = {name: kwargs.pop(name) for name in names}

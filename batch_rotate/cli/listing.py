@@ -160,8 +160,8 @@ def report_command(
 ) -> None:
     """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
     from batch_rotate.cli.console import out
+    from batch_rotate.cli.exiting import exits
     from batch_rotate.cli.output import closed_stdout_ok
-    from batch_rotate.cli.running import exits
     from batch_rotate.runs import render
 
     with exits():

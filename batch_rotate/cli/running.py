@@ -7,15 +7,15 @@ completion never load aiohttp, MSAL or openpyxl.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from batch_rotate.cli.exiting import exits
 from batch_rotate.cli.groups import (
     CONNECTION,
     INPUT,
@@ -26,8 +26,7 @@ from batch_rotate.cli.groups import (
     Given,
 )
 from batch_rotate.context import RunContext, build
-from batch_rotate.errors import BatchRotateError, InputError
-from batch_rotate.exitcodes import EXIT_INTERRUPTED
+from batch_rotate.errors import InputError
 
 if TYPE_CHECKING:
     from batch_rotate.cli.output import Mode
@@ -36,26 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("batch_rotate.cli")
 SELECTION_NAMES = frozenset(p.name for p in SELECTION)
-
-
-@contextlib.contextmanager
-def exits(command: str = "", mode: Mode | None = None) -> Iterator[None]:
-    """The one place where the project's errors become a line on stderr and an exit code."""
-    from batch_rotate.cli.console import err
-    from batch_rotate.cli.output import error_document, print_json
-
-    try:
-        yield
-    except BatchRotateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        if mode is not None and mode.json:
-            print_json(error_document(command, exc.exit_code, str(exc)))
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted", highlight=False)
-        if mode is not None and mode.json:
-            print_json(error_document(command, EXIT_INTERRUPTED, "interrupted"))
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def mode_of(command: str, given: Given) -> Mode:

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from batch_rotate.cli.exiting import exits
 from batch_rotate.cli.groups import CONNECTION, OUTPUT, PACING, SELECTION, SIGN_IN, Given, takes
-from batch_rotate.cli.running import context_of, criteria_of, exits, mode_of, notify
+from batch_rotate.cli.running import context_of, criteria_of, mode_of, notify
 from batch_rotate.commandline import command, relative
 from batch_rotate.errors import InputError
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from batch_rotate.graph.client import GraphResponse
 from batch_rotate.graph.errors import ServiceError
 from batch_rotate.graph.lane import Lane
-from batch_rotate.graph.runner import READ_PERMISSION, Transport, get_with_retry
+from batch_rotate.graph.reads import get_with_retry
+from batch_rotate.graph.runner import READ_PERMISSION, Transport
 
 
 async def pages(

@@ -11,14 +11,14 @@ import email.utils
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Protocol
 
 from batch_rotate.graph.batch import BatchItem, GraphErrorInfo, error_info
 from batch_rotate.graph.client import BatchResult, GraphResponse
-from batch_rotate.graph.errors import ServiceError, TransportError
+from batch_rotate.graph.errors import TransportError
 from batch_rotate.graph.lane import Lane
 from batch_rotate.graph.policy import RETRYABLE, Action, Decision, Limits, Scope, Tries, decide
 
@@ -79,7 +79,7 @@ class _Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class Answer:
     """One item's answer as read: a status (with headers and body) or why none was read."""
 
     answer: int | BaseException
@@ -226,13 +226,13 @@ class BatchRunner:
         try:
             result = await self._transport.batch([e.item for e in batch], version=self.version)
         except TransportError as exc:
-            return self._settle([(entry, _Answer(exc)) for entry in batch], Scope.ITEM)
+            return self._settle([(entry, Answer(exc)) for entry in batch], Scope.ITEM)
         outer = result.outer
         if outer.status != 200:
             self.stats.outer_throttled += outer.status == 429
-            answer = _Answer(outer.status, outer.headers, outer.body, outer.request_id)
+            answer = Answer(outer.status, outer.headers, outer.body, outer.request_id)
             return self._settle([(entry, answer) for entry in batch], Scope.BATCH)
-        missing = _Answer(
+        missing = Answer(
             TransportError("missing from the batch answer"), {}, None, outer.request_id
         )
         # Inner answers carry no Date: the tenant's clock is read from the batch's own answer.
@@ -243,13 +243,13 @@ class BatchRunner:
             if inner is None:
                 pairs.append((entry, missing))
             else:
-                answer = _Answer(
+                answer = Answer(
                     inner.status, inner.headers, inner.body, outer.request_id, answered_at
                 )
                 pairs.append((entry, answer))
         return self._settle(pairs, Scope.ITEM)
 
-    def _settle(self, pairs: list[tuple[_Entry, _Answer]], scope: Scope) -> list[ItemResult]:
+    def _settle(self, pairs: list[tuple[_Entry, Answer]], scope: Scope) -> list[ItemResult]:
         """Decide for every item, feed the lane once for the whole batch, then act."""
         now_epoch = self._clock.epoch()
         decisions = [
@@ -275,7 +275,7 @@ class BatchRunner:
             for (entry, answer), decision in zip(pairs, decisions, strict=True)
         ]
 
-    def _feedback(self, answers: list[_Answer], decisions: list[Decision], scope: Scope) -> None:
+    def _feedback(self, answers: list[Answer], decisions: list[Decision], scope: Scope) -> None:
         """One success report, one throttle event and one pause per batch, not per item."""
         accepted = sum(
             1
@@ -292,7 +292,7 @@ class BatchRunner:
         if pauses:
             self._lane.gate.pause(max(pauses))
 
-    def _act(self, entry: _Entry, answer: _Answer, decision: Decision) -> ItemResult:
+    def _act(self, entry: _Entry, answer: Answer, decision: Decision) -> ItemResult:
         info = error_info(answer.body)
         request_id = info.request_id or answer.request_id
         final = decision.action is Action.FINAL
@@ -334,7 +334,7 @@ class BatchRunner:
         )
 
 
-def _maybe_processed(answer: _Answer) -> bool:
+def _maybe_processed(answer: Answer) -> bool:
     """A fault after the request may have reached Graph: a 5xx, or no readable answer."""
     if isinstance(answer.answer, TransportError):
         return answer.answer.maybe_sent
@@ -343,7 +343,7 @@ def _maybe_processed(answer: _Answer) -> bool:
     return answer.answer in RETRYABLE
 
 
-def _last(answer: _Answer, info: GraphErrorInfo) -> str:
+def _last(answer: Answer, info: GraphErrorInfo) -> str:
     if isinstance(answer.answer, BaseException):
         return str(answer.answer)
     return f"HTTP {answer.answer} {info.code}".strip()
@@ -372,63 +372,3 @@ async def _unless_stopped(awaitable: Any, stop_waiter: asyncio.Future[Any]) -> b
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     return False
-
-
-async def get_with_retry(
-    transport: Transport,
-    lane: Lane,
-    path: str,
-    *,
-    params: Mapping[str, str] | None = None,
-    max_attempts: int = 8,
-    version: str = "beta",
-    passed: Collection[int] = (404,),
-    permission: str = READ_PERMISSION,
-) -> GraphResponse:
-    """One of the run's own reads, paced and retried by the same policy as batch items.
-
-    Statuses in `passed` are returned for the caller to judge; other errors stop the run.
-    """
-    tries, limits, what = Tries(), Limits(max_attempts=max_attempts), f"GET {path}"
-    while True:
-        await lane.gate.wait()
-        await lane.pacer.acquire(1)
-        response: GraphResponse | None = None
-        try:
-            response = await transport.request("GET", path, params=params, version=version)
-            answer = _Answer(response.status, response.headers, response.body)
-        except TransportError as exc:
-            answer = _Answer(exc)
-        decision = decide(
-            answer.answer,
-            answer.headers,
-            tries,
-            scope=Scope.READ,
-            now_epoch=lane.clock.epoch(),
-            backoff_s=lane.backoff.delay,
-            limits=limits,
-            info=error_info(answer.body),
-            what=what,
-            passed=passed,
-            permission=permission,
-        )
-        if decision.error is not None:
-            raise decision.error
-        if decision.action is Action.THROTTLE:
-            tries = Tries(tries.attempts, tries.throttles + 1)
-            lane.pacer.on_throttle()
-            lane.gate.pause(decision.delay_s)
-        elif decision.action is Action.RETRY:
-            tries = Tries(tries.attempts + 1, tries.throttles)
-            if decision.pause_all:
-                lane.gate.pause(decision.delay_s)
-            else:
-                await lane.clock.sleep(decision.delay_s)
-        elif response is None:
-            raise TransportError(f"{what}: {decision.reason}")
-        elif response.status >= 400 and response.status not in passed:
-            raise ServiceError(f"{what}: {decision.reason} (request-id {response.request_id})")
-        else:
-            if response.status < 400:
-                lane.pacer.on_success(1)
-            return response

@@ -21,8 +21,9 @@ from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget, Clock, SystemClock
 from batch_rotate.graph.pages import pages
+from batch_rotate.graph.reads import get_with_retry
 from batch_rotate.graph.roles import ROTATE_PERMISSIONS, check_rotate_role, is_delegated, user_of
-from batch_rotate.graph.runner import READ_PERMISSION, BatchRunner, Transport, get_with_retry
+from batch_rotate.graph.runner import READ_PERMISSION, BatchRunner, Transport
 from batch_rotate.graph.signin import token_provider
 
 

@@ -14,7 +14,8 @@ from batch_rotate.graph.batch import BatchItem, InnerResponse
 from batch_rotate.graph.errors import ServiceError, SignInError, TransportError
 from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget
-from batch_rotate.graph.runner import BatchRunner, ItemResult, get_with_retry
+from batch_rotate.graph.reads import get_with_retry
+from batch_rotate.graph.runner import BatchRunner, ItemResult
 from tests.graph.fakeclock import FakeClock
 from tests.graph.fakes import ScriptedGraph, response
 
