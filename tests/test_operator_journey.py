@@ -210,3 +210,31 @@ def test_select_by_device_code_then_the_printed_plan_signs_in_the_same_way(
     planned = run_cli(plan, env={**env, "AZURE_CLIENT_SECRET": sim.config.client_secret})
     assert planned.exit_code == 0, planned.output
     assert sim.count("app_token_requests") == 0 and sim.count("devicecode_requests") == 1
+
+
+def test_a_profile_run_then_the_printed_verify_from_another_folder_without_the_profile(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "batch-rotate.toml"
+    config.write_text(
+        "[profile.lab]\n"
+        f'graph-url = "{sim.graph_url}"\nauthority-url = "{sim.authority_url}"\n'
+        f'ca-bundle = "{sim.ca_path}"\nwrite-budget = "120/20s"\n',
+        encoding="utf-8",
+    )
+    rotated = run_cli(["rotate", str(SAMPLE), "--yes", "--profile", "lab"], env=sim.env())
+    assert rotated.exit_code == 0, rotated.output
+    assert f"profile lab from {config}" in " ".join(rotated.output.split())
+    (run_dir,) = run_dirs(tmp_path)
+    assert meta(run_dir)["profile"].startswith("profile lab from")
+    config.unlink()  # the printed command needs nothing but the run: its record
+    checked = run_cli(printed(rotated.output), env=sim.env())
+    assert checked.exit_code in VERIFY_DONE, checked.output
+    assert "no profile" in checked.output
+
+
+def test_global_options_before_or_after_the_command(run_cli: Cli) -> None:
+    for args in (["--json", "-q", "plan", str(SAMPLE)], ["plan", str(SAMPLE), "--json", "-q"]):
+        result = run_cli(args, env={})
+        assert result.exit_code == 2, result.output
+        assert '"exit_code": 2' in result.stdout and "AZURE_TENANT_ID" in result.stdout
