@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,13 @@ def looked_for(explicit: Path | None, folder: Path) -> str:
     return str(explicit) if explicit is not None else str(folder / CONFIG_NAME)
 
 
-def load_profile(path: Path | None, name: str | None, *, named: bool = True) -> Profile | None:
+def load_profile(
+    path: Path | None,
+    name: str | None,
+    *,
+    named: bool = True,
+    used: Collection[str] | None = None,
+) -> Profile | None:
     """The named profile (or the file's `default-profile`); None when no profile applies.
 
     `named`: the operator named the profile or the file on the command line; otherwise keys that
@@ -155,7 +161,9 @@ def load_profile(path: Path | None, name: str | None, *, named: bool = True) -> 
             raise InputError(f"{path} [profile.{name}] {key}: give a string, number or boolean")
         if key in PATH_KEYS:  # relative to the file, so a profile works from any folder
             value = str((path.parent / str(value)).expanduser())
-        _check_value(path, name, key, value, named=named)
+        # only what this command would take from it can steer it (`runs` takes no Graph URL)
+        if used is None or key.replace("-", "_") in used:
+            _check_value(path, name, key, value, named=named)
         values[key.replace("-", "_")] = value
     return Profile(name, path, values, named)
 
@@ -181,12 +189,19 @@ def _check_value(path: Path, name: str, key: str, value: Any, *, named: bool) ->
 
 
 def profile_for(
-    config: Path | None, name: str | None, *, named: bool, folder: Path | None = None
+    config: Path | None,
+    name: str | None,
+    *,
+    named: bool,
+    folder: Path | None = None,
+    used: Collection[str] | None = None,
 ) -> tuple[Profile | None, str]:
-    """The profile that applies and the line that says so (or where none was found)."""
+    """The profile that applies and the line that says so (or where none was found); `used`:
+    the options the command takes (only those are checked against the rules for an unnamed
+    profile, and only those are applied)."""
     folder = folder or Path.cwd()
     path = find_config(config, folder)
-    profile = load_profile(path, name, named=named)
+    profile = load_profile(path, name, named=named, used=used)
     if profile is not None:
         return profile, profile.describe()
     if path is None:

@@ -229,3 +229,13 @@ def test_an_unknown_profile_key_is_refused(sim: SimTenant, run_cli: Cli, tmp_pat
     result = run_cli(["plan", str(SAMPLE), "--profile", "lab"], env=sim.env())
     assert result.exit_code == 2
     assert "max-devcies" in result.output and "max-devices" in result.output
+
+
+def test_an_unnamed_profile_blocks_only_commands_it_could_steer(
+    sim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    _write_config(tmp_path, sim)  # a default-profile with routing keys, found in the folder
+    listed = run_cli(["runs"])  # takes no Graph URL: the profile cannot steer it
+    assert listed.exit_code == 0, listed.output
+    refused = run_cli(["verify", str(tmp_path / "reports" / "none")], env=sim.env())
+    assert refused.exit_code == 2 and "nobody named" in refused.output

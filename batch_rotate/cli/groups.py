@@ -227,6 +227,7 @@ def _given(ctx: typer.Context, values: dict[str, Any]) -> Given:
         values.get("config"),
         values.get("profile"),
         named="profile" in explicit or "config" in explicit,
+        used=frozenset(values),
     )
     if profile is not None:
         for name, raw in profile.values.items():
