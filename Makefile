@@ -48,11 +48,13 @@ $(LOWEST_STAMP): pyproject.toml .ci/lowest.py
 # A representative subset at the floors: every test that drives a dependency's API (MSAL, aiohttp,
 # openpyxl, Typer/rich, cryptography, PyJWT, filelock, msal-extensions, requests) end to end;
 # the rest is pure logic the full `make test` already ran (CI's whole run stays under 8 minutes).
-LOWEST_TESTS ?= tests/graph tests/sim tests/test_e2e.py tests/test_e2e_auth_faults.py \
+LOWEST_TESTS ?= tests/graph/test_client.py tests/graph/test_proxy.py \
+	tests/graph/test_confinement.py tests/graph/test_identity_checks.py tests/sim/test_graph.py \
+	tests/sim/test_identity.py tests/test_e2e.py tests/test_e2e_auth_faults.py \
 	tests/test_signin_modes_e2e.py tests/test_proxy_e2e.py tests/test_operator_journey.py \
-	tests/test_report.py tests/test_report_look.py tests/test_inputs.py tests/test_inputs_exports.py \
+	tests/test_report.py tests/test_report_look.py tests/test_inputs_exports.py \
 	tests/test_cli_options.py tests/test_ux_output.py tests/test_prompt.py tests/test_runlock.py \
-	tests/test_verify_e2e.py tests/test_readme_options.py
+	tests/test_readme_options.py
 
 test-lowest: $(LOWEST_STAMP)
 	@echo "lowest allowed versions:" $$(cat $(LOWEST)/floors.txt)
