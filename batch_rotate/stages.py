@@ -21,7 +21,13 @@ from batch_rotate.errors import BatchRotateError, GraphError, InputError
 from batch_rotate.events import EventWriter
 from batch_rotate.graph.runner import RunnerStats
 from batch_rotate.graph.session import GraphSession, Needs
-from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
+from batch_rotate.guards import (
+    STALE_AFTER,
+    flag_key_ceiling,
+    guard_other_live_runs,
+    guard_recent,
+    stale_warnings,
+)
 from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
@@ -121,6 +127,7 @@ async def plan_and_rotate(journal: Journal, run_dir: Path, stages: Stages, rows:
                     if checked is None:  # Ctrl-C: resume runs the plan-time checks again
                         return _interrupted_resolution(journal, run_dir, stages)
                     warnings += checked
+                warnings += guard_other_live_runs(journal, run_dir, settings)
                 warnings += guard_recent(journal, run_dir, settings)
                 if stages.plan is not None:
                     warnings += restrict_to_plan(journal, stages.plan)
