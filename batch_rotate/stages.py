@@ -253,6 +253,7 @@ async def rotate(
                 stop=stop,
                 on_progress=stages.on_progress,
                 on_outcome=events,
+                uncertain_grace_s=settings.uncertain_grace_s,
             )
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
@@ -285,7 +286,7 @@ async def rotate(
     verification_interrupted = stop.is_set() and not result.interrupted
     finish(result, journal, run_dir, interrupts)
     result.exit_code = exit_code_for(result.counts, result.interrupted or verification_interrupted)
-    if result.interrupted:
+    if result.interrupted or journal.in_flight():  # lost answers wait for their grace period
         result.next_command = command("rotate", "--resume", relative(run_dir))
     elif verification_interrupted or result.counts.get(Status.QUEUED.value):
         result.next_command = verify_next
