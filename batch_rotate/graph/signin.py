@@ -72,6 +72,8 @@ def persisted_cache(path: Path) -> msal.TokenCache:
 class _MsalProvider:
     """Token reuse until five minutes before expiry, one acquisition at a time, in a thread."""
 
+    _direct = False  # True: sign-in requests never go through a proxy
+
     def __init__(
         self,
         credentials: Credentials,
@@ -96,7 +98,7 @@ class _MsalProvider:
             if self._endpoints.ca_bundle is not None:
                 self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
                 verify = str(self._ca_file)
-            self._http = _HttpClient(verify)
+            self._http = _HttpClient(verify, direct=self._direct)
         return self._http
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
@@ -194,6 +196,9 @@ class ManagedIdentityTokenProvider(_MsalProvider):
     from the environment (App Service / Functions / Automation, Arc, else the VM's IMDS)."""
 
     _client: msal.ManagedIdentityClient | None = None
+    # The identity endpoint is local (IMDS, App Service's IDENTITY_ENDPOINT) and its request
+    # carries the identity header: never through a proxy, not even the environment's.
+    _direct = True
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         if self._client is None or force_refresh:
