@@ -179,7 +179,7 @@ async def _new_run(
         else command("rotate", "--resume", relative(run_dir))
     )
     stages.follow(run_dir, again)
-    with closing(journal), run_log(run_dir):
+    with journal_errors(run_dir), closing(journal), run_log(run_dir):
         log.info("run %s: %s from %s", run_dir.name, plural(rows, "row"), inputs.path)
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)
