@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM for a whole command: the first stops sending cleanly, a second leaves at
-once with the journal consistent, and a signal while the report is written removes it.
+"""Ctrl-C, SIGTERM and SIGHUP for a whole command: the first stops sending cleanly, a second
+leaves at once with the journal consistent, and a signal while the report is written removes it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class Interrupted(BatchRotateError):
 
 
 T = TypeVar("T")
+# A closed terminal or SSH session (SIGHUP) stops a run as SIGTERM does; Windows has no SIGHUP.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Interrupts:
@@ -51,7 +55,7 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._on_signal)
         return self
 
