@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.exitcodes import EXIT_INTERRUPTED
+from batch_rotate.graph.signin import abandon_device_code_waits
 from batch_rotate.runs import discard_reports, shown_path
 
 
@@ -54,6 +55,7 @@ class Interrupts:
         self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupts:
+        abandon_device_code_waits(False)  # a new command: a device code may be waited for
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._on_signal)
@@ -77,6 +79,7 @@ class Interrupts:
             return
         self.notify("interrupt: finishing the batches in flight, then writing the report ...")
         self.stop.set()
+        abandon_device_code_waits()  # a sign-in waiting for the operator stops too
         if self._phase is not None and not self._phase.done():
             self._phase.cancel()
 

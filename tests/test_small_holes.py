@@ -67,3 +67,47 @@ def test_sighup_stops_a_run_as_sigterm_does(
     accepted = set(sim.metrics()["accepted_by_device"])
     assert {i for i, s in statuses.items() if s == "queued"} == accepted  # report is current
     assert "not_sent" in statuses.values()
+
+
+def test_ctrl_c_stops_a_device_code_wait_at_once(
+    make_sim: Callable[..., SimTenant], tmp_path: Path
+) -> None:
+    """Nobody enters the code: the first Ctrl-C stops the wait (MSAL used to poll until the
+    code expired, 15 minutes), exit 130, and the polling stops."""
+    sim = make_sim()
+    env = {
+        **os.environ,
+        **sim.env(),
+        "AZURE_TENANT_ID": sim.config.tenant_id,
+        "AZURE_CLIENT_ID": sim.config.client_id,
+    }
+    env.pop("AZURE_CLIENT_SECRET", None)
+    cache = tmp_path / "tokens.json"
+    args = ["plan", str(SAMPLE), "--auth", "device-code", "--token-cache", str(cache)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_rotate", *args, *sim_flags(sim)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a speed threshold
+        while sim.count("devicecode_requests") < 1 or sim.metrics()["token_requests"] < 1:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the device code flow never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)  # the code would expire in 900 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, output
+    assert "device code sign-in stopped" in " ".join(output.split())
+    assert "Traceback" not in output
+    polls = sim.metrics()["token_requests"]
+    time.sleep(2.5)  # MSAL would poll every second
+    assert sim.metrics()["token_requests"] == polls
+    assert sim.metrics()["graph_requests"] == 0

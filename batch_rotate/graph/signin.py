@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from batch_rotate.graph.auth import (
     error_text,
 )
 from batch_rotate.graph.endpoints import Credentials, Endpoints
-from batch_rotate.graph.errors import SignInError
+from batch_rotate.graph.errors import SignInAbandoned, SignInError
 
 APP, DEVICE_CODE, MANAGED_IDENTITY = "app", "device-code", "managed-identity"
 
@@ -139,6 +140,23 @@ class _MsalProvider:
             self._ca_file = None
 
 
+# Device code flows waiting for the operator, by id; `_abandoned` once the command is stopping.
+_flows: dict[int, dict[str, Any]] = {}
+_abandoned = threading.Event()
+_ABANDONED = "device code sign-in stopped (interrupted) before the code was entered"
+
+
+def abandon_device_code_waits(abandon: bool = True) -> None:
+    """Stop every device code wait within a second (MSAL polls `expires_at` each second) and
+    refuse new ones; `abandon=False` allows them again (a new command in this process)."""
+    if not abandon:
+        _abandoned.clear()
+        return
+    _abandoned.set()
+    for flow in list(_flows.values()):
+        flow["expires_at"] = 0
+
+
 class DeviceCodeTokenProvider(_MsalProvider):
     """A signed-in admin (delegated): silent from the persisted cache, else the device code flow,
     whose message (code and URL, never a token) goes to stderr."""
@@ -175,11 +193,21 @@ class DeviceCodeTokenProvider(_MsalProvider):
         flow = self._app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             return dict(flow)
-        message = str(flow.get("message") or f"Open {flow['verification_uri']}")
-        # The identity platform's text, shown as one inert line: a control or bidi character is
-        # escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py.
-        self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
-        return dict(self._app.acquire_token_by_device_flow(flow))
+        key = id(flow)
+        _flows[key] = flow
+        try:
+            if _abandoned.is_set():
+                raise SignInAbandoned(_ABANDONED)
+            message = str(flow.get("message") or f"Open {flow['verification_uri']}")
+            # The identity platform's text, shown as one inert line: a control or bidi character
+            # is escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of textsafe.py.
+            self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+            result = dict(self._app.acquire_token_by_device_flow(flow))
+        finally:
+            del _flows[key]
+        if _abandoned.is_set() and "access_token" not in result:
+            raise SignInAbandoned(_ABANDONED)
+        return result
 
     def _describe(self, result: dict[str, Any]) -> str:
         hint = {
