@@ -73,7 +73,7 @@ class RunLock:
 
 def is_held(run_dir: Path) -> bool:
     """Whether a live process holds this run's lock now (a killed one never does)."""
-    probe = filelock.FileLock(run_dir / LOCK_NAME, timeout=0, fallback_to_soft=False)
+    probe = filelock.FileLock(run_dir / LOCK_NAME, timeout=0, mode=0o600, fallback_to_soft=False)
     try:
         probe.acquire()
     except filelock.Timeout:
