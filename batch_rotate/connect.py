@@ -11,6 +11,7 @@ from batch_rotate.errors import AuthError, GraphError, InputError
 from batch_rotate.graph import errors as graph_layer
 from batch_rotate.graph.pacer import Clock
 from batch_rotate.graph.session import GraphSession, Needs, Pacing, graph_session
+from batch_rotate.interrupts import Interrupted
 from batch_rotate.settings import Credentials, Endpoints, Settings
 
 
@@ -59,6 +60,8 @@ def graph_errors() -> Iterator[None]:
         yield
     except graph_layer.ConfigError as exc:
         raise InputError(str(exc)) from None
+    except graph_layer.SignInAbandoned as exc:  # Ctrl-C while a device code waited
+        raise Interrupted(f"{exc}: nothing was sent; run the command again to sign in") from None
     except graph_layer.SignInError as exc:
         raise AuthError(str(exc)) from None
     except graph_layer.GraphLayerError as exc:  # ServiceError, TransportError

@@ -99,6 +99,7 @@ def settings_for(values: Mapping[str, Any], *, dry_run: bool = False) -> Setting
         "allow_key_ceiling": values.get("allow_key_ceiling"),
         "recent_s": values.get("recent"),
         "force_recent": values.get("force_recent"),
+        "uncertain_grace_s": values.get("uncertain_grace"),
     }
     endpoints = endpoints_for(
         Cloud(values.get("cloud") or Cloud.GLOBAL),

@@ -1,6 +1,7 @@
 """Rotate every pending device of a journal through `$batch`, recording each answer at once.
 
-A rotation whose answer was lost is checked with a read before it is ever sent again.
+A rotation whose answer was lost is checked with a read before it is ever sent again, and never
+sent again while the tenant may not show it yet (`UNCERTAIN_GRACE_S`; see `check_in_flight`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from batch_rotate.graph.paths import device_path
 from batch_rotate.graph.runner import ItemResult, RunnerStats
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.journal import Journal
-from batch_rotate.journal_send import SendItem
+from batch_rotate.journal_send import LostItem, SendItem
 from batch_rotate.models import Outcome, Status
-from batch_rotate.tenant_clock import CLOCK_MARGIN_S, parse_graph_time
+from batch_rotate.tenant_clock import CLOCK_MARGIN_S, iso, parse_graph_time
 
 QUEUED_REASON = "accepted by Intune; the device rotates at its next check-in"
+# How long Intune may take to show an accepted rotation in deviceActionResults. Graph documents
+# no bound; the assumption is that its read side lags a write by seconds to a few minutes, so
+# 10 minutes is a margin (--uncertain-grace). Within it, "no action seen" proves nothing.
+UNCERTAIN_GRACE_S = 600.0
 
 
 def rotate_url(device_id: str) -> str:
@@ -63,18 +68,20 @@ async def rotate_pending(
     stop: asyncio.Event,
     on_progress: Callable[[RunnerStats, int], None] | None = None,
     on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
+    uncertain_grace_s: float = UNCERTAIN_GRACE_S,
 ) -> RunnerStats:
     """Send every pending device; a 204 is never sent again, and an unknown answer is checked
     before the device is sent again (a lost answer may hide an accepted rotation).
 
     Rounds: check the rows in flight, send what is pending (lost answers stay in flight), repeat
-    until nothing is in flight or the attempts are spent (those rows end `uncertain`).
+    until nothing is in flight or the attempts are spent (those rows end `uncertain`). Rows
+    still in their grace period end `uncertain` too: a resume after it checks them again.
     """
     stats = RunnerStats(started=session.clock.now())
     total = len(journal.to_send()) + len(journal.in_flight())
     for _ in range(session.max_attempts):
         if journal.in_flight():
-            await check_in_flight(journal, session)
+            await check_in_flight(journal, session, grace_s=uncertain_grace_s)
         todo = journal.to_send()
         if stop.is_set() or not todo:
             break
@@ -121,11 +128,17 @@ async def _send_round(
     return runner.stats
 
 
-async def check_in_flight(journal: Journal, session: GraphSession) -> tuple[int, int]:
+async def check_in_flight(
+    journal: Journal, session: GraphSession, *, grace_s: float = UNCERTAIN_GRACE_S
+) -> tuple[int, int]:
     """Read each in-flight device's BitLocker action: started at or after our request means
-    Intune has it (queued, flagged); otherwise it goes back to be sent. Returns (confirmed, resend).
+    Intune has it (queued, flagged); otherwise it goes back to be sent, but only once its request
+    is `grace_s` old. Returns (confirmed, resend).
 
-    The action's startDateTime is on the tenant's clock, our send time on ours: the offset is
+    The model: a lost answer may hide an accepted rotation that Intune shows only later, so
+    "no action seen" counts only after the grace period; until then the row stays in flight
+    (`uncertain`, its reason says from when it is checked again) and is never re-sent. The
+    action's startDateTime is on the tenant's clock, our send time on ours: the offset is
     measured from each answer's Date header against the session's clock (GRAPH_NOTES.md
     "Device action results").
     """
@@ -141,9 +154,24 @@ async def check_in_flight(journal: Journal, session: GraphSession) -> tuple[int,
     ]
     confirmed: dict[int, tuple[str, str]] = {}
     resend: list[int] = []
+    waiting: dict[int, str] = {}
+
+    def unseen(item: LostItem, now: datetime) -> None:
+        """No rotation seen: sent again only when the tenant had the grace period to show it."""
+        sent = parse_graph_time(item.sent_at)
+        due = None if sent is None else sent + timedelta(seconds=grace_s)
+        if due is None or now >= due:
+            resend.append(item.row)
+            return
+        waiting[item.row] = (
+            f"its answer was lost and Intune does not show the rotation yet (it may show an "
+            f"accepted one only minutes later), so it is not sent again before "
+            f"{iso(due)} (--uncertain-grace {grace_s:g}s); resume the run after then: it is "
+            "checked again first"
+        )
 
     def on_answer(results: Sequence[ItemResult]) -> None:
-        received = datetime.fromtimestamp(session.clock.epoch(), UTC)
+        received = datetime.fromtimestamp(session.clock.epoch(), UTC)  # our clock, as sent_at
         for result in results:
             if not result.final:
                 continue
@@ -188,10 +216,11 @@ async def check_in_flight(journal: Journal, session: GraphSession) -> tuple[int,
                     when,
                 )
             else:
-                resend.append(item.row)
+                unseen(item, received)
 
     await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
     journal.settle_in_flight(confirmed, resend)
+    journal.set_reasons(waiting)  # still in flight: shown `uncertain`, with when it is checked
     return len(confirmed), len(resend)
 
 

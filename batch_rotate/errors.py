@@ -31,3 +31,7 @@ class JournalError(BatchRotateError):
     """The run journal cannot be created, read or resumed (exit 2)."""
 
     exit_code = EXIT_USAGE
+
+
+class DiskFullError(JournalError):
+    """No space left for the journal or the report (exit 2): free some, then resume."""

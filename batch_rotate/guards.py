@@ -1,8 +1,8 @@
 """Plan-time guards: the warnings that matter before the first write.
 
 Devices at Entra's key ceiling (with --check-keys) and devices another run queued recently are held
-back as `ineligible` with a reason code unless the operator allows them; devices Intune has not
-seen for a month are only warned about (they will most likely stay `pending` at verification).
+back as `ineligible` unless the operator allows them, and those another live run still has to send
+always are; devices Intune has not seen for a month are only warned about.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.models import Status
 from batch_rotate.present import plural
 from batch_rotate.runindex import known_runs, same_tenant
+from batch_rotate.runlock import is_held
 from batch_rotate.settings import Settings
 from batch_rotate.tenant_clock import parse_graph_time
 from batch_rotate.verify import KEY_CEILING_WARN, recovery_keys
@@ -126,6 +127,55 @@ def _last_written(run_dir: Path) -> datetime:
         with contextlib.suppress(OSError):
             times.append(datetime.fromtimestamp((run_dir / name).stat().st_mtime, UTC))
     return max(times[1:], default=times[0])
+
+
+def held_by_live_runs(reports_dir: Path, *, exclude: Path, tenant_id: str = "") -> dict[str, str]:
+    """Intune ids (lower-case) pending or in flight in another run of this tenant whose lock a
+    live process holds -> its run id. A run that died holds no lock: its resume hint covers it."""
+    found: dict[str, str] = {}
+    excluded = exclude.resolve()
+    for entry in known_runs(reports_dir):
+        run_dir = entry.run_dir
+        if run_dir == excluded or not same_tenant(entry.tenant_id, tenant_id):
+            continue
+        if not is_held(run_dir):
+            continue
+        with (
+            contextlib.suppress(BatchRotateError, sqlite3.DatabaseError),
+            closing(Journal.open(run_dir, write=False)) as journal,
+        ):
+            if not same_tenant(journal.meta().get("tenant_id"), tenant_id):
+                continue
+            for target in journal.pending_devices(in_flight=True):
+                found.setdefault(target.device_id.lower(), run_dir.name)
+    return found
+
+
+def guard_other_live_runs(journal: Journal, run_dir: Path, settings: Settings) -> list[str]:
+    """Hold back devices another live run may still send: a device is sent by one run at a time
+    (no option loosens this; --force-recent is for finished runs)."""
+    tenant_id = journal.meta().get("tenant_id", "")
+    found = held_by_live_runs(settings.reports_dir, exclude=run_dir, tenant_id=tenant_id)
+    if not found:
+        return []
+    targets = [t for t in journal.pending_devices() if t.device_id.lower() in found]
+    if not targets:
+        return []
+    reasons = {
+        t.row: f"in_another_run: {found[t.device_id.lower()]} (running now); it is pending or "
+        "in flight there: let that run finish, then run this list again (the recent-run guard "
+        "then says whether it was rotated)"
+        for t in targets
+    }
+    journal.skip(reasons)
+    runs = sorted({found[t.device_id.lower()] for t in targets})
+    names = {t.row: t.name for t in targets}
+    return [
+        f"{plural(len(targets), 'device')} {_verb(targets, 'is', 'are')} pending or in flight in "
+        f"{_verb(runs, 'another run', 'other runs')} running now ({', '.join(runs)}) and "
+        f"{_verb(targets, 'is', 'are')} skipped as ineligible/in_another_run: "
+        f"{_examples(reasons, names)}; let that run finish, then run this list again"
+    ]
 
 
 def guard_recent(journal: Journal, run_dir: Path, settings: Settings) -> list[str]:

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM for a whole command: the first stops sending cleanly, a second leaves at
-once with the journal consistent, and a signal while the report is written removes it.
+"""Ctrl-C, SIGTERM and SIGHUP for a whole command: the first stops sending cleanly, a second
+leaves at once with the journal consistent, and a signal while the report is written removes it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from batch_rotate.commandline import command, relative
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.exitcodes import EXIT_INTERRUPTED
+from batch_rotate.graph.signin import abandon_device_code_waits
 from batch_rotate.runs import discard_reports
 
 
@@ -27,6 +28,10 @@ class Interrupted(BatchRotateError):
 
 
 T = TypeVar("T")
+# A closed terminal or SSH session (SIGHUP) stops a run as SIGTERM does; Windows has no SIGHUP.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Interrupts:
@@ -51,8 +56,9 @@ class Interrupts:
         self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupts:
+        abandon_device_code_waits(False)  # a new command: a device code may be waited for
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._on_signal)
         return self
 
@@ -74,6 +80,7 @@ class Interrupts:
             return
         self.notify("interrupt: finishing the batches in flight, then writing the report ...")
         self.stop.set()
+        abandon_device_code_waits()  # a sign-in waiting for the operator stops too
         if self._phase is not None and not self._phase.done():
             self._phase.cancel()
 

@@ -7,13 +7,14 @@ as soon as it is read, so a kill at any instant resumes."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch_rotate.errors import JournalError
+from batch_rotate.errors import DiskFullError, JournalError
 from batch_rotate.journal_plan import PlanRecords
 from batch_rotate.journal_schema import (
     JOURNAL_NAME,
@@ -41,13 +42,36 @@ def damaged(path: Path, exc: BaseException | str) -> JournalError:
     )
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ('database or disk is full') or the OS's ENOSPC / EDQUOT."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "full" in str(exc).lower()
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(folder: Path, exc: BaseException, what: str = "the run journal") -> DiskFullError:
+    """The disk filled up: which folder, that nothing half-written stays, and what to do."""
+    return DiskFullError(
+        f"{folder}: no space left on its disk while writing {what} ({exc}); the journal keeps "
+        "every complete write (the failed one was rolled back). Free some space, then resume "
+        f"the run ({folder})"
+    )
+
+
 @contextlib.contextmanager
 def journal_errors(run_dir: Path) -> Iterator[None]:
-    """SQLite's 'malformed' and 'not a database' errors, met at any read, as `damaged`."""
+    """SQLite's 'malformed' and 'not a database' errors, met at any read, as `damaged`; a full
+    disk at any write as `disk_full`."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
+        if is_disk_full(exc):
+            raise disk_full(run_dir, exc) from None
         raise damaged(run_dir / JOURNAL_NAME, exc) from None
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(run_dir, exc) from None
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +110,16 @@ class Journal(PlanRecords, SendRecords):
             ) from None
         lock = RunLock(run_dir).acquire()
         journal = cls(path, cls._connect(path), lock)
-        with journal._db:
-            journal._db.executescript(SCHEMA)
-            journal._db.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [("schema_version", SCHEMA_VERSION), *meta.items()],
-            )
+        try:
+            with journal_errors(run_dir), journal._db:
+                journal._db.executescript(SCHEMA)
+                journal._db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", SCHEMA_VERSION), *meta.items()],
+                )
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @classmethod
@@ -119,7 +147,28 @@ class Journal(PlanRecords, SendRecords):
         elif version != SCHEMA_VERSION and (write or version not in MIGRATIONS):
             journal.close()
             raise JournalError(f"{path}: journal schema {version!r}, expected {SCHEMA_VERSION}")
+        try:
+            journal.check_statuses()
+        except BaseException:
+            journal.close()
+            raise
         return journal
+
+    def check_statuses(self) -> None:
+        """Every stored status is one this version knows: an unknown one is a damaged journal
+        (exit 2, naming the file), never a crash in whichever command meets it first."""
+        known = {
+            "devices": {s.value for s in Status},
+            "verification": {v.value for v in Verification},
+        }
+        with journal_errors(self.path.parent):
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+            for table, values in known.items():
+                if table not in tables:  # an older schema, read as it is
+                    continue
+                found = {r[0] for r in self._db.execute(f"SELECT DISTINCT status FROM {table}")}  # noqa: S608
+                if unknown := sorted(map(str, found - values)):
+                    raise damaged(self.path, f"unknown {table} status {', '.join(unknown)!s}")
 
     def _migrate(self, statements: Sequence[str]) -> None:
         """An older run's journal gains what this version stores (in one transaction)."""

@@ -43,6 +43,7 @@ from batch_rotate.runkit import (
     signed_in,
     verify_exit_code,
 )
+from batch_rotate.runlock import is_held
 from batch_rotate.runs import (
     RETRIED_EVENT,
     new_run_dir,
@@ -151,9 +152,11 @@ async def _new_run(
     for earlier in unfinished_runs(
         settings.reports_dir, devices.sha256, tenant_id=credentials.tenant_id
     ):
-        notify(
-            f"note: {earlier} is an unfinished run of this file; resume it with --resume {earlier}"
-        )
+        if is_held(earlier):  # its devices still to send are held back (in_another_run)
+            notify(f"note: {earlier} is a run of this file that is running now")
+        else:
+            again = command("rotate", "--resume", relative(earlier))
+            notify(f"note: {earlier} is an unfinished run of this file; resume it with {again}")
     run_dir = run_dir or new_run_dir(settings.reports_dir, inputs.path)
     meta = {
         **settings.public(),
@@ -181,7 +184,7 @@ async def _new_run(
         else command("rotate", "--resume", relative(run_dir))
     )
     stages.follow(run_dir, again)
-    with closing(journal), run_log(run_dir):
+    with journal_errors(run_dir), closing(journal), run_log(run_dir):
         log.info("run %s: %s from %s", run_dir.name, plural(rows, "row"), inputs.path)
         journal.add_refs(devices.refs)
         # all rows are on disk: from here an interrupted resolution resumes (`_resume`)

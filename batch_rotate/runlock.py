@@ -71,6 +71,19 @@ class RunLock:
         self.release()
 
 
+def is_held(run_dir: Path) -> bool:
+    """Whether a live process holds this run's lock now (a killed one never does)."""
+    probe = filelock.FileLock(run_dir / LOCK_NAME, timeout=0, mode=0o600, fallback_to_soft=False)
+    try:
+        probe.acquire()
+    except filelock.Timeout:
+        return True
+    except OSError:
+        return False  # no lock file can be made here: no writer can hold one either
+    probe.release()
+    return False
+
+
 def _holder(run_dir: Path) -> str:
     try:
         info = json.loads((run_dir / HOLDER_NAME).read_text(encoding="utf-8"))

@@ -209,6 +209,8 @@ class Settings:
     allow_key_ceiling: bool = False  # with check_keys: rotate devices at the ceiling anyway
     recent_s: float = 86400.0  # skip devices another run queued this recently (0: no check)
     force_recent: bool = False  # rotate them anyway
+    # A lost answer is not re-sent before this (engine.py: Intune may show it late).
+    uncertain_grace_s: float = 600.0
 
     def __post_init__(self) -> None:
         problems = [
@@ -230,6 +232,10 @@ class Settings:
             (
                 not 0 < self.outage_s <= 86400,
                 f"--outage-timeout {self.outage_s}: use a duration above 0 and at most 1d",
+            ),
+            (
+                not 0 <= self.uncertain_grace_s <= 86400,
+                f"--uncertain-grace {self.uncertain_grace_s}: use a duration from 0 to 1d",
             ),
             (
                 not 0 < self.verify_every_s < math.inf,

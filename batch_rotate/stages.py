@@ -21,7 +21,13 @@ from batch_rotate.errors import BatchRotateError, GraphError, InputError
 from batch_rotate.events import EventWriter
 from batch_rotate.graph.runner import RunnerStats
 from batch_rotate.graph.session import GraphSession, Needs
-from batch_rotate.guards import STALE_AFTER, flag_key_ceiling, guard_recent, stale_warnings
+from batch_rotate.guards import (
+    STALE_AFTER,
+    flag_key_ceiling,
+    guard_other_live_runs,
+    guard_recent,
+    stale_warnings,
+)
 from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
@@ -122,6 +128,7 @@ async def plan_and_rotate(journal: Journal, run_dir: Path, stages: Stages, rows:
                     if checked is None:  # Ctrl-C: resume runs the plan-time checks again
                         return _interrupted_resolution(journal, run_dir, stages)
                     warnings += checked
+                warnings += guard_other_live_runs(journal, run_dir, settings)
                 warnings += guard_recent(journal, run_dir, settings)
                 if stages.plan is not None:
                     warnings += restrict_to_plan(journal, stages.plan)
@@ -262,6 +269,7 @@ async def rotate(
                 stop=stop,
                 on_progress=stages.on_progress,
                 on_outcome=events,
+                uncertain_grace_s=settings.uncertain_grace_s,
             )
     except BatchRotateError as exc:
         journal.set_meta(state="failed", ended_at=utc_now(), stopped_because=str(exc))
@@ -294,7 +302,7 @@ async def rotate(
     verification_interrupted = stop.is_set() and not result.interrupted
     finish(result, journal, run_dir, interrupts)
     result.exit_code = exit_code_for(result.counts, result.interrupted or verification_interrupted)
-    if result.interrupted:
+    if result.interrupted or journal.in_flight():  # lost answers wait for their grace period
         result.next_command = command("rotate", "--resume", relative(run_dir))
     elif verification_interrupted or result.counts.get(Status.QUEUED.value):
         result.next_command = verify_next

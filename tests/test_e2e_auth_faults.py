@@ -105,6 +105,9 @@ def test_fault_mix_loses_nothing_and_sends_nothing_twice(
             "0.05",
             "--max-attempts",
             "20",
+            # this tenant shows an accepted rotation at once: no grace needed before a resend
+            "--uncertain-grace",
+            "0s",
             *sim_flags(sim),
         ],
         env=sim.env(),
@@ -155,6 +158,9 @@ def test_answers_lost_after_processing_are_checked_never_sent_twice(
             "0.05",
             "--max-attempts",
             "20",
+            # this tenant shows an accepted rotation at once: no grace needed before a resend
+            "--uncertain-grace",
+            "0s",
             *sim_flags(sim),
         ],
         env=sim.env(),

@@ -157,8 +157,12 @@ def test_the_in_flight_check_confirms_or_resends_each_lost_answer_on_the_tenant_
             "lastUpdatedDateTime": earlier,
         }
     journal = _journal(tmp_path, ["started", "waiting", "updated", "finished"])
-    try:
-        asyncio.run(rotate_pending(journal, session_on(intune, clock), stop=asyncio.Event()))
+    try:  # no grace: this tenant shows every accepted action at once
+        asyncio.run(
+            rotate_pending(
+                journal, session_on(intune, clock), stop=asyncio.Event(), uncertain_grace_s=0
+            )
+        )
         rows = _rows(journal)
     finally:
         journal.close()
@@ -237,3 +241,59 @@ def test_a_lost_answer_graph_cannot_confirm_is_never_sent_again(tmp_path: Path) 
     assert rows["mute"].status == Status.IN_FLIGHT.value
     assert intune.writes == {"mute": 1}
     assert len(intune.calls) - 1 == 3  # the check's read, given up after max_attempts
+
+
+def test_a_lost_answer_is_not_sent_again_within_the_grace_period_then_checked_once(
+    tmp_path: Path,
+) -> None:
+    """Intune accepted the write, lost its answer (503) and shows the action only later: the
+    check within the grace period sees nothing and sends nothing (the row stays in flight, its
+    reason says until when); a resume within the grace sends nothing either; after the grace
+    the check sees the rotation and confirms it: sent once in all."""
+    clock = FakeClock(start_epoch=time.time())
+    accepted: dict[str, datetime] = {}
+
+    def write(device: str, before: int, now: datetime) -> InnerResponse:
+        accepted.setdefault(device, now)
+        return InnerResponse(503)  # processed, answer lost
+
+    intune = _Intune(clock, write=write)
+    journal = _journal(tmp_path, ["late"])
+    session = session_on(intune, clock)
+    try:
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event(), uncertain_grace_s=600))
+        row = _rows(journal)["late"]
+        assert row.status == Status.IN_FLIGHT.value and intune.writes == {"late": 1}
+        assert "not sent again before" in row.reason and "--uncertain-grace 600s" in row.reason
+        clock.advance(120)  # an immediate resume: still nothing to see, nothing sent
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event(), uncertain_grace_s=600))
+        assert _rows(journal)["late"].status == Status.IN_FLIGHT.value
+        assert intune.writes == {"late": 1}
+        # Intune now shows the rotation it accepted; a resume after the grace checks it
+        intune.actions["late"] = {"actionState": "pending", "startDateTime": iso(accepted["late"])}
+        clock.advance(600)
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event(), uncertain_grace_s=600))
+        row = _rows(journal)["late"]
+    finally:
+        journal.close()
+    assert row.status == Status.QUEUED.value and row.confirmed_after_lost_answer
+    assert intune.writes == {"late": 1}
+
+
+def test_a_lost_answer_still_unseen_after_the_grace_is_sent_again_once(tmp_path: Path) -> None:
+    """The request never reached Intune (nothing ever shows): after the grace it goes again,
+    once, flagged."""
+    clock = FakeClock(start_epoch=time.time())
+    intune = _Intune(clock, write=lambda _d, before, _n: InnerResponse(204 if before else 503))
+    journal = _journal(tmp_path, ["dropped"])
+    session = session_on(intune, clock)
+    try:
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event(), uncertain_grace_s=600))
+        assert _rows(journal)["dropped"].status == Status.IN_FLIGHT.value
+        clock.advance(601)
+        asyncio.run(rotate_pending(journal, session, stop=asyncio.Event(), uncertain_grace_s=600))
+        row = _rows(journal)["dropped"]
+    finally:
+        journal.close()
+    assert row.status == Status.QUEUED.value and row.resent_after_interrupt
+    assert intune.writes == {"dropped": 2}

@@ -66,8 +66,11 @@ def test_outage_mid_run_exits_3_then_resume_queues_the_rest_once(tmp_path: Path)
 
     again = SimTenant(config, workdir=tmp_path / "sim", port=port or 0).start()  # Graph is back
     try:
-        # exactly as printed (endpoints and CA come from the run), with this test's fast budget
-        proc = _cli(["rotate", "--resume", str(run_dir), *flags], again, tmp_path)
+        # exactly as printed (endpoints and CA come from the run), with this test's fast budget;
+        # no grace: the restarted simulator forgot the rotations in flight, no later read shows
+        # them (a real tenant would), so waiting would change nothing
+        args = ["rotate", "--resume", str(run_dir), *flags, "--uncertain-grace", "0s"]
+        proc = _cli(args, again, tmp_path)
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, output
         second = again.metrics()["accepted_by_device"]

@@ -227,3 +227,23 @@ def test_graph_tls_is_verified_through_the_tunnel(
     with (run_dir / "report.csv").open(encoding="utf-8-sig", newline="") as handle:
         reasons = [row["Reason"] for row in csv.DictReader(handle) if row["Status"] == "failed"]
     assert reasons and all("is not trusted" in r and "--ca-bundle" in r for r in reasons)
+
+
+def test_managed_identity_never_goes_through_the_proxy(
+    sim: SimTenant, proxy: Proxy, run_cli: Cli
+) -> None:
+    """The identity endpoint (reached as 127.0.0.1) is asked directly, its identity header
+    never crosses a proxy; Graph (as localhost) still goes through the environment's proxy."""
+    env = {
+        "IDENTITY_ENDPOINT": f"{sim.base_url}/msi/token",
+        "IDENTITY_HEADER": sim.config.identity_header,
+        "REQUESTS_CA_BUNDLE": str(sim.ca_path),
+        "HTTPS_PROXY": proxy.url,
+        "HTTP_PROXY": proxy.url,
+    }
+    flags = _split_flags(sim)
+    result = run_cli(["plan", str(SAMPLE), "--auth", "managed-identity", *flags], env=env)
+    assert result.exit_code == 0, result.output
+    _, graph = _targets(sim)
+    assert sim.count("managed_identity_requests") >= 1
+    assert set(proxy.connects(expect=(graph,))) == {graph}  # never the identity endpoint

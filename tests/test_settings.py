@@ -80,3 +80,19 @@ def test_command_line_is_recorded_without_secrets() -> None:
     text = redacted_argv(argv)
     assert "hunter2" not in text and "pw1" not in text
     assert "--client-secret ***" in text and "--certificate-password=***" in text
+
+
+def test_an_upper_case_scheme_is_accepted_and_normalised() -> None:
+    """`HTTPS://` is https (RFC 3986: the scheme and host are case-insensitive)."""
+    from batch_rotate.graph.endpoints import Cloud
+    from batch_rotate.settings import endpoints_for
+
+    endpoints = endpoints_for(
+        Cloud.GLOBAL,
+        "00000000-0000-4000-8000-00000000a11c",
+        graph_url="HTTPS://Graph.Example.COM/",
+        authority_url="HTTPS://Login.Example.com/Tenant",
+    )
+    assert endpoints.graph_url == "https://graph.example.com"
+    assert endpoints.authority_url == "https://login.example.com/Tenant"
+    assert endpoints.scope == "https://graph.example.com/.default"

@@ -50,6 +50,15 @@ ForceRecentOpt = Annotated[
         "--force-recent", rich_help_panel=SAFETY, help="Rotate such devices again anyway."
     ),
 ]
+UncertainGraceOpt = Annotated[
+    float,
+    duration_option(
+        "--uncertain-grace",
+        "A rotation whose answer was lost is not sent again until this long after it left: "
+        "Intune may show an accepted rotation only later.",
+        SAFETY,
+    ),
+]
 
 IdColOpt = Annotated[
     str | None,

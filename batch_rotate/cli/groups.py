@@ -70,6 +70,7 @@ SAFETY = _group(
     ("allow_key_ceiling", c.AllowCeilingOpt, False),
     ("recent", c.RecentOpt, "24h"),
     ("force_recent", c.ForceRecentOpt, False),
+    ("uncertain_grace", c.UncertainGraceOpt, "10m"),
 )
 INPUT = _group(
     ("id_column", c.IdColOpt, None),

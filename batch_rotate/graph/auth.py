@@ -109,15 +109,23 @@ def _certificate_credential(path: Path, password: str | None) -> dict[str, Any]:
 class _HttpClient:
     """MSAL's transport with `verify` and the proxy on every request: a session-level `verify`
     loses to the REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables, an explicit one does
-    not; the proxy is the one the Graph client picks for the same URL (`proxy_for`)."""
+    not; the proxy is the one the Graph client picks for the same URL (`proxy_for`). `direct`:
+    no proxy at all, the environment's included (a managed identity's local endpoint)."""
 
-    def __init__(self, verify: str | bool, proxy: str | None = None) -> None:
+    def __init__(
+        self, verify: str | bool, proxy: str | None = None, *, direct: bool = False
+    ) -> None:
         self._session = requests.Session()
+        self._session.trust_env = not direct  # requests would read HTTP(S)_PROXY itself
         self._verify = verify
         self._proxy = proxy
+        self._direct = direct
 
     def _with(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs["verify"] = self._verify
+        if self._direct:
+            kwargs["proxies"] = {}
+            return kwargs
         chosen = proxy_for(url, self._proxy)
         if chosen:
             kwargs["proxies"] = {"http": chosen, "https": chosen}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from batch_rotate.graph.errors import ConfigError
 from batch_rotate.graph.proxy import check_proxy
@@ -78,8 +79,8 @@ class Endpoints:
         proxy: str | None = None,
     ) -> Endpoints:
         login, graph = CLOUD_HOSTS[cloud]
-        graph = (graph_url or graph).rstrip("/")
-        authority = (authority_url or f"{login}/{tenant_id}").rstrip("/")
+        graph = _normal((graph_url or graph).rstrip("/"))
+        authority = _normal((authority_url or f"{login}/{tenant_id}").rstrip("/"))
         for name, url in (("--graph-url", graph), ("--authority-url", authority)):
             if not url.startswith("https://"):
                 raise ConfigError(
@@ -92,3 +93,16 @@ class Endpoints:
         if proxy is not None:
             check_proxy(proxy)
         return cls(authority, graph, scope or f"{graph}/.default", ca_bundle, proxy or None)
+
+
+def _normal(url: str) -> str:
+    """Scheme and host in lower case (`HTTPS://Graph.Example` is `https://graph.example`), so
+    every later comparison of origins sees one spelling."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    host = netloc[2].lower()
+    return urlunsplit(
+        parts._replace(scheme=parts.scheme.lower(), netloc=netloc[0] + netloc[1] + host)
+    )

@@ -3,6 +3,7 @@
     GraphLayerError          anything that stops the Graph layer's caller
     ├── ConfigError          endpoints or credentials that cannot be used (bad URL, missing file)
     ├── SignInError          no token, a token refused after renewal, or a missing permission
+    │   └── SignInAbandoned  the command was stopped while a device code waited (exit 130)
     ├── ServiceError         Graph answered in a way that stops the run (malformed batch, bad link)
     │   └── InvalidIdError   an id that is not a GUID was about to go into a URL (paths.py)
     └── TransportError       no usable HTTP answer (reset, timeout, TLS, unreadable body)
@@ -23,6 +24,10 @@ class ConfigError(GraphLayerError):
 
 class SignInError(GraphLayerError):
     """Sign-in failed, Graph refused the token after renewal, or a permission is missing."""
+
+
+class SignInAbandoned(SignInError):
+    """The operator stopped the command while sign-in waited for them (a device code)."""
 
 
 class ServiceError(GraphLayerError):

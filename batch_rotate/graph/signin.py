@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from batch_rotate.graph.auth import (
     error_text,
 )
 from batch_rotate.graph.endpoints import Credentials, Endpoints
-from batch_rotate.graph.errors import SignInError
+from batch_rotate.graph.errors import SignInAbandoned, SignInError
 
 APP, DEVICE_CODE, MANAGED_IDENTITY = "app", "device-code", "managed-identity"
 
@@ -72,6 +73,8 @@ def persisted_cache(path: Path) -> msal.TokenCache:
 class _MsalProvider:
     """Token reuse until five minutes before expiry, one acquisition at a time, in a thread."""
 
+    _direct = False  # True: sign-in requests never go through a proxy
+
     def __init__(
         self,
         credentials: Credentials,
@@ -96,7 +99,7 @@ class _MsalProvider:
             if self._endpoints.ca_bundle is not None:
                 self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
                 verify = str(self._ca_file)
-            self._http = _HttpClient(verify)
+            self._http = _HttpClient(verify, direct=self._direct)
         return self._http
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
@@ -137,6 +140,23 @@ class _MsalProvider:
             self._ca_file = None
 
 
+# Device code flows waiting for the operator, by id; `_abandoned` once the command is stopping.
+_flows: dict[int, dict[str, Any]] = {}
+_abandoned = threading.Event()
+_ABANDONED = "device code sign-in stopped (interrupted) before the code was entered"
+
+
+def abandon_device_code_waits(abandon: bool = True) -> None:
+    """Stop every device code wait within a second (MSAL polls `expires_at` each second) and
+    refuse new ones; `abandon=False` allows them again (a new command in this process)."""
+    if not abandon:
+        _abandoned.clear()
+        return
+    _abandoned.set()
+    for flow in list(_flows.values()):
+        flow["expires_at"] = 0
+
+
 class DeviceCodeTokenProvider(_MsalProvider):
     """A signed-in admin (delegated): silent from the persisted cache, else the device code flow,
     whose message (code and URL, never a token) goes to stderr."""
@@ -173,11 +193,21 @@ class DeviceCodeTokenProvider(_MsalProvider):
         flow = self._app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             return dict(flow)
-        message = str(flow.get("message") or f"Open {flow['verification_uri']}")
-        # The identity platform's text, shown as one inert line: a control or bidi character is
-        # escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py.
-        self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
-        return dict(self._app.acquire_token_by_device_flow(flow))
+        key = id(flow)
+        _flows[key] = flow
+        try:
+            if _abandoned.is_set():
+                raise SignInAbandoned(_ABANDONED)
+            message = str(flow.get("message") or f"Open {flow['verification_uri']}")
+            # The identity platform's text, shown as one inert line: a control or bidi character
+            # is escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of textsafe.py.
+            self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+            result = dict(self._app.acquire_token_by_device_flow(flow))
+        finally:
+            del _flows[key]
+        if _abandoned.is_set() and "access_token" not in result:
+            raise SignInAbandoned(_ABANDONED)
+        return result
 
     def _describe(self, result: dict[str, Any]) -> str:
         hint = {
@@ -194,6 +224,9 @@ class ManagedIdentityTokenProvider(_MsalProvider):
     from the environment (App Service / Functions / Automation, Arc, else the VM's IMDS)."""
 
     _client: msal.ManagedIdentityClient | None = None
+    # The identity endpoint is local (IMDS, App Service's IDENTITY_ENDPOINT) and its request
+    # carries the identity header: never through a proxy, not even the environment's.
+    _direct = True
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         if self._client is None or force_refresh:

@@ -23,6 +23,7 @@ from openpyxl.utils import get_column_letter
 
 from batch_rotate.commandline import command
 from batch_rotate.errors import BatchRotateError
+from batch_rotate.journal import disk_full, is_disk_full
 from batch_rotate.models import ReportRow, RunSummary
 from batch_rotate.report.cells import (
     DANGEROUS_PREFIXES,
@@ -180,6 +181,8 @@ def write_reports(
             failures_sheet(book, failures, bold)
             book.save(xlsx_tmp)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(out_dir, exc, "the report") from None
         raise BatchRotateError(
             f"cannot write the report in {out_dir}: {exc}. Close report.xlsx if it is open "
             f"(Excel locks it on Windows), check free space and permissions, then re-render it "

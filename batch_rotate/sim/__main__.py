@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         help="tenant clock minus real time; negative: the tenant is behind",
     )
     add(
+        "--action-visible-after-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="an accepted rotation shows in deviceActionResults only this long after its 204",
+    )
+    add(
         "--stale-action-results-share",
         type=float,
         default=0.0,
@@ -138,6 +145,7 @@ def main() -> None:
         or_filter_first_match_only=not args.or_filter_all_matches,
         clock_offset_s=args.clock_offset_s,
         stale_action_results_share=args.stale_action_results_share,
+        action_visible_after_s=args.action_visible_after_s,
         unsynced_share=args.unsynced_share,
         targeting=TargetingConfig() if args.targeting else None,
         faults=faults,

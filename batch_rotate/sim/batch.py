@@ -15,6 +15,7 @@ from aiohttp import web
 
 from batch_rotate.sim.clock import Answer
 from batch_rotate.sim.faults import ERROR_CODES, BatchFaults
+from batch_rotate.sim.throttling import WRITE_METHODS
 
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
@@ -72,7 +73,9 @@ class BatchEndpoint:
         if problem:
             return t.respond(*t.error(400, "BadRequest", problem, crid), crid)
         assert isinstance(requests, list)
-        loss = self.faults.pick_loss()
+        loss = self.faults.pick_loss(
+            any(isinstance(r, dict) and r.get("method") in WRITE_METHODS for r in requests)
+        )
         # Omitted ids are neither processed nor answered; the rest run concurrently, as in Graph.
         kept = [inner for inner in requests if not t.faults.roll("omit_ids")]
         responses = list(

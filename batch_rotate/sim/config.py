@@ -36,6 +36,8 @@ class FaultConfig:
     lost_after_processing_truncated: float = 0.0  # the real answer cut short
     lost_after_processing_omit_ids: float = 0.0  # every request processed, some ids unanswered
     timeout_s: float = 30.0
+    # Lost answers hit only batches that write (rotations): reads, lookups and checks answer.
+    lose_writes_only: bool = False
 
     @classmethod
     def mix(
@@ -45,10 +47,13 @@ class FaultConfig:
         names = [
             f.name
             for f in fields(cls)
-            if f.name != "timeout_s"
+            if f.name not in ("timeout_s", "lose_writes_only")
             and (lost_after_processing or not f.name.startswith(LOST_PREFIX))
         ]
-        return cls(**{name: rate for name in names}, timeout_s=timeout_s)
+        config = cls(timeout_s=timeout_s)
+        for name in names:
+            setattr(config, name, rate)
+        return config
 
 
 def _default_roles() -> list[str]:
@@ -108,6 +113,9 @@ class SimConfig:
     or_filter_first_match_only: bool = True  # `a eq 'x' or a eq 'y'` answers one device only
     clock_offset_s: float = 0.0  # tenant clock minus real time (negative: the tenant is behind)
     stale_action_results_share: float = 0.0  # devices holding a months-old failed rotate result
+    # An accepted rotation shows in the device's deviceActionResults (GET by id) only this long
+    # (scaled by time_scale) after its 204: Intune's read side lags its writes (issue 19 item 3).
+    action_visible_after_s: float = 0.0
     # Generated devices last synced within 20 days of the tenant clock; this share (seeded) has
     # not synced for 31 to 120 days (the plan's 30-day warning).
     unsynced_share: float = 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -82,6 +83,9 @@ class Devices:
         self._listed = (
             [i for i in range(len(tenant.fleet)) if i not in self.omitted] if self.omitted else None
         )
+        # Accepted rotations not yet shown in deviceActionResults (action_visible_after_s):
+        # device id (lower-case) -> (monotonic time it shows, the action result).
+        self._late: dict[str, tuple[float, dict[str, Any]]] = {}
         self._seed_stale_results()
         self._seed_unsynced()
 
@@ -117,6 +121,7 @@ class Devices:
 
     def get(self, device_id: str, query: dict[str, list[str]], crid: str) -> Answer:
         fleet = self.t.fleet
+        self._show_if_due(device_id)
         device = fleet.get(device_id)
         if device is None:
             return self.not_found(device_id, crid)
@@ -209,18 +214,35 @@ class Devices:
             None,
         )
         now = t.clock.iso()
+        late = self._late.get(device["id"].lower())
+        if late is not None:
+            previous = late[1]  # accepted, not shown yet: still pending all the same
         # A rotate still pending keeps its start; any older result (done, failed) is replaced.
         still_pending = previous is not None and previous["actionState"] == "pending"
-        t.fleet.record_action(
-            device["id"],
-            {
-                "@odata.type": ROTATE_RESULT_TYPE,
-                "actionName": "rotateBitLockerKeys",
-                "actionState": "pending",
-                "startDateTime": previous["startDateTime"] if still_pending and previous else now,
-                "lastUpdatedDateTime": now,
-                "errorCode": 0,
-            },
-        )
+        action = {
+            "@odata.type": ROTATE_RESULT_TYPE,
+            "actionName": "rotateBitLockerKeys",
+            "actionState": "pending",
+            "startDateTime": previous["startDateTime"] if still_pending and previous else now,
+            "lastUpdatedDateTime": now,
+            "errorCode": 0,
+        }
+        delay_s = t.config.action_visible_after_s / t.config.time_scale
+        if delay_s > 0:
+            shows_at = late[0] if late is not None else time.monotonic() + delay_s
+            self._late[device["id"].lower()] = (shows_at, action)
+        else:
+            t.fleet.record_action(device["id"], action)
         t.escrow.requested(device)
         return 204, {}, None
+
+    def _show_if_due(self, device_id: str) -> None:
+        """An accepted rotation appears in the device's action results once its delay passed,
+        unless the device already acted on it (its check-in recorded the newer result)."""
+        late = self._late.get(device_id.lower())
+        if late is None or time.monotonic() < late[0]:
+            return
+        del self._late[device_id.lower()]
+        device = self.t.fleet.get(device_id)
+        if device is not None and device["id"] in self.t.escrow.pending:
+            self.t.fleet.record_action(device["id"], late[1])

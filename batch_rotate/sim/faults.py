@@ -105,8 +105,10 @@ class BatchFaults:
             return web.Response(status=200, text=text, headers=headers)
         return None
 
-    def pick_loss(self) -> str | None:
+    def pick_loss(self, writes: bool = True) -> str | None:
         """Which way (if any) this batch's answer will be lost once it has been processed."""
+        if not writes and self.t.config.faults.lose_writes_only:
+            return None
         return next((k for k in LOST_KINDS if self.t.faults.roll(LOST_PREFIX + k)), None)
 
     async def lose(
