@@ -27,6 +27,7 @@ from batch_rotate.graph.auth import (
 )
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
+from batch_rotate.graph.proxy import proxy_for, redact
 
 APP, DEVICE_CODE, MANAGED_IDENTITY = "app", "device-code", "managed-identity"
 
@@ -96,7 +97,8 @@ class _MsalProvider:
             if self._endpoints.ca_bundle is not None:
                 self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
                 verify = str(self._ca_file)
-            self._http = _HttpClient(verify)
+            # the proxy the Graph client takes for the same URL (--proxy, else the environment)
+            self._http = _HttpClient(verify, self._endpoints.proxy)
         return self._http
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
@@ -119,9 +121,12 @@ class _MsalProvider:
             except SignInError:
                 raise
             except Exception as exc:  # requests' connection errors and the like
+                chosen = proxy_for(self._endpoints.authority_url, self._endpoints.proxy)
+                via = f" through the proxy {redact(chosen)}" if chosen else ""
                 raise SignInError(
-                    f"{self._credentials.method} sign-in could not reach its endpoint "
-                    f"({type(exc).__name__}); check the network, proxy and --ca-bundle"
+                    f"{self._credentials.method} sign-in could not reach its endpoint{via} "
+                    f"({type(exc).__name__}); check the network, --proxy or HTTPS_PROXY, "
+                    "and --ca-bundle"
                 ) from None
             if "access_token" not in result:
                 raise SignInError(self._describe(result))
