@@ -1,8 +1,10 @@
 """Sign-in modes beyond the app's own secret or certificate: device code (a signed-in admin,
-delegated permissions, token cache persisted per user) and managed identity (no secret at all).
+delegated permissions, token cache persisted per user) and managed identity (no secret at all);
+interactive browser sign-in and workload identity federation live in graph/interactive.py and
+graph/federated.py.
 
 `token_provider` picks the provider for `Credentials.auth`; all share the app provider's
-transport (`verify` on every request) and refresh-before-expiry rule.
+transport (`verify` and the proxy on every request) and refresh-before-expiry rule.
 """
 
 from __future__ import annotations
@@ -30,16 +32,25 @@ from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.proxy import proxy_for, redact
 
 APP, DEVICE_CODE, MANAGED_IDENTITY = "app", "device-code", "managed-identity"
+INTERACTIVE, WORKLOAD_IDENTITY = "interactive", "workload-identity"
 
 
 def token_provider(
     credentials: Credentials, endpoints: Endpoints, *, timeout_s: float = 30.0
 ) -> MsalTokenProvider | _MsalProvider:
     """The provider for the sign-in mode the credentials name."""
+    # here, not at the top: both modules build on this one's providers
+    from batch_rotate.graph.federated import WorkloadIdentityTokenProvider
+    from batch_rotate.graph.interactive import InteractiveTokenProvider
+
     if credentials.auth == DEVICE_CODE:
         return DeviceCodeTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    if credentials.auth == INTERACTIVE:
+        return InteractiveTokenProvider(credentials, endpoints, timeout_s=timeout_s)
     if credentials.auth == MANAGED_IDENTITY:
         return ManagedIdentityTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    if credentials.auth == WORKLOAD_IDENTITY:
+        return WorkloadIdentityTokenProvider(credentials, endpoints, timeout_s=timeout_s)
     return MsalTokenProvider(credentials, endpoints, timeout_s=timeout_s)
 
 
@@ -142,14 +153,23 @@ class _MsalProvider:
             self._ca_file = None
 
 
-class DeviceCodeTokenProvider(_MsalProvider):
-    """A signed-in admin (delegated): silent from the persisted cache, else the device code flow,
-    whose message (code and URL, never a token) goes to stderr."""
+def inert(text: str) -> str:
+    """Outside text as one inert line: a control or bidi character is escaped as repr() does
+    (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _DelegatedProvider(_MsalProvider):
+    """A signed-in admin (delegated): silent from the persisted per-user cache, else `_sign_in`."""
 
     prompt: Callable[[str], None] = staticmethod(
         lambda text: print(text, file=sys.stderr, flush=True)
     )
     _app: msal.PublicClientApplication | None = None
+
+    def _options(self) -> dict[str, Any]:
+        """More PublicClientApplication arguments for the mode (none by default)."""
+        return {}
 
     def _build(self) -> msal.PublicClientApplication:
         creds = self._credentials
@@ -163,7 +183,11 @@ class DeviceCodeTokenProvider(_MsalProvider):
             http_client=self._transport(),
             timeout=self._timeout_s,
             token_cache=cache,
+            **self._options(),
         )
+
+    def _sign_in(self, app: msal.PublicClientApplication, scopes: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         if self._app is None:
@@ -175,14 +199,18 @@ class DeviceCodeTokenProvider(_MsalProvider):
             )
             if result and "access_token" in result:
                 return dict(result)
-        flow = self._app.initiate_device_flow(scopes=scopes)
+        return self._sign_in(self._app, scopes)
+
+
+class DeviceCodeTokenProvider(_DelegatedProvider):
+    """The device code flow, whose message (code and URL, never a token) goes to stderr."""
+
+    def _sign_in(self, app: msal.PublicClientApplication, scopes: list[str]) -> dict[str, Any]:
+        flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             return dict(flow)
-        message = str(flow.get("message") or f"Open {flow['verification_uri']}")
-        # The identity platform's text, shown as one inert line: a control or bidi character is
-        # escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py.
-        self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
-        return dict(self._app.acquire_token_by_device_flow(flow))
+        self.prompt(inert(str(flow.get("message") or f"Open {flow['verification_uri']}")))
+        return dict(app.acquire_token_by_device_flow(flow))
 
     def _describe(self, result: dict[str, Any]) -> str:
         hint = {
