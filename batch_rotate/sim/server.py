@@ -303,6 +303,9 @@ def serve_forever(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sim = SimTenant(config, workdir=workdir, host=host, port=port).start()
     sim.approve_device_codes(approve_as)
+    sim.sign_in_browser_as(
+        approve_as
+    )  # the same admin signs in to the browser (--auth interactive)
     ca = sim.ca_path.resolve()
     try:  # Ctrl-C may come while the banner is still being written
         print(
