@@ -13,7 +13,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,23 @@ def token_provider(
     return MsalTokenProvider(credentials, endpoints, timeout_s=timeout_s)
 
 
-def default_token_cache(tenant_id: str, client_id: str) -> Path:
-    """Per user: %LOCALAPPDATA% on Windows, else $XDG_CACHE_HOME or ~/.cache."""
-    root = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def default_token_cache(
+    tenant_id: str,
+    client_id: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    windows: bool | None = None,
+) -> Path:
+    """Per user: %LOCALAPPDATA% on Windows (DPAPI-encrypted there), else $XDG_CACHE_HOME or
+    ~/.cache; the same folder rules as the run index (runindex.state_dir)."""
+    env = os.environ if environ is None else environ
+    if sys.platform == "win32" if windows is None else windows:
+        local = env.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+    else:
+        xdg = env.get("XDG_CACHE_HOME", "")
+        # the XDG spec: a relative value is invalid and ignored
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     safe = "".join(c for c in f"{tenant_id}-{client_id}" if c.isalnum() or c in "-._")
     return base / "batch-rotate" / f"msal-token-cache-{safe}.json"
 
