@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from typer.testing import Result
 
+from batch_rotate.graph import interactive
 from batch_rotate.sim import SimTenant
 
 from .browser import LoopbackBrowser
@@ -133,3 +134,30 @@ def test_a_declined_consent_exits_3_naming_it(
     assert "interactive sign-in failed: access_denied: AADSTS65004" in text
     assert "declined in the browser" in text
     assert sim.count("authcode_redeemed") == 0
+
+
+def test_no_sign_in_in_time_exits_3_suggesting_device_code(
+    sim: SimTenant,
+    browser: LoopbackBrowser,
+    run_cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(interactive, "BROWSER_TIMEOUT_S", 2)
+    sim.sign_in_browser_as(None)  # the admin never picks an account
+    result = run_cli(
+        [
+            "plan",
+            str(SAMPLE),
+            "--auth",
+            "interactive",
+            "--token-cache",
+            str(tmp_path / "c.json"),
+            *sim_flags(sim),
+        ],
+        env=_env(sim),
+    )
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert "timed_out: no sign-in came back from the browser in 2 s" in text
+    assert "or use --auth device-code" in text

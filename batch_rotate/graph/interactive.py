@@ -11,11 +11,13 @@ import sys
 from typing import Any
 
 import msal
-from msal.oauth2cli.oauth2 import BrowserInteractionTimeoutError
+from msal.oauth2cli import oauth2
 
 from batch_rotate.graph.signin import _DelegatedProvider, inert
 
 BROWSER_TIMEOUT_S = 300  # the admin has five minutes to finish in the browser
+# What MSAL raises when no answer came back in time (looked up: not every release defines it).
+_TIMED_OUT: type[Exception] = getattr(oauth2, "BrowserInteractionTimeoutError", TimeoutError)
 
 
 def broker_available() -> bool:
@@ -52,7 +54,7 @@ class InteractiveTokenProvider(_DelegatedProvider):
                 on_before_launching_ui=launching,
                 auth_uri_callback=no_browser,  # passed through to MSAL's loopback receiver
             )
-        except BrowserInteractionTimeoutError:
+        except _TIMED_OUT:
             return {
                 "error": "timed_out",
                 "error_description": f"no sign-in came back from the browser in "
