@@ -67,21 +67,14 @@ def credentials_for(values: Mapping[str, Any]) -> Credentials:
         password = values.get("certificate_password") or None
         return Credentials(tenant_id, client_id, None if cert else secret, cert, password)
     token_file = values.get("federated_token_file")
-    needed = {
-        "device-code": [
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID", client_id),
-        ],
-        "interactive": [
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID", client_id),
-        ],
-        "workload-identity": [
-            ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
-            ("AZURE_CLIENT_ID (--client-id)", client_id),
-            ("AZURE_FEDERATED_TOKEN_FILE (--federated-token-file)", token_file),
-        ],
-    }.get(auth, [])
+    needed = [
+        ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
+        ("AZURE_CLIENT_ID (--client-id)", client_id),
+    ]
+    if auth == "workload-identity":
+        needed.append(("AZURE_FEDERATED_TOKEN_FILE (--federated-token-file)", token_file))
+    if auth not in _NEEDS:  # managed identity: the resource's own, nothing to give
+        needed = []
     missing = [name for name, value in needed if not value]
     if missing:
         raise InputError(f"--auth {auth} needs " + ", ".join(missing) + f"; {_NEEDS[auth]}")

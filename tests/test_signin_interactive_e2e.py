@@ -161,3 +161,13 @@ def test_no_sign_in_in_time_exits_3_suggesting_device_code(
     text = " ".join(result.output.split())
     assert "timed_out: no sign-in came back from the browser in 2 s" in text
     assert "or use --auth device-code" in text
+
+
+def test_interactive_without_a_client_id_names_it_and_the_redirect_uri(run_cli: Cli) -> None:
+    result = run_cli(
+        ["plan", str(SAMPLE), "--auth", "interactive"], env={"AZURE_TENANT_ID": "contoso.com"}
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "--auth interactive needs AZURE_CLIENT_ID (--client-id)" in text
+    assert "redirect URI http://localhost" in text
