@@ -68,18 +68,36 @@ def credentials_for(values: Mapping[str, Any]) -> Credentials:
         # A certificate given is the credential used (and recorded); the secret is then ignored.
         password = values.get("certificate_password") or None
         return Credentials(tenant_id, client_id, None if cert else secret, cert, password)
-    if auth == "device-code" and not (tenant_id and client_id):
-        raise InputError(
-            "--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID (an app registration "
-            "with 'Allow public client flows'); no secret is used"
-        )
+    token_file = values.get("federated_token_file")
+    needed = [
+        ("AZURE_TENANT_ID (--tenant-id)", tenant_id),
+        ("AZURE_CLIENT_ID (--client-id)", client_id),
+    ]
+    if auth == "workload-identity":
+        needed.append(("AZURE_FEDERATED_TOKEN_FILE (--federated-token-file)", token_file))
+    if auth not in _NEEDS:  # managed identity: the resource's own, nothing to give
+        needed = []
+    missing = [name for name, value in needed if not value]
+    if missing:
+        raise InputError(f"--auth {auth} needs " + ", ".join(missing) + f"; {_NEEDS[auth]}")
     return Credentials(
         tenant_id or "managed-identity",
         client_id,
         auth=auth,
         managed_identity_client_id=values.get("managed_identity_client_id"),
         token_cache=values.get("token_cache"),
+        federated_token_file=token_file if auth == "workload-identity" else None,
     )
+
+
+# What each delegated or federated mode needs on the app registration (no secret is used).
+_NEEDS = {
+    "device-code": "an app registration with 'Allow public client flows'; no secret is used",
+    "interactive": "an app registration with the redirect URI http://localhost (Mobile and "
+    "desktop applications); no secret is used",
+    "workload-identity": "the file your pipeline writes its federated token to, and the app's "
+    "federated credential for that issuer and subject; no secret is used",
+}
 
 
 def settings_for(values: Mapping[str, Any], *, dry_run: bool = False) -> Settings:
@@ -106,6 +124,7 @@ def settings_for(values: Mapping[str, Any], *, dry_run: bool = False) -> Setting
         values.get("tenant_id") or "",
         graph_url=values.get("graph_url"),
         authority_url=values.get("authority_url"),
+        authority_host=values.get("authority_host"),
         scope=values.get("scope"),
         ca_bundle=values.get("ca_bundle"),
         proxy=values.get("proxy"),

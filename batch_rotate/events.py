@@ -27,7 +27,8 @@ log = logging.getLogger("batch_rotate")
 def _open_private(path: Path) -> IO[str]:
     """Append to `path`, creating it 0600 (it names devices and the tenant's request ids)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)  # an older file, or a umask that widened it
+    if os.name != "nt":  # Windows: no fchmod before Python 3.13; the folder's ACL applies
+        os.fchmod(fd, 0o600)  # an older file, or a umask that widened it
     return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
 
 

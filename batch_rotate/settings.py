@@ -164,14 +164,24 @@ def endpoints_for(
     *,
     graph_url: str | None = None,
     authority_url: str | None = None,
+    authority_host: str | None = None,
     scope: str | None = None,
     ca_bundle: Path | None = None,
     proxy: str | None = None,
 ) -> Endpoints:
-    """Endpoints for the cloud and overrides; a bad value is an InputError naming the option."""
+    """Endpoints for the cloud and overrides; a bad value is an InputError naming the option.
+
+    `authority_host` (AZURE_AUTHORITY_HOST, as azure-identity reads it) is the login host without
+    the tenant; an explicit `--authority-url` wins over it, and it over the cloud's host."""
     try:
-        for name, url in (("--graph-url", graph_url), ("--authority-url", authority_url)):
+        for name, url in (
+            ("--graph-url", graph_url),
+            ("--authority-url", authority_url),
+            ("--authority-host (AZURE_AUTHORITY_HOST)", authority_host),
+        ):
             check_url(name, url)
+        if authority_url is None and authority_host:
+            authority_url = f"{authority_host.rstrip('/')}/{tenant_id or 'organizations'}"
         return Endpoints.for_cloud(
             cloud,
             tenant_id or "organizations",

@@ -21,6 +21,8 @@ AZURE_VARS = (
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
     "SSL_CERT_FILE",
 )
 # Sign-in and Graph both honour these now: a developer's proxy must not carry the tests' traffic.

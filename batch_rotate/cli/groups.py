@@ -45,11 +45,13 @@ SIGN_IN = _group(
     ("certificate_password", o.CertPwOpt, ""),
     ("managed_identity_client_id", o.MiClientOpt, None),
     ("token_cache", o.TokenCacheOpt, None),
+    ("federated_token_file", o.FederatedTokenOpt, None),
 )
 CONNECTION = _group(
     ("cloud", o.CloudOpt, Cloud.GLOBAL),
     ("graph_url", o.GraphUrlOpt, None),
     ("authority_url", o.AuthorityOpt, None),
+    ("authority_host", o.AuthorityHostOpt, None),
     ("scope", o.ScopeOpt, None),
     ("ca_bundle", o.CaOpt, None),
     ("proxy", o.ProxyOpt, None),

@@ -30,6 +30,7 @@ PLAN_EXAMPLES = (
     "  batch-rotate plan devices.csv\n"
     "  batch-rotate plan devices.csv --check-keys --recent 48h\n"
     "  batch-rotate plan devices.csv --auth device-code --tenant-id contoso.onmicrosoft.com\n"
+    "  batch-rotate plan devices.csv --auth interactive   # browser sign-in, no device code\n"
     "  batch-rotate plan devices.csv --json | jq .counts"
 )
 VERIFY_EXAMPLES = (

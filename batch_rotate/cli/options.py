@@ -56,7 +56,9 @@ def duration_option(name: str, help_text: str, panel: str | None = None) -> Any:
 class AuthMode(StrEnum):
     APP = "app"
     DEVICE_CODE = "device-code"
+    INTERACTIVE = "interactive"
     MANAGED_IDENTITY = "managed-identity"
+    WORKLOAD_IDENTITY = "workload-identity"
 
 
 # ---- Sign-in: who signs in (secrets are read, used, and never recorded) ----------------------
@@ -68,8 +70,9 @@ AuthOpt = Annotated[
         metavar="MODE",
         show_envvar=False,
         rich_help_panel=SIGN_IN,
-        help="app: the app's secret or certificate; device-code: an admin, delegated; "
-        "managed-identity: this Azure resource's identity.",
+        help="app: the app's secret or certificate; device-code or interactive (browser "
+        "sign-in): an admin, delegated; managed-identity: this Azure resource's identity; "
+        "workload-identity: a pipeline's federated token (AZURE_FEDERATED_TOKEN_FILE).",
     ),
 ]
 
@@ -137,7 +140,16 @@ TokenCacheOpt = Annotated[
     _env_opt(
         "--token-cache",
         "BATCH_ROTATE_TOKEN_CACHE",
-        "Device code: the admin's token cache file (default: per user, 0600).",
+        "Device code, interactive: the admin's token cache file (default: per user).",
+        metavar="PATH",
+    ),
+]
+FederatedTokenOpt = Annotated[
+    Path | None,
+    _env_opt(
+        "--federated-token-file",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "Workload identity: the federated token file, re-read on each sign-in.",
         metavar="PATH",
     ),
 ]
@@ -168,6 +180,17 @@ AuthorityOpt = Annotated[
         metavar="URL",
         rich_help_panel=CONNECTION,
         help="Authority URL override: https://host/{tenant}.",
+    ),
+]
+AuthorityHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--authority-host",
+        envvar="AZURE_AUTHORITY_HOST",
+        show_envvar=False,
+        metavar="URL",
+        rich_help_panel=CONNECTION,
+        help="Login host without the tenant, as azure-identity reads it; --authority-url wins.",
     ),
 ]
 ScopeOpt = Annotated[

@@ -168,21 +168,26 @@ class MsalTokenProvider:
         chosen = proxy_for(self._endpoints.authority_url, self._endpoints.proxy)
         return f" through the proxy {redact(chosen)}" if chosen else ""
 
+    def _credential(self) -> Any:
+        """MSAL's client_credential: the certificate first, as `Credentials.method` (what the
+        journal records) says; a certificate that cannot be used is an error, never a silent
+        fall-back to a secret."""
+        creds = self._credentials
+        if creds.certificate_path:
+            return _certificate_credential(creds.certificate_path, creds.certificate_password)
+        if creds.client_secret:
+            return creds.client_secret
+        raise SignInError(
+            "no credential: set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH "
+            "(and AZURE_CLIENT_CERTIFICATE_PASSWORD for a protected file)"
+        )
+
+    def _describe(self, result: dict[str, Any]) -> str:
+        return _describe_failure(result, self._credentials)
+
     def _build_app(self) -> msal.ConfidentialClientApplication:
         creds = self._credentials
-        # The certificate first, as `Credentials.method` (what the journal records) says: a
-        # certificate that cannot be used is an error, never a silent fall-back to a secret.
-        if creds.certificate_path:
-            credential: Any = _certificate_credential(
-                creds.certificate_path, creds.certificate_password
-            )
-        elif creds.client_secret:
-            credential = creds.client_secret
-        else:
-            raise SignInError(
-                "no credential: set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH "
-                "(and AZURE_CLIENT_CERTIFICATE_PASSWORD for a protected file)"
-            )
+        credential = self._credential()
         verify: str | bool = True
         if self._endpoints.ca_bundle is not None:
             self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
@@ -220,6 +225,8 @@ class MsalTokenProvider:
             result: dict[str, Any] = self._app.acquire_token_for_client(
                 scopes=[self._endpoints.scope]
             )
+        except SignInError:  # raised by a credential MSAL calls back (a federated token file)
+            raise
         except Exception as exc:
             raise SignInError(
                 f"cannot reach the identity platform at {self._endpoints.authority_url}"
@@ -237,7 +244,7 @@ class MsalTokenProvider:
                 return self._token
             result = await asyncio.to_thread(self._acquire, force_refresh)
             if "access_token" not in result:
-                raise SignInError(_describe_failure(result, self._credentials))
+                raise SignInError(self._describe(result))
             self._token = str(result["access_token"])
             self._expires_at = self._now() + float(result.get("expires_in", 3599))
             return self._token
@@ -264,11 +271,11 @@ def _with_ids(result: dict[str, Any]) -> str:
     return text
 
 
-def _describe_failure(result: dict[str, Any], creds: Credentials) -> str:
+def _describe_failure(result: dict[str, Any], creds: Credentials, hint: str | None = None) -> str:
     """One actionable line from an MSAL error result (never includes the credential)."""
     error = str(result.get("error", "unknown_error"))
     first = error_text(_with_ids(result))
-    hint = {
+    hint = hint or {
         "invalid_client": "check the client secret or certificate registered on the app",
         "unauthorized_client": "check AZURE_CLIENT_ID and that the app exists in this tenant",
         "invalid_request": "check AZURE_TENANT_ID and --cloud",

@@ -39,10 +39,14 @@ class Credentials:
     client_secret: str | None = None
     certificate_path: Path | None = None
     certificate_password: str | None = None
-    # Sign-in mode (graph/signin.py): "app" (secret/certificate), "device-code", "managed-identity".
+    # Sign-in mode (graph/signin.py): "app" (secret/certificate), "device-code", "interactive",
+    # "managed-identity", "workload-identity".
     auth: str = "app"
     managed_identity_client_id: str | None = None  # user-assigned identity; None: system
-    token_cache: Path | None = None  # device code: where the user's tokens persist
+    token_cache: Path | None = None  # device code, interactive: where the user's tokens persist
+    # workload identity: the file the pipeline (re)writes its federated token to; re-read on
+    # each token request, as azure-identity does
+    federated_token_file: Path | None = None
 
     def __repr__(self) -> str:
         kind = (  # the order sign-in uses: a certificate given wins

@@ -1,8 +1,10 @@
 """Sign-in modes beyond the app's own secret or certificate: device code (a signed-in admin,
-delegated permissions, token cache persisted per user) and managed identity (no secret at all).
+delegated permissions, token cache persisted per user) and managed identity (no secret at all);
+interactive browser sign-in and workload identity federation live in graph/interactive.py and
+graph/federated.py.
 
 `token_provider` picks the provider for `Credentials.auth`; all share the app provider's
-transport (`verify` on every request) and refresh-before-expiry rule.
+transport (`verify` and the proxy on every request) and refresh-before-expiry rule.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +30,48 @@ from batch_rotate.graph.auth import (
 )
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInAbandoned, SignInError
+from batch_rotate.graph.proxy import proxy_for, redact
 
 APP, DEVICE_CODE, MANAGED_IDENTITY = "app", "device-code", "managed-identity"
+INTERACTIVE, WORKLOAD_IDENTITY = "interactive", "workload-identity"
 
 
 def token_provider(
     credentials: Credentials, endpoints: Endpoints, *, timeout_s: float = 30.0
 ) -> MsalTokenProvider | _MsalProvider:
     """The provider for the sign-in mode the credentials name."""
+    # here, not at the top: both modules build on this one's providers
+    from batch_rotate.graph.federated import WorkloadIdentityTokenProvider
+    from batch_rotate.graph.interactive import InteractiveTokenProvider
+
     if credentials.auth == DEVICE_CODE:
         return DeviceCodeTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    if credentials.auth == INTERACTIVE:
+        return InteractiveTokenProvider(credentials, endpoints, timeout_s=timeout_s)
     if credentials.auth == MANAGED_IDENTITY:
         return ManagedIdentityTokenProvider(credentials, endpoints, timeout_s=timeout_s)
+    if credentials.auth == WORKLOAD_IDENTITY:
+        return WorkloadIdentityTokenProvider(credentials, endpoints, timeout_s=timeout_s)
     return MsalTokenProvider(credentials, endpoints, timeout_s=timeout_s)
 
 
-def default_token_cache(tenant_id: str, client_id: str) -> Path:
-    """Per user: %LOCALAPPDATA% on Windows, else $XDG_CACHE_HOME or ~/.cache."""
-    root = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def default_token_cache(
+    tenant_id: str,
+    client_id: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    windows: bool | None = None,
+) -> Path:
+    """Per user: %LOCALAPPDATA% on Windows (DPAPI-encrypted there), else $XDG_CACHE_HOME or
+    ~/.cache; the same folder rules as the run index (runindex.state_dir)."""
+    env = os.environ if environ is None else environ
+    if sys.platform == "win32" if windows is None else windows:
+        local = env.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+    else:
+        xdg = env.get("XDG_CACHE_HOME", "")
+        # the XDG spec: a relative value is invalid and ignored
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     safe = "".join(c for c in f"{tenant_id}-{client_id}" if c.isalnum() or c in "-._")
     return base / "batch-rotate" / f"msal-token-cache-{safe}.json"
 
@@ -99,7 +124,9 @@ class _MsalProvider:
             if self._endpoints.ca_bundle is not None:
                 self._ca_file = combined_ca_bundle(self._endpoints.ca_bundle)
                 verify = str(self._ca_file)
-            self._http = _HttpClient(verify, direct=self._direct)
+            # the proxy the Graph client takes for the same URL (--proxy, else the environment);
+            # none at all for a managed identity's local endpoint (`_direct`)
+            self._http = _HttpClient(verify, self._endpoints.proxy, direct=self._direct)
         return self._http
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
@@ -122,9 +149,12 @@ class _MsalProvider:
             except SignInError:
                 raise
             except Exception as exc:  # requests' connection errors and the like
+                chosen = proxy_for(self._endpoints.authority_url, self._endpoints.proxy)
+                via = f" through the proxy {redact(chosen)}" if chosen else ""
                 raise SignInError(
-                    f"{self._credentials.method} sign-in could not reach its endpoint "
-                    f"({type(exc).__name__}); check the network, proxy and --ca-bundle"
+                    f"{self._credentials.method} sign-in could not reach its endpoint{via} "
+                    f"({type(exc).__name__}); check the network, --proxy or HTTPS_PROXY, "
+                    "and --ca-bundle"
                 ) from None
             if "access_token" not in result:
                 raise SignInError(self._describe(result))
@@ -157,14 +187,23 @@ def abandon_device_code_waits(abandon: bool = True) -> None:
         flow["expires_at"] = 0
 
 
-class DeviceCodeTokenProvider(_MsalProvider):
-    """A signed-in admin (delegated): silent from the persisted cache, else the device code flow,
-    whose message (code and URL, never a token) goes to stderr."""
+def inert(text: str) -> str:
+    """Outside text as one inert line: a control or bidi character is escaped as repr() does
+    (`\\x1b`, `\\u202e`), the scheme of batch_rotate/textsafe.py."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _DelegatedProvider(_MsalProvider):
+    """A signed-in admin (delegated): silent from the persisted per-user cache, else `_sign_in`."""
 
     prompt: Callable[[str], None] = staticmethod(
         lambda text: print(text, file=sys.stderr, flush=True)
     )
     _app: msal.PublicClientApplication | None = None
+
+    def _options(self) -> dict[str, Any]:
+        """More PublicClientApplication arguments for the mode (none by default)."""
+        return {}
 
     def _build(self) -> msal.PublicClientApplication:
         creds = self._credentials
@@ -178,7 +217,11 @@ class DeviceCodeTokenProvider(_MsalProvider):
             http_client=self._transport(),
             timeout=self._timeout_s,
             token_cache=cache,
+            **self._options(),
         )
+
+    def _sign_in(self, app: msal.PublicClientApplication, scopes: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         if self._app is None:
@@ -190,7 +233,14 @@ class DeviceCodeTokenProvider(_MsalProvider):
             )
             if result and "access_token" in result:
                 return dict(result)
-        flow = self._app.initiate_device_flow(scopes=scopes)
+        return self._sign_in(self._app, scopes)
+
+
+class DeviceCodeTokenProvider(_DelegatedProvider):
+    """The device code flow, whose message (code and URL, never a token) goes to stderr."""
+
+    def _sign_in(self, app: msal.PublicClientApplication, scopes: list[str]) -> dict[str, Any]:
+        flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             return dict(flow)
         key = id(flow)
@@ -198,11 +248,8 @@ class DeviceCodeTokenProvider(_MsalProvider):
         try:
             if _abandoned.is_set():
                 raise SignInAbandoned(_ABANDONED)
-            message = str(flow.get("message") or f"Open {flow['verification_uri']}")
-            # The identity platform's text, shown as one inert line: a control or bidi character
-            # is escaped as repr() does (`\\x1b`, `\\u202e`), the scheme of textsafe.py.
-            self.prompt("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
-            result = dict(self._app.acquire_token_by_device_flow(flow))
+            self.prompt(inert(str(flow.get("message") or f"Open {flow['verification_uri']}")))
+            result = dict(app.acquire_token_by_device_flow(flow))
         finally:
             del _flows[key]
         if _abandoned.is_set() and "access_token" not in result:

@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         "--approve-device-codes-as",
         metavar="UPN",
         default=None,
-        help="approve every device code sign-in as this user (else POST /_sim/devicecode/approve)",
+        help="approve every device code sign-in, and sign in every browser (interactive), as this "
+        "user (else POST /_sim/devicecode/approve)",
     )
     add(
         "--window-mode",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from batch_rotate.sim.escrow import EscrowConfig
+from batch_rotate.sim.federation import FederatedCredential
 from batch_rotate.sim.targeting import TargetingConfig
 
 LOST_PREFIX = "lost_after_processing_"
@@ -122,12 +123,16 @@ class SimConfig:
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in
+    # "Mobile and desktop applications" redirect URIs: interactive sign-in (sim/authcode.py)
+    redirect_uris: list[str] = field(default_factory=lambda: ["http://localhost"])
     delegated_scopes: list[str] = field(default_factory=_default_scopes)  # a user's `scp`
     # Role names per UPN, Entra ("Intune Administrator") or Intune ("Help Desk Operator"); see
     # sim/roles.py. None: every signed-in user is an Intune Administrator.
     user_roles: dict[str, list[str]] | None = None
     managed_identities: dict[str, list[str]] = field(default_factory=_default_identities)
     identity_header: str = "sim-identity-header"  # App Service's IDENTITY_HEADER secret
+    # Workload identity federation (issue 20): the app's federated credential; None: none set up.
+    federated_credential: FederatedCredential | None = field(default_factory=FederatedCredential)
     # Keep every Graph request's method and URL as received, direct or inside a $batch (tests
     # that must show what was never sent; off by default: a bench sends millions).
     log_requests: bool = False

@@ -107,7 +107,7 @@ class DeviceCodes:
             found = self.refresh.pop(str(form.get("refresh_token", "")), None)
             if found is None:
                 return identity.error(400, "invalid_grant", 70000, "The refresh token is invalid.")
-            return self._tokens(*found)
+            return self.user_tokens(*found)
         code = self.codes.get(str(form.get("device_code", "")))
         if code is None:
             return identity.error(400, "bad_verification_code", 70019, "Verification code unknown.")
@@ -122,9 +122,10 @@ class DeviceCodes:
             text = "The authorization is pending: the user has not yet entered the code."
             return identity.error(400, "authorization_pending", 70016, text)
         del self.codes[code.device_code]
-        return self._tokens(code.approved_by, code.scope)
+        return self.user_tokens(code.approved_by, code.scope)
 
-    def _tokens(self, upn: str, scope: str) -> web.Response:
+    def user_tokens(self, upn: str, scope: str, *, nonce: str | None = None) -> web.Response:
+        """A signed-in user's tokens (also the interactive flow's, sim/authcode.py)."""
         t, cfg = self.t, self.t.config
         resource = next(
             (s[: -len("/.default")] for s in scope.split() if s.endswith(".default")), ""
@@ -152,6 +153,7 @@ class DeviceCodes:
                 "oid": oid,
                 "preferred_username": upn,
                 "name": upn.split("@")[0],
+                **({"nonce": nonce} if nonce else {}),
             },
             "sim-id-token-key-not-secret-32-bytes!!",
             algorithm="HS256",

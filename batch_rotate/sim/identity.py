@@ -1,6 +1,7 @@
-"""The identity platform's side: OpenID configuration and the client-credentials token endpoint.
+"""The identity platform's side: OpenID configuration and the token endpoint.
 
-Secrets (post or basic) and certificate assertions; errors carry AADSTS codes and texts.
+Secrets (post or basic), certificate assertions and federated ones (workload identity); delegated
+grants go to devicecode.py and authcode.py. Errors carry AADSTS codes and texts.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import jwt
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from batch_rotate.sim.devicecode import DEVICE_CODE_GRANT
+from batch_rotate.sim.federation import Federation
 
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
@@ -126,9 +129,25 @@ class Identity:
                 50027,
                 f"client_assertion_type must be {_ASSERTION_TYPE}.",
             )
+        assertion = str(form["client_assertion"])
+        if Federation.is_federated(assertion, client_id):  # workload identity federation
+            return self._federated_problem(assertion)
         endpoint = f"{self.t.base_url}/{self.t.config.tenant_id}/oauth2/v2.0/token"
-        problem = self.t.assertions.check(str(form["client_assertion"]), endpoint)
+        problem = self.t.assertions.check(assertion, endpoint)
         return (401, "invalid_client", 700027, problem) if problem else None
+
+    def _federated_problem(self, assertion: str) -> Problem | None:
+        if self.t.config.federated_credential is None:
+            issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+            text = (
+                f"No matching federated identity record found for presented assertion issuer "
+                f"'{issuer}'. Please note that the matching is done using a case-sensitive "
+                "comparison. Check your federated identity credential Subject, Audience and "
+                "Issuer against the presented assertion."
+            )
+            return 401, "invalid_client", 700211, text
+        found = self.t.federation.check(assertion)
+        return None if found is None else (401, "invalid_client", *found)
 
     def _request_problem(self, tenant: str, form: _Form, client_id: str) -> Problem | None:
         if tenant != self.t.config.tenant_id:
@@ -153,6 +172,8 @@ class Identity:
         form = await request.post()
         if form.get("grant_type") in (DEVICE_CODE_GRANT, "refresh_token"):
             return self.t.device_codes.grant(form, self)  # delegated sign-in (devicecode.py)
+        if form.get("grant_type") == "authorization_code":
+            return self.t.auth_codes.grant(form, self)  # interactive sign-in (authcode.py)
         self.t.metrics.counts["app_token_requests"] += 1  # the app's own credential
         client_id = str(form.get("client_id", ""))
         secret = str(form["client_secret"]) if "client_secret" in form else None

@@ -54,6 +54,7 @@ def build_app(tenant: Tenant) -> web.Application:
     app.router.add_post("/{tenant}/oauth2/v2.0/token", tenant.identity.token)
     app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", tenant.device_codes.devicecode)
     app.router.add_post("/_sim/devicecode/approve", tenant.device_codes.approve_view)
+    app.router.add_get("/{tenant}/oauth2/v2.0/authorize", tenant.auth_codes.authorize)
     app.router.add_get("/msi/token", tenant.managed_identities.app_service)
     app.router.add_get("/metadata/identity/oauth2/token", tenant.managed_identities.vm)
     app.router.add_route("*", r"/{version:(beta|v1\.0)}/{rest:.*}", tenant.graph)
@@ -259,6 +260,22 @@ class SimTenant:
 
         self._on_loop(set_upn)
 
+    def sign_in_browser_as(self, upn: str | None, *, decline: bool = False) -> None:
+        """The user signed in to the browser: `/authorize` issues codes for them (None: nobody,
+        the sign-in page waits; `decline`: they cancel at the consent prompt)."""
+
+        def set_upn(t: Tenant) -> None:
+            t.auth_codes.browser_user = upn
+            t.auth_codes.decline = decline
+
+        self._on_loop(set_upn)
+
+    def federated_token(self, **claims: Any) -> str:
+        """A token of the outside issuer the app trusts (issuer, subject, audience, lifetime_s,
+        issued_at override the federated credential's), as a pipeline writes it to a file."""
+        token: str = self._on_loop(lambda t: t.federation.mint(**claims))
+        return token
+
     def set_user_roles(self, upn: str, roles: list[str]) -> None:
         """Give `upn` these roles (names from sim/roles.py), replacing any it had."""
         self._on_loop(lambda t: t.admin_roles.set(upn, roles))
@@ -286,6 +303,9 @@ def serve_forever(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sim = SimTenant(config, workdir=workdir, host=host, port=port).start()
     sim.approve_device_codes(approve_as)
+    sim.sign_in_browser_as(
+        approve_as
+    )  # the same admin signs in to the browser (--auth interactive)
     ca = sim.ca_path.resolve()
     try:  # Ctrl-C may come while the banner is still being written
         print(

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from batch_rotate.sim.audit import DirectoryAudits
+from batch_rotate.sim.authcode import AuthCodes
 from batch_rotate.sim.batch import BatchEndpoint
 from batch_rotate.sim.clock import Answer, TenantClock, graph_error
 from batch_rotate.sim.config import SimConfig
@@ -23,6 +24,7 @@ from batch_rotate.sim.devicecode import DeviceCodes
 from batch_rotate.sim.devices import READ_ROLES, Devices
 from batch_rotate.sim.escrow import Escrow
 from batch_rotate.sim.faults import Faults
+from batch_rotate.sim.federation import FederatedCredential, Federation
 from batch_rotate.sim.groups import Groups
 from batch_rotate.sim.identity import Identity
 from batch_rotate.sim.imds import ManagedIdentities
@@ -56,6 +58,9 @@ class Tenant:
         self.shuffle_rng = random.Random(config.seed + 1)
         self.tokens = TokenIssuer()
         self.assertions = AssertionVerifier(config.certificates, config.client_id)
+        # The outside issuer's key lives on even with no federated credential set up, so a test
+        # can present a well-signed token the app does not trust.
+        self.federation = Federation(config.federated_credential or FederatedCredential())
         self.fleet = (
             Fleet.load(config.inventory_file)
             if config.inventory_file
@@ -67,6 +72,7 @@ class Tenant:
         self.keys = RecoveryKeys(self)
         self.batch = BatchEndpoint(self)
         self.device_codes = DeviceCodes(self)
+        self.auth_codes = AuthCodes(self)
         self.managed_identities = ManagedIdentities(self)
         self.audits = DirectoryAudits(self)
         self.admin_roles = AdminRoles(self)
