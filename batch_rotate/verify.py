@@ -37,7 +37,7 @@ from batch_rotate.tenant_clock import (
 )
 
 KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
-KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
+KEY_PERMISSION = "BitlockerKey.ReadBasic.All"
 
 
 @dataclass(frozen=True, slots=True)

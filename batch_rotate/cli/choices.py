@@ -27,7 +27,7 @@ CheckKeysOpt = Annotated[
         "--check-keys",
         rich_help_panel=SAFETY,
         help="Count each device's escrowed keys; hold back those near Entra's 200-key limit "
-        "(BitLockerKey.ReadBasic.All; one read per device).",
+        "(BitlockerKey.ReadBasic.All; one read per device).",
     ),
 ]
 AllowCeilingOpt = Annotated[
@@ -119,7 +119,7 @@ KeysOlderOpt = Annotated[
         metavar="DURATION",
         rich_help_panel=SELECTION,
         help="Devices whose newest escrowed key is older (or that have none), e.g. 90d "
-        "(BitLockerKey.ReadBasic.All; metadata only).",
+        "(BitlockerKey.ReadBasic.All; metadata only).",
     ),
 ]
 GroupOpt = Annotated[

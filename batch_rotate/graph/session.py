@@ -21,6 +21,7 @@ from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget, Clock, SystemClock
 from batch_rotate.graph.pages import pages
+from batch_rotate.graph.permissions import granted, granting, holds
 from batch_rotate.graph.roles import ROTATE_PERMISSIONS, check_rotate_role, is_delegated, user_of
 from batch_rotate.graph.runner import READ_PERMISSION, BatchRunner, Transport, get_with_retry
 from batch_rotate.graph.signin import token_provider
@@ -32,6 +33,7 @@ class Needs:
 
     permissions: tuple[str, ...]
     purpose: str  # what they are needed for, e.g. "rotate BitLocker keys"
+    advisory: bool = False  # documented, but Graph may not insist: warn instead of stopping
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,23 +226,36 @@ def check_tenant(token: str, tenant_id: str, authority_url: str) -> None:
 
 
 def check_permissions(token: str, needs: Needs, tenant_id: str) -> None:
-    """Raise `SignInError` naming the permission and the fix when roles/scp hold none of `needs`."""
+    """Raise `SignInError` naming the least-privileged permission and the fix when roles/scp
+    hold none of `needs` nor a documented broader one (graph/permissions.py); any case."""
     token_claims = claims(token)
     if not token_claims:
         return  # opaque token: let Graph decide
-    granted = set(token_claims.get("roles") or []) | set(str(token_claims.get("scp", "")).split())
-    if not granted & set(needs.permissions):
-        first = needs.permissions[0]
-        if token_claims.get("scp") and not token_claims.get("roles"):  # a user's token
-            who = token_claims.get("upn") or token_claims.get("preferred_username") or "the user"
-            raise SignInError(
-                f"the signed-in user {who}'s token for tenant {tenant_id} lacks the delegated "
-                f"permission {first} (needed to {needs.purpose}); in Entra ID > App "
-                f"registrations > API permissions add the Microsoft Graph delegated permission "
-                f"{first} and grant consent, then sign in again"
-            )
-        raise SignInError(
-            f"the app's token for tenant {tenant_id} lacks {first} (needed to {needs.purpose}); "
-            "in Entra ID > App registrations > API permissions add the Microsoft Graph "
-            f"application permission {first} and grant admin consent, then run again"
+    held = granted(token_claims)
+    if any(holds(held, permission) for permission in needs.permissions):
+        return
+    first = granting(needs.permissions[0])[0]
+    broader = [p for n in needs.permissions for p in granting(n) if p != first]
+    also = f" (or a broader one: {', '.join(dict.fromkeys(broader))})" if broader else ""
+    if needs.advisory:
+        log.warning(
+            "the token for tenant %s lacks %s, which Microsoft's docs list to %s; going on: "
+            "Graph decides, and a 403 there means it is needed",
+            tenant_id,
+            first,
+            needs.purpose,
         )
+        return
+    if token_claims.get("scp") and not token_claims.get("roles"):  # a user's token
+        who = token_claims.get("upn") or token_claims.get("preferred_username") or "the user"
+        raise SignInError(
+            f"the signed-in user {who}'s token for tenant {tenant_id} lacks the delegated "
+            f"permission {first}{also} (needed to {needs.purpose}); in Entra ID > App "
+            f"registrations > API permissions add the Microsoft Graph delegated permission "
+            f"{first} and grant consent, then sign in again"
+        )
+    raise SignInError(
+        f"the app's token for tenant {tenant_id} lacks {first}{also} (needed to "
+        f"{needs.purpose}); in Entra ID > App registrations > API permissions add the Microsoft "
+        f"Graph application permission {first} and grant admin consent, then run again"
+    )

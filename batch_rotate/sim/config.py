@@ -52,10 +52,11 @@ class FaultConfig:
 
 
 def _default_roles() -> list[str]:
+    # The least-privileged set, spelled as Entra puts them in tokens ("Bitlocker", lower-case l).
     return [
         "DeviceManagementManagedDevices.ReadWrite.All",
         "DeviceManagementManagedDevices.Read.All",
-        "BitLockerKey.ReadBasic.All",
+        "BitlockerKey.ReadBasic.All",
         # the `select` stage's reads (issue 13)
         "AuditLog.Read.All",
         "GroupMember.Read.All",

@@ -19,8 +19,20 @@ from batch_rotate.sim.inventory import ZERO_GUID
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
 
-GROUP_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"})
-DEVICE_ROLES = frozenset({"Device.Read.All", "Directory.Read.All"})
+# As group-list-transitivemembers and device-list document them (least privileged first).
+GROUP_ROLES = frozenset(
+    {
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "GroupMember.ReadWrite.All",
+        "Group.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)
+DEVICE_ROLES = frozenset(
+    {"Device.Read.All", "Device.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
 _NAME = re.compile(r"\s*displayName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
 PAGE = 50
 
