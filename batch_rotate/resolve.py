@@ -29,7 +29,7 @@ from batch_rotate.textsafe import match_key, safe_text
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
-    "lastSyncDateTime,managementAgent"
+    "lastSyncDateTime,managementAgent,deviceType,model,skuFamily,skuNumber"
 )
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
 # Listed devices are stored this many at a time: a commit per page rewrote the random-key index
@@ -88,6 +88,10 @@ def device_from_graph(data: dict[str, Any]) -> Device:
         join_type=sys.intern(str(data.get("joinType") or "")),
         last_sync=str(data.get("lastSyncDateTime") or ""),
         management_agent=sys.intern(str(data.get("managementAgent") or "")),
+        device_type=sys.intern(str(data.get("deviceType") or "")),
+        model=sys.intern(str(data.get("model") or "")),
+        sku_family=sys.intern(str(data.get("skuFamily") or "")),
+        sku_number=sys.intern(str(data.get("skuNumber") or "")),
     )
 
 

@@ -6,6 +6,7 @@ each selector can report what it cost.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from batch_rotate.graph.runner import ItemResult, Transport
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
 from batch_rotate.present import plural
-from batch_rotate.resolve import SELECT
+from batch_rotate.resolve import SELECT, device_from_graph
 
 DEVICE_SELECT = SELECT + ",userPrincipalName"
 
@@ -57,18 +58,8 @@ class Counting:
 
 def device_of(data: Mapping[str, Any]) -> Device:
     """A managed device from Graph's JSON (with its primary user, for the list's columns)."""
-    return Device(
-        id=str(data.get("id") or ""),
-        name=str(data.get("deviceName") or ""),
-        serial_number=str(data.get("serialNumber") or ""),
-        entra_device_id=str(data.get("azureADDeviceId") or ""),
-        os=str(data.get("operatingSystem") or ""),
-        os_version=str(data.get("osVersion") or ""),
-        join_type=str(data.get("joinType") or ""),
-        user_principal_name=str(data.get("userPrincipalName") or ""),
-        last_sync=str(data.get("lastSyncDateTime") or ""),
-        management_agent=str(data.get("managementAgent") or ""),
-    )
+    device = device_from_graph(dict(data))
+    return dataclasses.replace(device, user_principal_name=str(data.get("userPrincipalName") or ""))
 
 
 async def tenant_now(session: GraphSession) -> datetime:

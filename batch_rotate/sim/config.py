@@ -112,6 +112,10 @@ class SimConfig:
     # Generated devices last synced within 20 days of the tenant clock; this share (seeded) has
     # not synced for 31 to 120 days (the plan's 30-day warning).
     unsynced_share: float = 0.0
+    # Windows devices that can never rotate (issue 20 item 4), seeded shares: Windows 365 Cloud
+    # PCs (deviceType cloudPC, model "Cloud PC ...") and Home editions (skuNumber 101).
+    cloud_pc_share: float = 0.0
+    home_edition_share: float = 0.0
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in
