@@ -300,6 +300,7 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
     failures: dict[str, str] = {}
     found: set[str] = set()
     answered = [0]
+    more: list[tuple[IdKind, str, Any]] = []  # filtered results Graph paged: (kind, key, page 1)
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         devices = []
@@ -318,6 +319,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
                 bad = next((b for d in got if (b := invalid_id(d)) is not None), None)
                 if kind == IdKind.INTUNE_ID and bad is not None:
                     failures[key] = bad  # a GET by id: its id cannot match the row's
+                if body.get("@odata.nextLink"):
+                    more.append((kind, key, body))  # answered once every page is read
+                    continue
             elif result.status != 404:
                 failures[key] = _lookup_failed(result)
                 continue
@@ -327,6 +331,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
 
     runner = session.runner()
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    for kind, key, first in more:  # the rest of a paged filtered result, before any verdict
+        store.add(device_from_graph(d) for d in await session.rest_of(first))
+        store.answered.append((kind, key))
     store.journal.fail_resolving(failures)
     return dataclasses.replace(
         listed,

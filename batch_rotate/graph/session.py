@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from batch_rotate.graph.auth import claims
 from batch_rotate.graph.batch import MAX_BATCH
@@ -114,6 +115,7 @@ class GraphSession:
         version: str = "beta",
         passed: Collection[int] = (404,),
         permission: str = READ_PERMISSION,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         """One read, paced on the read lane (or `lane`) and retried like any batch item."""
         return await get_with_retry(
@@ -125,6 +127,7 @@ class GraphSession:
             version=version,
             passed=passed,
             permission=permission,
+            headers=headers,
         )
 
     def pages(
@@ -136,6 +139,7 @@ class GraphSession:
         version: str = "beta",
         passed: Collection[int] = (404,),
         permission: str = READ_PERMISSION,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[GraphResponse]:
         """Every page of a listing, each read like `get`."""
         return pages(
@@ -147,7 +151,23 @@ class GraphSession:
             max_attempts=self.pacing.max_attempts,
             passed=passed,
             permission=permission,
+            headers=headers,
         )
+
+    async def rest_of(
+        self, first: Any, *, version: str = "beta", permission: str = READ_PERMISSION
+    ) -> list[dict[str, Any]]:
+        """The items of every page after `first` (a listing's first page body, e.g. a `$batch`
+        item's), following its `@odata.nextLink`; [] when it has none."""
+        body = first if isinstance(first, dict) else {}
+        link = str(body.get("@odata.nextLink") or "")
+        items: list[dict[str, Any]] = []
+        if not link:
+            return items
+        async for page in self.pages(link, version=version, passed=(), permission=permission):
+            value = page.body.get("value") if isinstance(page.body, dict) else None
+            items += [v for v in value or [] if isinstance(v, dict)]
+        return items
 
 
 def _lane(budget: Budget, pacing: Pacing, clock: Clock) -> Lane:

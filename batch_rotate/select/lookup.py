@@ -48,11 +48,12 @@ class Counting:
         version: str = "beta",
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         self.requests += 1
         self.graph_requests += 1
         return await self.inner.request(
-            method, path, version=version, json_body=json_body, params=params
+            method, path, version=version, json_body=json_body, params=params, headers=headers
         )
 
 
@@ -109,6 +110,12 @@ async def devices_where(
         for n, value in enumerate(wanted)
     ]
     failures: list[str] = []
+    more: list[tuple[str, Any]] = []  # (value, first page) of results Graph paged
+
+    def keep(value: str, listed: Iterable[Any]) -> None:
+        for data in listed:
+            if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
+                found[value].append(device_of(data))
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         for result in results:
@@ -119,11 +126,13 @@ async def devices_where(
             if result.status != 200:
                 failures.append(f"{prop} {value}: {result.reason or result.status}")
                 continue
-            for data in body.get("value", []):
-                if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
-                    found[value].append(device_of(data))
+            keep(value, body.get("value", []))
+            if body.get("@odata.nextLink"):
+                more.append((value, body))
 
     await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
+    for value, first in more:  # a filtered result can page like any listing
+        keep(value, await session.rest_of(first))
     if failures:
         raise ServiceError(
             f"{plural(len(failures), 'device lookup')} failed (first: {failures[0]}); nothing "

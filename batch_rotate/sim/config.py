@@ -116,6 +116,13 @@ class SimConfig:
     # PCs (deviceType cloudPC, model "Cloud PC ...") and Home editions (skuNumber 101).
     cloud_pc_share: float = 0.0
     home_edition_share: float = 0.0
+    # Advanced queries (issue 20 item 2): a type-cast member list
+    # (groups/{id}/transitiveMembers/microsoft.graph.device) without `ConsistencyLevel: eventual`
+    # and `$count=true` is refused, as the docs say Graph does. Filtered managedDevices results
+    # and member lists page at most this many items (None: the usual page sizes), so clients
+    # must follow `@odata.nextLink`.
+    require_advanced_query: bool = True
+    filtered_page_size: int | None = None
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in

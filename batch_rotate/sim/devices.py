@@ -168,6 +168,8 @@ class Devices:
             return self.t.error(400, "BadRequest", "Invalid $top value.", crid)
         if top < 1:
             return self.t.error(400, "BadRequest", "Invalid $top value.", crid)
+        if query.get("$filter", [""])[0].strip() and self.t.config.filtered_page_size:
+            top = min(top, self.t.config.filtered_page_size)
         skip = 0
         if "$skiptoken" in query:
             offset = _offset(query["$skiptoken"][0])
