@@ -97,6 +97,7 @@ def settings_for(values: Mapping[str, Any], *, dry_run: bool = False) -> Setting
         "allow_key_ceiling": values.get("allow_key_ceiling"),
         "recent_s": values.get("recent"),
         "force_recent": values.get("force_recent"),
+        "check_recent_rotations": values.get("check_recent_rotations"),
     }
     endpoints = endpoints_for(
         Cloud(values.get("cloud") or Cloud.GLOBAL),

@@ -209,6 +209,8 @@ class Settings:
     allow_key_ceiling: bool = False  # with check_keys: rotate devices at the ceiling anyway
     recent_s: float = 86400.0  # skip devices another run queued this recently (0: no check)
     force_recent: bool = False  # rotate them anyway
+    # plan: read each device's action results; hold back rotations anyone requested in recent_s
+    check_recent_rotations: bool = False
 
     def __post_init__(self) -> None:
         problems = [

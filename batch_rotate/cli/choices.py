@@ -44,6 +44,16 @@ RecentOpt = Annotated[
         "--recent", "Hold back devices any run of yours queued this recently (0: off).", SAFETY
     ),
 ]
+CheckRecentRotationsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check-recent-rotations",
+        rich_help_panel=SAFETY,
+        help="Also hold back devices with a BitLocker rotation requested within --recent by "
+        "anyone (the portal, another tool): reads each device's action results (one read per "
+        "device, on the read budget).",
+    ),
+]
 ForceRecentOpt = Annotated[
     bool,
     typer.Option(

@@ -68,6 +68,7 @@ SAFETY = _group(
     ("allow_key_ceiling", c.AllowCeilingOpt, False),
     ("recent", c.RecentOpt, "24h"),
     ("force_recent", c.ForceRecentOpt, False),
+    ("check_recent_rotations", c.CheckRecentRotationsOpt, False),
 )
 INPUT = _group(
     ("id_column", c.IdColOpt, None),
