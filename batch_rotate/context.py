@@ -118,6 +118,7 @@ def settings_for(values: Mapping[str, Any], *, dry_run: bool = False) -> Setting
         "recent_s": values.get("recent"),
         "force_recent": values.get("force_recent"),
         "uncertain_grace_s": values.get("uncertain_grace"),
+        "check_recent_rotations": values.get("check_recent_rotations"),
     }
     endpoints = endpoints_for(
         Cloud(values.get("cloud") or Cloud.GLOBAL),

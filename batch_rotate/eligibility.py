@@ -1,7 +1,8 @@
 """Pure decision: can a resolved device rotate its BitLocker keys, and if not, why.
 
-Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, Entra joined
-or hybrid joined with an Entra device id, and managed by Intune MDM. Eligible co-managed devices
+Rules come from GRAPH_NOTES.md "Eligibility": Windows 10 1909 (10.0.18363) or later, not a Windows
+365 Cloud PC nor a Home edition, Entra joined or hybrid joined with an Entra device id, and managed
+by Intune MDM. Eligible co-managed devices
 (Configuration Manager and Intune) are flagged, not refused: see `comanaged_note` (resolution
 stores the flag with the device; the journal writes it to the device's planned row).
 """
@@ -15,6 +16,34 @@ from batch_rotate.models import Device
 MIN_WINDOWS_BUILD = (10, 0, 18363)
 _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)\.(\d+)")
+# GetProductInfo product types (sysinfoapi.h / winnt.h) of Windows Home: PRODUCT_CORE_N 0x62,
+# PRODUCT_CORE_COUNTRYSPECIFIC 0x63, PRODUCT_CORE_SINGLELANGUAGE 0x64, PRODUCT_CORE 0x65.
+HOME_SKU_NUMBERS = frozenset({98, 99, 100, 101})
+_HOME_FAMILIES = frozenset({"core", "home"})
+
+
+def cloud_pc(device: Device) -> bool:
+    """A Windows 365 Cloud PC, from the fields Intune gives every managed device.
+
+    Assumed (GRAPH_NOTES.md "Second pass"): the beta `deviceType` enum documents `cloudPC`, and
+    Intune names a Cloud PC's `model` "Cloud PC <plan> <vCPU>/<RAM>/<disk>" (as the admin center
+    shows it). The Windows 365 `cloudPCs` list's `managedDeviceId` would be authoritative, but
+    needs CloudPC.Read.All and a read more: a Cloud PC either field misses still fails on the
+    device (it has no BitLocker), costing one rotation, never a wrong verdict.
+    """
+    return (
+        device.device_type.strip().lower() == "cloudpc"
+        or device.model.strip().lower().startswith("cloud pc")
+    )
+
+
+def home_edition(device: Device) -> bool:
+    """Windows Home: `skuNumber` is GetProductInfo's product type (documented on the beta
+    managedDevice); `skuFamily` is free text, so only "Core"/"Home" (assumed) count there."""
+    number = device.sku_number.strip()
+    if number.isdigit() and int(number) in HOME_SKU_NUMBERS:
+        return True
+    return device.sku_family.strip().lower() in _HOME_FAMILIES
 
 
 def ineligibility(device: Device) -> str | None:
@@ -24,6 +53,18 @@ def ineligibility(device: Device) -> str | None:
         return (
             f"not_windows: operating system is {device.os or 'unknown'}; "
             "BitLocker key rotation exists only for Windows"
+        )
+    if cloud_pc(device):
+        shown = device.model or "deviceType cloudPC"
+        return (
+            f"cloud_pc: the device is a Windows 365 Cloud PC ({shown}); Cloud PCs do not support "
+            "BitLocker (the service encrypts their disks), so there is no recovery key to rotate"
+        )
+    if home_edition(device):
+        shown = device.sku_family or f"SKU {device.sku_number}"
+        return (
+            f"windows_home: the device runs a Windows Home edition ({shown}), which Intune cannot "
+            "manage BitLocker on; rotation needs Pro, Enterprise or Education: upgrade the edition"
         )
     if device.join_type.lower() == "azureadregistered":
         return (

@@ -10,8 +10,8 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from batch_rotate.actions import RotationAction, rotation_action
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.paths import device_path
 from batch_rotate.graph.runner import ItemResult, RunnerStats
@@ -181,7 +181,8 @@ async def check_in_flight(
                 continue
             if result.status != 200 or not isinstance(result.body, dict):
                 continue  # unknown still: stays in flight for the next round
-            started, state, updated = rotation_action(result.body)
+            action = rotation_action(result.body) or RotationAction()
+            started, state, updated = action.started, action.state.lower(), action.updated
             offset = _offset_s(result.answered_at, received)
             sent = parse_graph_time(item.sent_at)
             when = started.isoformat(timespec="seconds").replace("+00:00", "Z") if started else ""
@@ -225,17 +226,6 @@ async def check_in_flight(
 
 
 _WAITING = frozenset({"pending", "active"})  # actionState values of a queued action
-
-
-def rotation_action(device: dict[str, Any]) -> tuple[datetime | None, str, datetime | None]:
-    """(start, lower-cased state, last update) of the device's BitLocker rotation action; the
-    times are on the tenant's clock."""
-    for action in device.get("deviceActionResults") or []:
-        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower():
-            start = parse_graph_time(str(action.get("startDateTime") or ""))
-            updated = parse_graph_time(str(action.get("lastUpdatedDateTime") or ""))
-            return start, str(action.get("actionState") or "").lower(), updated
-    return None, "", None
 
 
 def _offset_s(answered_at: str, received: datetime) -> float:

@@ -11,20 +11,53 @@ import re
 
 NO_ERROR_CODE = "the device reported failure without an error code"
 
-# HRESULT -> (symbolic name, cause, fix)
+# HRESULT -> (symbolic name, cause, fix). The 0x803100DA..0x803100E1 rows are the BitLocker
+# key-rotation family; their symbolic names are those of winerror.h (Windows SDK, FACILITY_FVE),
+# the causes follow their MessageText and GRAPH_NOTES.md "Second pass".
 HRESULTS: dict[int, tuple[str, str, str]] = {
     0x803100DA: (
-        "",
+        "FVE_E_AD_BACKUP_REQUIRED_POLICY_NOT_SET_OS_DRIVE",
         "recovery information backup to Entra ID is not Required (OS drive)",
         "set 'Save BitLocker recovery information to Entra ID' and 'Do not enable BitLocker "
         "until recovery information is stored' to Required for OS drives",
     ),
     0x803100DB: (
-        "",
+        "FVE_E_AD_BACKUP_REQUIRED_POLICY_NOT_SET_FIXED_DRIVE",
         "recovery information backup to Entra ID is not Required (fixed drives)",
         "set the same backup policy to Required for fixed data drives",
     ),
-    0x803100E1: ("", "the backup endpoint was busy", "rotate again later"),
+    0x803100DC: (
+        "FVE_E_AD_BACKUP_REQUIRED_POLICY_NOT_SET_REMOVABLE_DRIVE",
+        "recovery information backup to Entra ID is not Required (removable drives)",
+        "set the same backup policy to Required for removable data drives, or decrypt the "
+        "removable drive",
+    ),
+    0x803100DD: (
+        "FVE_E_KEY_ROTATION_NOT_SUPPORTED",
+        "the device's Windows does not support recovery password rotation",
+        "update the device to Windows 10 1909 or later (Pro, Enterprise or Education)",
+    ),
+    0x803100DE: (
+        "FVE_E_EXECUTE_REQUEST_SENT_TOO_SOON",
+        "the device refused a rotation requested too soon after the previous one",
+        "wait for the previous rotation to finish, then rotate again later",
+    ),
+    0x803100DF: (
+        "FVE_E_KEY_ROTATION_NOT_ENABLED",
+        "client-driven recovery password rotation is not enabled on the device",
+        "enable 'Client-driven recovery password rotation' in the BitLocker policy (Entra "
+        "joined and hybrid joined devices), let the device sync, then rotate again",
+    ),
+    0x803100E0: (
+        "FVE_E_DEVICE_NOT_JOINED",
+        "the device is not Entra joined or hybrid joined, so it cannot escrow a new key",
+        "join the device to Entra ID (or hybrid join it); registered devices cannot rotate",
+    ),
+    0x803100E1: (
+        "FVE_E_AAD_ENDPOINT_BUSY",
+        "the Entra ID backup endpoint was busy",
+        "rotate again later",
+    ),
     0x80310059: (
         "FVE_E_VOLUME_HANDLE_OPEN",
         "another BitLocker operation was in progress",

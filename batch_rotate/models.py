@@ -94,6 +94,10 @@ class Device:
     user_principal_name: str = ""
     last_sync: str = ""
     management_agent: str = ""
+    device_type: str = ""  # beta managedDevice.deviceType: "cloudPC" for a Windows 365 Cloud PC
+    model: str = ""
+    sku_family: str = ""  # beta managedDevice.skuFamily (free text, e.g. "Enterprise")
+    sku_number: str = ""  # beta managedDevice.skuNumber: GetProductInfo's product type
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from batch_rotate.textsafe import match_key
 
 SELECT = (
     "id,deviceName,serialNumber,azureADDeviceId,operatingSystem,osVersion,joinType,"
-    "lastSyncDateTime,managementAgent"
+    "lastSyncDateTime,managementAgent,deviceType,model,skuFamily,skuNumber"
 )
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
 # Listed devices are stored this many at a time: a commit per page rewrote the random-key index
@@ -88,6 +88,10 @@ def device_from_graph(data: dict[str, Any]) -> Device:
         join_type=sys.intern(str(data.get("joinType") or "")),
         last_sync=str(data.get("lastSyncDateTime") or ""),
         management_agent=sys.intern(str(data.get("managementAgent") or "")),
+        device_type=sys.intern(str(data.get("deviceType") or "")),
+        model=sys.intern(str(data.get("model") or "")),
+        sku_family=sys.intern(str(data.get("skuFamily") or "")),
+        sku_number=sys.intern(str(data.get("skuNumber") or "")),
     )
 
 
@@ -282,6 +286,7 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
     failures: dict[str, str] = {}
     found: set[str] = set()
     answered = [0]
+    more: list[tuple[IdKind, str, Any]] = []  # filtered results Graph paged: (kind, key, page 1)
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         devices = []
@@ -300,6 +305,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
                 bad = next((b for d in got if (b := invalid_id(d)) is not None), None)
                 if kind == IdKind.INTUNE_ID and bad is not None:
                     failures[key] = bad  # a GET by id: its id cannot match the row's
+                if body.get("@odata.nextLink"):
+                    more.append((kind, key, body))  # answered once every page is read
+                    continue
             elif result.status != 404:
                 failures[key] = _lookup_failed(result)
                 continue
@@ -309,6 +317,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
 
     runner = session.runner()
     await runner.run(items, on_send=lambda _: None, on_answer=on_answer)
+    for kind, key, first in more:  # the rest of a paged filtered result, before any verdict
+        store.add(device_from_graph(d) for d in await session.rest_of(first))
+        store.answered.append((kind, key))
     store.journal.fail_resolving(failures)
     return dataclasses.replace(
         listed,

@@ -221,6 +221,8 @@ class Settings:
     force_recent: bool = False  # rotate them anyway
     # A lost answer is not re-sent before this (engine.py: Intune may show it late).
     uncertain_grace_s: float = 600.0
+    # plan: read each device's action results; hold back rotations anyone requested in recent_s
+    check_recent_rotations: bool = False
 
     def __post_init__(self) -> None:
         problems = [

@@ -32,6 +32,7 @@ from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import utc_now
 from batch_rotate.models import Status
 from batch_rotate.present import plural, plural_noun
+from batch_rotate.recent_rotations import guard_recent_rotations
 from batch_rotate.resolve import ResolveReport, Wanted, resolve
 from batch_rotate.runkit import (
     EXIT_AUTH,
@@ -130,6 +131,13 @@ async def plan_and_rotate(journal: Journal, run_dir: Path, stages: Stages, rows:
                     warnings += checked
                 warnings += guard_other_live_runs(journal, run_dir, settings)
                 warnings += guard_recent(journal, run_dir, settings)
+                if settings.check_recent_rotations:
+                    seen = await stages.interrupts.cancellable(
+                        guard_recent_rotations(journal, session, settings)
+                    )
+                    if seen is None:  # Ctrl-C: resume runs the plan-time checks again
+                        return _interrupted_resolution(journal, run_dir, stages)
+                    warnings += seen
                 if stages.plan is not None:
                     warnings += restrict_to_plan(journal, stages.plan)
                 warnings += stale_warnings(journal, stale_before)

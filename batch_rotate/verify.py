@@ -11,10 +11,11 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import zip_longest
 from typing import Any
 
+from batch_rotate.actions import RotationAction, rotation_action
 from batch_rotate.graph.batch import BatchItem
 from batch_rotate.graph.pacer import Clock
 from batch_rotate.graph.paths import device_path, is_guid, recovery_keys_of
@@ -36,7 +37,7 @@ from batch_rotate.tenant_clock import (
 )
 
 KEY_CEILING_WARN = 190  # Entra keeps at most 200 recovery keys per device
-KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
+KEY_PERMISSION = "BitlockerKey.ReadBasic.All"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,29 +159,6 @@ def verdict(row: int, reference_at: str, ev: Evidence) -> Verdict:
         f"waiting for the device to check in (last check-in {ev.last_check_in or 'unknown'}; "
         f"action {state or ('not listed yet for this rotation' if history else 'not listed yet')})",
     )
-
-
-def _bitlocker_action(device: dict[str, Any]) -> dict[str, Any]:
-    """The latest-started BitLocker result: its `actionName` is undocumented (GRAPH_NOTES.md)."""
-    found = [
-        action
-        for action in device.get("deviceActionResults") or []
-        if isinstance(action, dict) and "bitlocker" in str(action.get("actionName", "")).lower()
-    ]
-    return max(found, key=_started, default={})
-
-
-def _started(action: dict[str, Any]) -> datetime:
-    return parse_graph_time(str(action.get("startDateTime", ""))) or datetime.min.replace(
-        tzinfo=UTC
-    )
-
-
-def _error_code(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 KEY_PAGE_GUESS = 200  # keys per page of an unfiltered listing (Graph documents no page size)
@@ -314,14 +292,14 @@ async def check(
             t.requested_at, t.accepted_at, run_offset=sent, now_offset=offset
         )
         device = devices.get(t.row, {})
-        action = _bitlocker_action(device)
+        action = rotation_action(device) or RotationAction()
         found = keys.get(t.entra_device_id.lower(), "no Entra device id")
         listed = found if isinstance(found, list) else []
         evidence = Evidence(
-            action_state=str(action.get("actionState", "")),
-            action_error=_error_code(action.get("errorCode")),
-            action_started=str(action.get("startDateTime", "")),
-            action_updated=str(action.get("lastUpdatedDateTime", "")),
+            action_state=action.state,
+            action_error=action.error_code,
+            action_started=action.started_at,
+            action_updated=action.updated_at,
             last_check_in=str(device.get("lastSyncDateTime", "")),
             key_times=(
                 tuple(str(k.get("createdDateTime", "")) for k in listed)

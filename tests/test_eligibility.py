@@ -45,3 +45,38 @@ def test_eligible_windows_device_has_no_reason() -> None:
 def test_each_ineligibility_has_a_reason_code(changes: dict[str, str], code: str) -> None:
     reason = ineligibility(_with(**changes))
     assert reason is not None and reason.startswith(code + ":")
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "words"),
+    [
+        ({"device_type": "cloudPC"}, "cloud_pc", "do not support BitLocker"),
+        ({"device_type": "CLOUDPC", "model": ""}, "cloud_pc", "deviceType cloudPC"),
+        ({"model": "Cloud PC Enterprise 2vCPU/8GB/128GB"}, "cloud_pc", "Cloud PC Enterprise"),
+        ({"sku_number": "101"}, "windows_home", "SKU 101"),  # PRODUCT_CORE
+        ({"sku_number": "98"}, "windows_home", "Pro, Enterprise or Education"),  # CORE_N
+        ({"sku_number": "100", "sku_family": "Core"}, "windows_home", "(Core)"),
+        ({"sku_family": "Home"}, "windows_home", "Home edition"),
+    ],
+)
+def test_cloud_pcs_and_home_editions_are_ineligible_with_why(
+    changes: dict[str, str], code: str, words: str
+) -> None:
+    reason = ineligibility(_with(**changes))
+    assert reason is not None and reason.startswith(code + ":")
+    assert words in reason
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"device_type": "desktop", "model": "Latitude 7440"},
+        {"model": "Surface Laptop 6 (Cloud PC ready)"},  # "Cloud PC" not at the start
+        {"sku_number": "4", "sku_family": "Enterprise"},  # PRODUCT_ENTERPRISE
+        {"sku_number": "48", "sku_family": "Professional"},  # PRODUCT_PROFESSIONAL
+        {"sku_number": "121", "sku_family": "Education"},  # PRODUCT_EDUCATION
+        {"sku_number": "", "sku_family": ""},  # not reported: no reason to refuse
+    ],
+)
+def test_physical_pro_enterprise_education_devices_stay_eligible(changes: dict[str, str]) -> None:
+    assert ineligibility(_with(**changes)) is None

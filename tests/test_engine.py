@@ -57,6 +57,7 @@ class _Intune:
     read_throttles: Counter[str] = field(default_factory=Counter)  # 429s owed per device read
     retry_after_s: int = 300
     actions: dict[str, dict[str, str]] = field(default_factory=dict)
+    older: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # listed before `actions`
     writes: Counter[str] = field(default_factory=Counter)
     write_times: dict[str, list[float]] = field(default_factory=dict)
     rtt_s: float = 0.5
@@ -87,7 +88,8 @@ class _Intune:
                 answers[item.key] = InnerResponse(429, {"retry-after": str(self.retry_after_s)})
             else:
                 action = {"actionName": "rotateBitLockerKeys", **self.actions.get(device, {})}
-                body = {"id": guid(device), "deviceActionResults": [action]}
+                listed = [*self.older.get(device, []), action]
+                body = {"id": guid(device), "deviceActionResults": listed}
                 answers[item.key] = InnerResponse(200, {}, body)
         date = format_datetime(self.now().replace(microsecond=0), usegmt=True)
         return BatchResult(GraphResponse(200, {"date": date}, None, "rid", "crid"), answers)
@@ -175,6 +177,40 @@ def test_the_in_flight_check_confirms_or_resends_each_lost_answer_on_the_tenant_
     assert "last updated after this request" in rows["updated"].reason
     assert rows["finished"].resent_after_interrupt
     assert clock.now() >= 300  # the throttled read really waited, on virtual time
+
+
+def test_the_in_flight_check_reads_the_latest_started_result_not_the_first_listed(
+    tmp_path: Path,
+) -> None:
+    """Intune lists a month-old failed rotation before this request's pending one: the check
+    takes the latest-started BitLocker result (actions.py, the rule verify uses) and confirms."""
+    clock = FakeClock(start_epoch=time.time())
+
+    def write(device: str, before: int, now: datetime) -> InnerResponse:
+        if before:
+            return InnerResponse(204)
+        intune.actions[device] = {"actionState": "pending", "startDateTime": iso(now)}
+        return InnerResponse(503)
+
+    intune = _Intune(clock, write=write)
+    old = iso(intune.now() - timedelta(days=30))
+    intune.older["listed-second"] = [
+        {
+            "actionName": "rotateBitLockerKeys",
+            "actionState": "failed",
+            "startDateTime": old,
+            "lastUpdatedDateTime": old,
+        }
+    ]
+    journal = _journal(tmp_path, ["listed-second"])
+    try:
+        asyncio.run(rotate_pending(journal, session_on(intune, clock), stop=asyncio.Event()))
+        row = _rows(journal)["listed-second"]
+    finally:
+        journal.close()
+    assert intune.writes == {"listed-second": 1}
+    assert row.confirmed_after_lost_answer
+    assert "Intune shows the rotation started" in row.reason
 
 
 def test_a_throttled_write_goes_again_after_its_retry_after_on_virtual_time(

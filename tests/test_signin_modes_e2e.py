@@ -101,7 +101,7 @@ def test_managed_identity_app_service(
     user_assigned: bool,
 ) -> None:
     mi = "11111111-2222-4333-8444-555555555555"
-    roles = ["DeviceManagementManagedDevices.Read.All", "BitLockerKey.ReadBasic.All"]
+    roles = ["DeviceManagementManagedDevices.Read.All", "BitlockerKey.ReadBasic.All"]
     sim = make_sim(
         targeting=TargetingConfig(),
         devices=200,

@@ -51,7 +51,7 @@ STARTED = "2026-11-27T00:59:59Z"  # its action result's start (Date is whole sec
         (
             Evidence("done", None, STARTED, key_times=None, key_error="403"),
             "unknown",
-            "BitLockerKey.ReadBasic.All",
+            "BitlockerKey.ReadBasic.All",
         ),
     ],
 )

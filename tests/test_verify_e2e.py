@@ -120,7 +120,7 @@ def test_verify_without_key_permission_says_unknown(
     statuses = {r["Verification"] for r in _report(run_dir).values() if r["Status"] == "queued"}
     assert statuses == {"unknown"}
     assert any(
-        "BitLockerKey.ReadBasic.All" in r["Verification detail"] for r in _report(run_dir).values()
+        "BitlockerKey.ReadBasic.All" in r["Verification detail"] for r in _report(run_dir).values()
     )
 
 

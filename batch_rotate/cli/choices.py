@@ -27,7 +27,7 @@ CheckKeysOpt = Annotated[
         "--check-keys",
         rich_help_panel=SAFETY,
         help="Count each device's escrowed keys; hold back those near Entra's 200-key limit "
-        "(BitLockerKey.ReadBasic.All; one read per device).",
+        "(BitlockerKey.ReadBasic.All; one read per device).",
     ),
 ]
 AllowCeilingOpt = Annotated[
@@ -42,6 +42,16 @@ RecentOpt = Annotated[
     float,
     duration_option(
         "--recent", "Hold back devices any run of yours queued this recently (0: off).", SAFETY
+    ),
+]
+CheckRecentRotationsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check-recent-rotations",
+        rich_help_panel=SAFETY,
+        help="Also hold back devices with a BitLocker rotation requested within --recent by "
+        "anyone (the portal, another tool): reads each device's action results (one read per "
+        "device, on the read budget).",
     ),
 ]
 ForceRecentOpt = Annotated[
@@ -128,7 +138,7 @@ KeysOlderOpt = Annotated[
         metavar="DURATION",
         rich_help_panel=SELECTION,
         help="Devices whose newest escrowed key is older (or that have none), e.g. 90d "
-        "(BitLockerKey.ReadBasic.All; metadata only).",
+        "(BitlockerKey.ReadBasic.All; metadata only).",
     ),
 ]
 GroupOpt = Annotated[

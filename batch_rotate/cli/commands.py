@@ -167,7 +167,7 @@ def verify(
 ) -> None:
     """Check each queued device for its action result and a key escrowed after the request.
 
-    Needs BitLockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
+    Needs BitlockerKey.ReadBasic.All besides DeviceManagementManagedDevices.Read.All.
     """
     from batch_rotate.run import RunResult, verify_run
 

@@ -73,6 +73,7 @@ SAFETY = _group(
     ("recent", c.RecentOpt, "24h"),
     ("force_recent", c.ForceRecentOpt, False),
     ("uncertain_grace", c.UncertainGraceOpt, "10m"),
+    ("check_recent_rotations", c.CheckRecentRotationsOpt, False),
 )
 INPUT = _group(
     ("id_column", c.IdColOpt, None),

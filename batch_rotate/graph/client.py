@@ -137,11 +137,14 @@ class GraphClient:
         version: str = "beta",
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
-        """One Graph call; renews the token and retries once if Graph answers 401."""
-        response = await self._send(method, self.url(path, version), json_body, params, False)
+        """One Graph call; renews the token and retries once if Graph answers 401. `headers`
+        add to the client's own (e.g. `ConsistencyLevel`); they never replace them."""
+        url = self.url(path, version)
+        response = await self._send(method, url, json_body, params, False, headers)
         if response.status == 401:
-            response = await self._send(method, self.url(path, version), json_body, params, True)
+            response = await self._send(method, url, json_body, params, True, headers)
         return response
 
     async def _send(
@@ -151,6 +154,7 @@ class GraphClient:
         json_body: Any,
         params: Mapping[str, str] | None,
         force_refresh: bool,
+        extra: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         assert self._session is not None, "use GraphClient as an async context manager"
         if self._breaker is not None:
@@ -158,6 +162,7 @@ class GraphClient:
         token = await self._tokens.token(force_refresh=force_refresh)
         client_request_id = str(uuid.uuid4())
         headers = {
+            **(extra or {}),
             "Authorization": f"Bearer {token}",
             "client-request-id": client_request_id,
             "return-client-request-id": "true",

@@ -24,8 +24,10 @@ async def pages(
     max_attempts: int = 8,
     passed: Collection[int] = (404,),
     permission: str = READ_PERMISSION,
+    headers: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GraphResponse]:
-    """Every page from `path` (relative, or a next link); stops after a page that is not 200."""
+    """Every page from `path` (relative, or a next link); stops after a page that is not 200.
+    `headers` go with every page (an advanced query needs `ConsistencyLevel` on each)."""
     fetched: set[str] = set()
     query = params
     while path:
@@ -44,6 +46,7 @@ async def pages(
             max_attempts=max_attempts,
             passed=passed,
             permission=permission,
+            headers=headers,
         )
         yield response
         body = response.body if isinstance(response.body, dict) else {}

@@ -23,6 +23,7 @@ async def get_with_retry(
     version: str = "beta",
     passed: Collection[int] = (404,),
     permission: str = READ_PERMISSION,
+    headers: Mapping[str, str] | None = None,
 ) -> GraphResponse:
     """One of the run's own reads, paced and retried by the same policy as batch items.
 
@@ -34,7 +35,9 @@ async def get_with_retry(
         await lane.pacer.acquire(1)
         response: GraphResponse | None = None
         try:
-            response = await transport.request("GET", path, params=params, version=version)
+            response = await transport.request(
+                "GET", path, params=params, version=version, headers=headers
+            )
             answer = Answer(response.status, response.headers, response.body)
         except TransportError as exc:
             answer = Answer(exc)

@@ -38,6 +38,7 @@ class Transport(Protocol):
         version: str = "beta",
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse: ...
 
 

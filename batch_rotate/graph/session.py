@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from batch_rotate.graph.auth import claims
 from batch_rotate.graph.batch import MAX_BATCH
@@ -21,6 +22,7 @@ from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane, lane
 from batch_rotate.graph.pacer import Budget, Clock, SystemClock
 from batch_rotate.graph.pages import pages
+from batch_rotate.graph.permissions import granted, granting, holds
 from batch_rotate.graph.reads import get_with_retry
 from batch_rotate.graph.roles import ROTATE_PERMISSIONS, check_rotate_role, is_delegated, user_of
 from batch_rotate.graph.runner import READ_PERMISSION, BatchRunner, Transport
@@ -33,6 +35,7 @@ class Needs:
 
     permissions: tuple[str, ...]
     purpose: str  # what they are needed for, e.g. "rotate BitLocker keys"
+    advisory: bool = False  # documented, but Graph may not insist: warn instead of stopping
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class GraphSession:
         version: str = "beta",
         passed: Collection[int] = (404,),
         permission: str = READ_PERMISSION,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         """One read, paced on the read lane (or `lane`) and retried like any batch item."""
         return await get_with_retry(
@@ -124,6 +128,7 @@ class GraphSession:
             version=version,
             passed=passed,
             permission=permission,
+            headers=headers,
         )
 
     def pages(
@@ -135,6 +140,7 @@ class GraphSession:
         version: str = "beta",
         passed: Collection[int] = (404,),
         permission: str = READ_PERMISSION,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[GraphResponse]:
         """Every page of a listing, each read like `get`."""
         return pages(
@@ -146,7 +152,23 @@ class GraphSession:
             max_attempts=self.pacing.max_attempts,
             passed=passed,
             permission=permission,
+            headers=headers,
         )
+
+    async def rest_of(
+        self, first: Any, *, version: str = "beta", permission: str = READ_PERMISSION
+    ) -> list[dict[str, Any]]:
+        """The items of every page after `first` (a listing's first page body, e.g. a `$batch`
+        item's), following its `@odata.nextLink`; [] when it has none."""
+        body = first if isinstance(first, dict) else {}
+        link = str(body.get("@odata.nextLink") or "")
+        items: list[dict[str, Any]] = []
+        if not link:
+            return items
+        async for page in self.pages(link, version=version, passed=(), permission=permission):
+            value = page.body.get("value") if isinstance(page.body, dict) else None
+            items += [v for v in value or [] if isinstance(v, dict)]
+        return items
 
 
 def _lane(budget: Budget, pacing: Pacing, clock: Clock) -> Lane:
@@ -225,23 +247,36 @@ def check_tenant(token: str, tenant_id: str, authority_url: str) -> None:
 
 
 def check_permissions(token: str, needs: Needs, tenant_id: str) -> None:
-    """Raise `SignInError` naming the permission and the fix when roles/scp hold none of `needs`."""
+    """Raise `SignInError` naming the least-privileged permission and the fix when roles/scp
+    hold none of `needs` nor a documented broader one (graph/permissions.py); any case."""
     token_claims = claims(token)
     if not token_claims:
         return  # opaque token: let Graph decide
-    granted = set(token_claims.get("roles") or []) | set(str(token_claims.get("scp", "")).split())
-    if not granted & set(needs.permissions):
-        first = needs.permissions[0]
-        if token_claims.get("scp") and not token_claims.get("roles"):  # a user's token
-            who = token_claims.get("upn") or token_claims.get("preferred_username") or "the user"
-            raise SignInError(
-                f"the signed-in user {who}'s token for tenant {tenant_id} lacks the delegated "
-                f"permission {first} (needed to {needs.purpose}); in Entra ID > App "
-                f"registrations > API permissions add the Microsoft Graph delegated permission "
-                f"{first} and grant consent, then sign in again"
-            )
-        raise SignInError(
-            f"the app's token for tenant {tenant_id} lacks {first} (needed to {needs.purpose}); "
-            "in Entra ID > App registrations > API permissions add the Microsoft Graph "
-            f"application permission {first} and grant admin consent, then run again"
+    held = granted(token_claims)
+    if any(holds(held, permission) for permission in needs.permissions):
+        return
+    first = granting(needs.permissions[0])[0]
+    broader = [p for n in needs.permissions for p in granting(n) if p != first]
+    also = f" (or a broader one: {', '.join(dict.fromkeys(broader))})" if broader else ""
+    if needs.advisory:
+        log.warning(
+            "the token for tenant %s lacks %s, which Microsoft's docs list to %s; going on: "
+            "Graph decides, and a 403 there means it is needed",
+            tenant_id,
+            first,
+            needs.purpose,
         )
+        return
+    if token_claims.get("scp") and not token_claims.get("roles"):  # a user's token
+        who = token_claims.get("upn") or token_claims.get("preferred_username") or "the user"
+        raise SignInError(
+            f"the signed-in user {who}'s token for tenant {tenant_id} lacks the delegated "
+            f"permission {first}{also} (needed to {needs.purpose}); in Entra ID > App "
+            f"registrations > API permissions add the Microsoft Graph delegated permission "
+            f"{first} and grant consent, then sign in again"
+        )
+    raise SignInError(
+        f"the app's token for tenant {tenant_id} lacks {first}{also} (needed to "
+        f"{needs.purpose}); in Entra ID > App registrations > API permissions add the Microsoft "
+        f"Graph application permission {first} and grant admin consent, then run again"
+    )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from batch_rotate.eligibility import ineligibility
 from batch_rotate.graph.pacer import Budget
-from batch_rotate.graph.session import GraphSession
+from batch_rotate.graph.permissions import AUDIT_ALSO
+from batch_rotate.graph.session import GraphSession, Needs
 from batch_rotate.inputs import read_device_list
 from batch_rotate.models import Device
 from batch_rotate.present import plural
@@ -66,17 +67,18 @@ class Criteria:
         return " ".join(parts)
 
 
-def needed_permissions(criteria: Criteria) -> list[tuple[str, str]]:
-    """(permission, what for) per selector, for the pre-flight check."""
-    needs = [("DeviceManagementManagedDevices.Read.All", "list Intune managed devices")]
+def needed_permissions(criteria: Criteria) -> list[Needs]:
+    """The permissions each selector needs, least privileged first, for the pre-flight check."""
+    needs = [Needs(("DeviceManagementManagedDevices.Read.All",), "list Intune managed devices")]
     if criteria.exposed_since is not None:
-        needs.append((selectors.AUDIT_PERMISSION, "read 'Read BitLocker key' audit events"))
-        needs.append((selectors.KEY_PERMISSION, "map audited key ids to devices"))
+        needs.append(Needs((selectors.AUDIT_PERMISSION,), "read 'Read BitLocker key' audit events"))
+        needs.append(Needs((AUDIT_ALSO,), "read 'Read BitLocker key' audit events", advisory=True))
+        needs.append(Needs((selectors.KEY_PERMISSION,), "map audited key ids to devices"))
     if criteria.keys_older_than_s is not None:
-        needs.append((selectors.KEY_PERMISSION, "read recovery key ages (metadata only)"))
+        needs.append(Needs((selectors.KEY_PERMISSION,), "read recovery key ages (metadata only)"))
     if criteria.group:
-        needs.append((selectors.GROUP_PERMISSION, "read the group's transitive members"))
-        needs.append((selectors.DEVICE_PERMISSION, "read the group's device members"))
+        needs.append(Needs((selectors.GROUP_PERMISSION,), "read the group's transitive members"))
+        needs.append(Needs((selectors.DEVICE_PERMISSION,), "read the group's device members"))
     return needs
 
 

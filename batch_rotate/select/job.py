@@ -9,7 +9,6 @@ from pathlib import Path
 
 from batch_rotate.connect import signed_in
 from batch_rotate.errors import InputError
-from batch_rotate.graph.session import Needs
 from batch_rotate.models import IdKind
 from batch_rotate.present import plural
 from batch_rotate.run import (
@@ -34,7 +33,7 @@ async def select_devices(
     notify: Callable[[str], None] = lambda _: None,
 ) -> Selection:
     """Sign in, run the selectors on the read budget, and write the list to `out`."""
-    needs = [Needs((p,), why) for p, why in needed_permissions(criteria)]
+    needs = needed_permissions(criteria)
     with graph_errors():
         async with signed_in(credentials, settings, also=needs) as session:
             selection = await select(criteria, session, notify=notify)

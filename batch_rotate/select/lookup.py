@@ -6,6 +6,7 @@ each selector can report what it cost.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from batch_rotate.graph.runner import ItemResult, Transport
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.models import Device
 from batch_rotate.present import plural
-from batch_rotate.resolve import SELECT
+from batch_rotate.resolve import SELECT, device_from_graph
 
 DEVICE_SELECT = SELECT + ",userPrincipalName"
 
@@ -47,28 +48,19 @@ class Counting:
         version: str = "beta",
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         self.requests += 1
         self.graph_requests += 1
         return await self.inner.request(
-            method, path, version=version, json_body=json_body, params=params
+            method, path, version=version, json_body=json_body, params=params, headers=headers
         )
 
 
 def device_of(data: Mapping[str, Any]) -> Device:
     """A managed device from Graph's JSON (with its primary user, for the list's columns)."""
-    return Device(
-        id=str(data.get("id") or ""),
-        name=str(data.get("deviceName") or ""),
-        serial_number=str(data.get("serialNumber") or ""),
-        entra_device_id=str(data.get("azureADDeviceId") or ""),
-        os=str(data.get("operatingSystem") or ""),
-        os_version=str(data.get("osVersion") or ""),
-        join_type=str(data.get("joinType") or ""),
-        user_principal_name=str(data.get("userPrincipalName") or ""),
-        last_sync=str(data.get("lastSyncDateTime") or ""),
-        management_agent=str(data.get("managementAgent") or ""),
-    )
+    device = device_from_graph(dict(data))
+    return dataclasses.replace(device, user_principal_name=str(data.get("userPrincipalName") or ""))
 
 
 async def tenant_now(session: GraphSession) -> datetime:
@@ -118,6 +110,12 @@ async def devices_where(
         for n, value in enumerate(wanted)
     ]
     failures: list[str] = []
+    more: list[tuple[str, Any]] = []  # (value, first page) of results Graph paged
+
+    def keep(value: str, listed: Iterable[Any]) -> None:
+        for data in listed:
+            if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
+                found[value].append(device_of(data))
 
     def on_answer(results: Sequence[ItemResult]) -> None:
         for result in results:
@@ -128,11 +126,13 @@ async def devices_where(
             if result.status != 200:
                 failures.append(f"{prop} {value}: {result.reason or result.status}")
                 continue
-            for data in body.get("value", []):
-                if isinstance(data, dict) and str(data.get(prop, "")).lower() == value.lower():
-                    found[value].append(device_of(data))
+            keep(value, body.get("value", []))
+            if body.get("@odata.nextLink"):
+                more.append((value, body))
 
     await session.runner().run(items, on_send=lambda _: None, on_answer=on_answer)
+    for value, first in more:  # a filtered result can page like any listing
+        keep(value, await session.rest_of(first))
     if failures:
         raise ServiceError(
             f"{plural(len(failures), 'device lookup')} failed (first: {failures[0]}); nothing "

@@ -31,7 +31,9 @@ READ_KEY = "Read BitLocker key"
 AUDIT_PERMISSION = "AuditLog.Read.All"
 GROUP_PERMISSION = "GroupMember.Read.All"
 DEVICE_PERMISSION = "Device.Read.All"
-KEY_PERMISSION = "BitLockerKey.ReadBasic.All"
+KEY_PERMISSION = "BitlockerKey.ReadBasic.All"
+ADVANCED_QUERY = {"ConsistencyLevel": "eventual"}
+MEMBER_PAGE = 999  # the most a directory member list pages (default 100)
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KEY_IN_TEXT = re.compile(r"key ID:\s*'?(" + _GUID.pattern + ")", re.IGNORECASE)
 _DEVICE_IN_TEXT = re.compile(r"from device:\s*'?(" + _GUID.pattern + ")", re.IGNORECASE)
@@ -196,12 +198,15 @@ async def group_members(session: GraphSession, group: str) -> tuple[Picked, str]
     entra: set[str] = set()
     users: set[str] = set()
     for kind, select in (("device", "id,deviceId,displayName"), ("user", "id,userPrincipalName")):
+        # A type-cast member list is an advanced query: ConsistencyLevel: eventual and
+        # $count=true (GRAPH_NOTES.md "Second pass"); pages of up to 999 members.
         listing = session.pages(
             f"{base}/microsoft.graph.{kind}",
-            params={"$select": select},
+            params={"$select": select, "$count": "true", "$top": str(MEMBER_PAGE)},
             version="v1.0",
             passed=(),
             permission=GROUP_PERMISSION,
+            headers=ADVANCED_QUERY,
         )
         async for page in listing:
             body = page.body if isinstance(page.body, dict) else {}

@@ -85,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of devices Intune has not seen for 31 to 120 days (the plan warns of them)",
     )
+    add(
+        "--cloud-pc-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of eligible Windows devices that are Windows 365 Cloud PCs (never rotatable)",
+    )
+    add(
+        "--home-edition-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of eligible Windows devices running a Home edition (never rotatable)",
+    )
     escrow = EscrowConfig()
     add(
         "--offline-share",
@@ -148,6 +162,8 @@ def main() -> None:
         stale_action_results_share=args.stale_action_results_share,
         action_visible_after_s=args.action_visible_after_s,
         unsynced_share=args.unsynced_share,
+        cloud_pc_share=args.cloud_pc_share,
+        home_edition_share=args.home_edition_share,
         targeting=TargetingConfig() if args.targeting else None,
         faults=faults,
         escrow=escrow,

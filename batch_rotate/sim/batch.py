@@ -121,7 +121,9 @@ class BatchEndpoint:
             answer = self._inner_fault(device_id, crid)
         if answer is None:
             method = str(inner["method"]).upper()
-            answer = await self.t.dispatch(method, version, url.path, url.query, claims, crid)
+            answer = await self.t.dispatch(
+                method, version, url.path, url.query, claims, crid, lower
+            )
         status, hdrs, body = answer
         out: dict[str, Any] = {
             "id": inner["id"],

@@ -58,10 +58,11 @@ class FaultConfig:
 
 
 def _default_roles() -> list[str]:
+    # The least-privileged set, spelled as Entra puts them in tokens ("Bitlocker", lower-case l).
     return [
         "DeviceManagementManagedDevices.ReadWrite.All",
         "DeviceManagementManagedDevices.Read.All",
-        "BitLockerKey.ReadBasic.All",
+        "BitlockerKey.ReadBasic.All",
         # the `select` stage's reads (issue 13)
         "AuditLog.Read.All",
         "GroupMember.Read.All",
@@ -120,6 +121,17 @@ class SimConfig:
     # Generated devices last synced within 20 days of the tenant clock; this share (seeded) has
     # not synced for 31 to 120 days (the plan's 30-day warning).
     unsynced_share: float = 0.0
+    # Windows devices that can never rotate (issue 20 item 4), seeded shares: Windows 365 Cloud
+    # PCs (deviceType cloudPC, model "Cloud PC ...") and Home editions (skuNumber 101).
+    cloud_pc_share: float = 0.0
+    home_edition_share: float = 0.0
+    # Advanced queries (issue 20 item 2): a type-cast member list
+    # (groups/{id}/transitiveMembers/microsoft.graph.device) without `ConsistencyLevel: eventual`
+    # and `$count=true` is refused, as the docs say Graph does. Filtered managedDevices results
+    # and member lists page at most this many items (None: the usual page sizes), so clients
+    # must follow `@odata.nextLink`.
+    require_advanced_query: bool = True
+    filtered_page_size: int | None = None
     # The `select` stage and sign-in modes (issue 13).
     targeting: TargetingConfig | None = None  # key ages, key-read audit events, groups
     public_client: bool = True  # "Allow public client flows": device code sign-in

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from batch_rotate.sim.clock import Answer, device_fraction, iso
 from batch_rotate.sim.escrow import ROTATE_RESULT_TYPE, has_stale_result, stale_result
+from batch_rotate.sim.inventory import CLOUD_PC, HOME_EDITION, eligible
 
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
@@ -88,6 +89,26 @@ class Devices:
         self._late: dict[str, tuple[float, dict[str, Any]]] = {}
         self._seed_stale_results()
         self._seed_unsynced()
+        self._seed_editions()
+
+    def _seed_editions(self) -> None:
+        """Devices that can never rotate though every other rule passes: Cloud PCs and Home
+        editions (seeded shares of the otherwise eligible devices)."""
+        cfg, fleet = self.t.config, self.t.fleet
+        if cfg.cloud_pc_share <= 0 and cfg.home_edition_share <= 0:
+            return
+        for i in range(len(fleet)):
+            device_id = fleet.id_at(i)
+            if not eligible(fleet[i]):
+                continue
+            if device_fraction(cfg.seed, "cloudpc", device_id) < cfg.cloud_pc_share:
+                changes: dict[str, Any] = CLOUD_PC
+            elif device_fraction(cfg.seed, "home", device_id) < cfg.home_edition_share:
+                changes = HOME_EDITION
+            else:
+                continue
+            for prop, value in changes.items():
+                fleet.set_property(device_id, prop, value)
 
     def _seed_unsynced(self) -> None:
         """Devices Intune has not seen for a month or more, before any request."""
@@ -152,6 +173,8 @@ class Devices:
             return self.t.error(400, "BadRequest", "Invalid $top value.", crid)
         if top < 1:
             return self.t.error(400, "BadRequest", "Invalid $top value.", crid)
+        if query.get("$filter", [""])[0].strip() and self.t.config.filtered_page_size:
+            top = min(top, self.t.config.filtered_page_size)
         skip = 0
         if "$skiptoken" in query:
             offset = _offset(query["$skiptoken"][0])

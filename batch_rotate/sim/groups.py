@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from batch_rotate.sim.clock import Answer
 from batch_rotate.sim.inventory import ZERO_GUID
@@ -19,10 +20,23 @@ from batch_rotate.sim.inventory import ZERO_GUID
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
 
-GROUP_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"})
-DEVICE_ROLES = frozenset({"Device.Read.All", "Directory.Read.All"})
+# As group-list-transitivemembers and device-list document them (least privileged first).
+GROUP_ROLES = frozenset(
+    {
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "GroupMember.ReadWrite.All",
+        "Group.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)
+DEVICE_ROLES = frozenset(
+    {"Device.Read.All", "Device.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
 _NAME = re.compile(r"\s*displayName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
-PAGE = 50
+PAGE = 100  # a member list's default page; `$top` asks for up to MAX_PAGE
+MAX_PAGE = 999
 
 
 @dataclass
@@ -105,7 +119,13 @@ class Groups:
         return out
 
     def route(
-        self, segments: list[str], query: dict[str, list[str]], granted: set[str], crid: str
+        self,
+        segments: list[str],
+        query: dict[str, list[str]],
+        granted: set[str],
+        crid: str,
+        *,
+        eventual: bool = False,
     ) -> Answer:
         t = self.t
         if not granted & GROUP_ROLES:
@@ -133,6 +153,22 @@ class Groups:
             "microsoft.graph.user",
         ):
             return t.error(400, "BadRequest", f"Unsupported segment '{segments[-1]}'.", crid)
+        counted = query.get("$count", [""])[0].lower() == "true"
+        if t.config.require_advanced_query and not (eventual and counted):
+            # An OData cast on a member list is an advanced query (MGDC
+            # concepts/aad-advanced-queries.md); Graph's answer without its parameters, as
+            # reported in microsoft-graph-docs issue 12152.
+            message = (
+                "The specified filter to the reference property query is currently not supported."
+            )
+            return t.error(400, "Request_UnsupportedQuery", message, crid)
+        try:
+            top = int(query.get("$top", [str(PAGE)])[0])
+        except ValueError:
+            return t.error(400, "Request_BadRequest", "Invalid page size specified.", crid)
+        if not 1 <= top <= MAX_PAGE:
+            return t.error(400, "Request_BadRequest", "Invalid page size specified.", crid)
+        top = min(top, t.config.filtered_page_size or top)
         devices, users = self.transitive(group.id)
         if kind == "microsoft.graph.device":
             full = bool(granted & DEVICE_ROLES)  # without it, device members show only `id`
@@ -140,10 +176,16 @@ class Groups:
         else:
             members = [_user(u) for u in sorted(users)]
         skip = int(query.get("$skiptoken", ["0"])[0] or 0)
-        body: dict[str, Any] = {"value": members[skip : skip + PAGE]}
-        if skip + PAGE < len(members):
+        body: dict[str, Any] = {"value": members[skip : skip + top]}
+        if counted and eventual:
+            body["@odata.count"] = len(members)
+        if skip + top < len(members):
             root = f"{t.base_url}/v1.0/groups/{group.id}/transitiveMembers/{kind}"
-            body["@odata.nextLink"] = f"{root}?$skiptoken={skip + PAGE}"
+            kept = [
+                f"{k}={quote(query[k][0], safe=',')}" for k in ("$select", "$count") if k in query
+            ]
+            link = "&".join([*kept, f"$top={top}", f"$skiptoken={skip + top}"])
+            body["@odata.nextLink"] = f"{root}?{link}"
         return 200, ok, body
 
 

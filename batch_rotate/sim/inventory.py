@@ -71,6 +71,26 @@ FIELDS = (
     "lastSyncDateTime",
     "managementAgent",
 )
+# Hardware and edition fields of the beta managedDevice, derived (not drawn: the seeded stream
+# above is the format); Cloud PCs and Home editions are set by the tenant (sim/devices.py).
+CLOUD_PC: dict[str, Any] = {
+    "deviceType": "cloudPC",
+    "model": "Cloud PC Enterprise 2vCPU/8GB/128GB",
+    "manufacturer": "Microsoft Corporation",
+}
+HOME_EDITION: dict[str, Any] = {"skuFamily": "Core", "skuNumber": 101}  # PRODUCT_CORE
+_HARDWARE: dict[str, dict[str, Any]] = {
+    "Windows": {
+        "deviceType": "desktop",
+        "model": "Latitude 7440",
+        "manufacturer": "Dell Inc.",
+        "skuFamily": "Enterprise",
+        "skuNumber": 4,  # PRODUCT_ENTERPRISE
+    },
+    "macOS": {"deviceType": "macMDM", "model": "MacBook Air", "manufacturer": "Apple"},
+    "iOS": {"deviceType": "iPhone", "model": "iPhone 15", "manufacturer": "Apple"},
+    "Android": {"deviceType": "androidEnterprise", "model": "Pixel 8", "manufacturer": "Google"},
+}
 _SEP = "\x1f"  # packs one generated device into one str: a million dicts would not fit in 1 GB
 _V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _V4_SET = (0x8000 << 48) | (4 << 76)
@@ -212,7 +232,7 @@ class Fleet(Sequence[dict[str, Any]]):
             index += self._count
         if not 0 <= index < self._count:
             raise IndexError(index)
-        device = self._raw(index)
+        device = _with_hardware(self._raw(index))
         device.update(self._changed.get(device["id"].lower(), {}))
         device["deviceActionResults"] = [
             dict(a) for a in self._actions.get(device["id"].lower(), [])
@@ -252,8 +272,16 @@ class Fleet(Sequence[dict[str, Any]]):
 def generate(count: int, seed: int = 1) -> list[dict[str, Any]]:
     """`count` devices as a list, deterministic for a seed (small fleets, tests, the sample)."""
     return [
-        dict(zip(FIELDS, row, strict=True), deviceActionResults=[]) for row in _rows(count, seed)
+        _with_hardware(dict(zip(FIELDS, row, strict=True), deviceActionResults=[]))
+        for row in _rows(count, seed)
     ]
+
+
+def _with_hardware(device: dict[str, Any]) -> dict[str, Any]:
+    """The device with its platform's hardware and edition fields, where it has none."""
+    for prop, value in _HARDWARE.get(str(device.get("operatingSystem")), {}).items():
+        device.setdefault(prop, value)
+    return device
 
 
 def _from_export(row: dict[str, str]) -> dict[str, Any]:
@@ -292,13 +320,16 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 
 def eligible(device: dict[str, Any]) -> bool:
-    """The product's rotate rules (GRAPH_NOTES.md "Eligibility"), plus no EAS-only devices."""
+    """The product's rotate rules (GRAPH_NOTES.md "Eligibility"), plus no EAS-only devices, no
+    Cloud PCs and no Home editions."""
     return (
         device["operatingSystem"] == "Windows"
         and device["joinType"] in ("azureADJoined", "hybridAzureADJoined")
         and device["azureADDeviceId"] not in (ZERO_GUID, "")
         and not device["osVersion"].startswith(("10.0.17", "10.0.16", "10.0.15"))
         and device["managementAgent"] != "eas"
+        and device.get("deviceType") != CLOUD_PC["deviceType"]
+        and device.get("skuNumber") != HOME_EDITION["skuNumber"]
     )
 
 

@@ -14,7 +14,7 @@ from batch_rotate.sim.clock import Answer
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
 
-KEY_ROLES = frozenset({"BitLockerKey.ReadBasic.All", "BitLockerKey.Read.All"})
+KEY_ROLES = frozenset({"BitlockerKey.ReadBasic.All", "BitlockerKey.Read.All"})
 _DEVICE_FILTER = re.compile(r"deviceId eq '([0-9a-fA-F-]{36})'")
 
 
@@ -30,7 +30,7 @@ class RecoveryKeys:
         if not roles & KEY_ROLES:
             message = (
                 "Insufficient privileges to complete the operation. Application must have one of "
-                "the following permissions: BitLockerKey.ReadBasic.All, BitLockerKey.Read.All"
+                "the following permissions: BitlockerKey.ReadBasic.All, BitlockerKey.Read.All"
             )
             return t.error(403, "Authorization_RequestDenied", message, crid)
         if "key" in query.get("$select", [""])[0].split(","):
@@ -47,7 +47,7 @@ class RecoveryKeys:
         if not roles & KEY_ROLES:
             message = (
                 "Insufficient privileges to complete the operation. Application must have one of "
-                "the following permissions: BitLockerKey.ReadBasic.All, BitLockerKey.Read.All"
+                "the following permissions: BitlockerKey.ReadBasic.All, BitlockerKey.Read.All"
             )
             return t.error(403, "Authorization_RequestDenied", message, crid)
         if "key" in query.get("$select", [""])[0].split(","):

@@ -125,13 +125,21 @@ class Tenant:
         except (ValueError, UnicodeDecodeError):
             message = "Unable to read JSON request payload."
             return self.respond(*self.error(400, "BadRequest", message, crid), crid)
+        headers = {k.lower(): v for k, v in request.headers.items()}
         answer = await self.dispatch(
-            request.method, version, rest, request.query_string, claims, crid
+            request.method, version, rest, request.query_string, claims, crid, headers
         )
         return self.respond(*answer, crid)
 
     async def dispatch(
-        self, method: str, version: str, path: str, query: str, claims: dict[str, Any], crid: str
+        self,
+        method: str,
+        version: str,
+        path: str,
+        query: str,
+        claims: dict[str, Any],
+        crid: str,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         """One Graph request (direct or inside a batch): budget first, then routing."""
         self.metrics.counts["inner_requests"] += 1
@@ -153,7 +161,9 @@ class Tenant:
             return status, hdrs, err
         if self.config.latency_s:
             await asyncio.sleep(self.config.latency_s / self.config.time_scale)
-        return self.route(method, version, segments, parse_qs(query), claims, crid, window)
+        return self.route(
+            method, version, segments, parse_qs(query), claims, crid, window, headers or {}
+        )
 
     def route(
         self,
@@ -164,6 +174,7 @@ class Tenant:
         claims: dict[str, Any],
         crid: str,
         window: int,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         # Application permissions (`roles`) or delegated ones (`scp`) alike.
         roles = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
@@ -192,7 +203,8 @@ class Tenant:
         ):
             return self.admin_roles.effective_permissions(claims, crid)
         if segments[:1] == ["groups"] and method == "GET" and self.groups is not None:
-            return self.groups.route(segments, query, roles, crid)
+            eventual = (headers or {}).get("consistencylevel", "").lower() == "eventual"
+            return self.groups.route(segments, query, roles, crid, eventual=eventual)
         if segments[:2] != ["deviceManagement", "managedDevices"] or len(segments) > 4:
             expected = ("deviceManagement", "managedDevices")
             bad = next(

@@ -47,6 +47,8 @@ class ScriptedGraph:
     gets: list[GraphResponse | Exception] = field(default_factory=list)
     sends: list[tuple[float, list[int]]] = field(default_factory=list)
     get_times: list[float] = field(default_factory=list)
+    get_headers: list[dict[str, str]] = field(default_factory=list)  # extra headers per GET
+    get_paths: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, params
     sent: Counter[int] = field(default_factory=Counter)
 
     async def batch(self, items: Sequence[BatchItem], *, version: str = "beta") -> BatchResult:
@@ -75,8 +77,11 @@ class ScriptedGraph:
         version: str = "beta",
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:
         self.get_times.append(self.clock.now())
+        self.get_headers.append(dict(headers or {}))
+        self.get_paths.append((path, dict(params or {})))
         await self.clock.sleep(self.rtt_s)
         answer = self.gets.pop(0)
         if isinstance(answer, Exception):

@@ -96,6 +96,25 @@ def test_401_renews_the_token_once_and_retries() -> None:
     assert tokens.calls == [False, True]
 
 
+def test_extra_headers_go_with_a_request_and_never_replace_the_clients_own() -> None:
+    seen: dict[str, Any] = {}
+
+    def callback(url: Any, **kwargs: Any) -> CallbackResult:
+        seen.update(kwargs["headers"])
+        return CallbackResult(status=200, payload={"value": []})
+
+    async def go() -> Any:
+        async with GraphClient(ENDPOINTS, FakeTokens()) as graph:
+            extra = {"ConsistencyLevel": "eventual", "Authorization": "Bearer stolen"}
+            return await graph.request("GET", "groups", version="v1.0", headers=extra)
+
+    with aioresponses() as mocked:
+        mocked.get(re.compile(rf"{re.escape(GRAPH)}/v1.0/groups.*"), callback=callback)
+        _run(go())
+    assert seen["ConsistencyLevel"] == "eventual"
+    assert seen["Authorization"] == "Bearer old-token"
+
+
 @pytest.mark.parametrize(
     "exc",
     [

@@ -75,7 +75,7 @@ class _Intune:
 
     async def request(
         self, method: str, path: str, *, version: str = "beta", json_body: Any = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
     ) -> GraphResponse:  # fmt: skip
         raise AssertionError("the runner only sends batches")
 

@@ -209,7 +209,7 @@ def test_graph_refuses_missing_malformed_and_expired_tokens(
 def test_graph_checks_audience_and_roles(
     make_sim: Callable[..., SimTenant], tmp_path: Path
 ) -> None:
-    sim = make_sim(roles=["BitLockerKey.ReadBasic.All"])
+    sim = make_sim(roles=["BitlockerKey.ReadBasic.All"])
     status, body = _post_token(sim, _form(sim, scope="https://graph.microsoft.com/.default"))
     assert status == 200  # the identity platform issues it; Graph (here, the sim) refuses it
     status, _, err = call(sim, "GET", LIST, token=str(body["access_token"]))
