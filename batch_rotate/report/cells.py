@@ -9,24 +9,16 @@ decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to ne
 from __future__ import annotations
 
 import re
-import warnings
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.worksheet.filters import AutoFilter
-from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
-
+from batch_rotate.report.xlsx import Cell, Style
 from batch_rotate.textsafe import safe_text
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Characters a workbook cannot hold. The C0 controls XML 1.0 forbids (openpyxl's
-# ILLEGAL_CHARACTERS_RE) are dropped; U+FFFE/U+FFFF and lone surrogates (which UTF-8 cannot
-# encode) become U+FFFD so the reader sees something was there.
+# Characters a workbook cannot hold. The C0 controls XML 1.0 forbids are dropped; U+FFFE/U+FFFF
+# and lone surrogates (which UTF-8 cannot encode) become U+FFFD so the reader sees something was
+# there.
 _UNWRITABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
-MAX_CELL_CHARS = 32_767  # Excel's limit; openpyxl truncates silently, so the CSV keeps all
-DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 # Graph and the journal write `2026-11-27T00:00:00.1234567Z`; an offset is accepted, a time
 # without a zone is not (its zone would be a guess). Starting with a digit, a neutralised
 # (quoted) text can never match.
@@ -47,7 +39,8 @@ def _replacement(match: re.Match[str]) -> str:
 def neutralise(value: str) -> str:
     """Make text inert in Excel: drop unwritable characters, escape bidi overrides and other
     invisible controls (line breaks and tabs stay), then quote anything formula-like."""
-    value = safe_text(_UNWRITABLE_RE.sub(_replacement, value), keep="\t\n\r")
+    if not value.isprintable():  # printable text holds nothing to drop or escape: most text
+        value = safe_text(_UNWRITABLE_RE.sub(_replacement, value), keep="\t\n\r")
     return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
 
 
@@ -87,57 +80,22 @@ def utc_datetime(text: str) -> datetime | None:
     return naive if naive.year >= _EXCEL_FIRST_YEAR else None
 
 
-def text_cell(sheet: Any, text: str, font: Font | None = None) -> Any:
+def text_cell(text: str, *, bold: bool = False) -> Cell:
     """A string cell: never a formula or an error value, whatever the text looks like."""
-    cell = WriteOnlyCell(sheet, value=text[:MAX_CELL_CHARS])
-    cell.data_type = "s"
-    if font is not None:
-        cell.font = font
-    return cell
+    return Cell(text, Style.BOLD if bold else Style.PLAIN)
 
 
-def date_cell(sheet: Any, when: datetime, font: Font | None = None) -> Any:
+def date_cell(when: datetime, *, bold: bool = False) -> Cell:
     """A date-time cell shown as `yyyy-mm-dd hh:mm:ss` (the header says UTC)."""
-    cell = WriteOnlyCell(sheet)
-    cell.number_format = DATE_FORMAT  # set first: openpyxl then keeps it instead of its default
-    cell.value = when
-    if font is not None:
-        cell.font = font
-    return cell
+    return Cell(when, Style.BOLD_DATE if bold else Style.DATE)
 
 
-def xlsx_value(sheet: Any, value: int | str) -> object:
-    """A plain value where openpyxl types it right; a forced string cell where it would not."""
-    if value == "":
-        return None  # no cell at all: smaller file, same look
-    # openpyxl makes `=...` a formula and `#N/A`, `#REF!`, ... error cells. Guarded text never
-    # starts with `=`, so only `#` needs the explicit string type (cheaper than a cell per value).
-    if isinstance(value, str) and value.startswith(("=", "#")):
-        return text_cell(sheet, value)
-    return value
-
-
-def summary_value(sheet: Any, value: int | float | str, font: Font | None = None) -> object:
-    """A Summary cell: a number, a date-time for an ISO time, else string text."""
+def summary_value(value: int | float | str, *, bold: bool = False) -> object:
+    """A Summary cell: a number (never bold, as before), a date-time for an ISO time, else text."""
     if isinstance(value, int | float):
         return value
     when = utc_datetime(value)
-    return date_cell(sheet, when, font) if when else text_cell(sheet, value, font)
-
-
-def add_table(sheet: Any, name: str, ref: str, headers: tuple[str, ...]) -> None:
-    """Make `ref` an Excel table (its own filter buttons, banded rows) on a write-only sheet."""
-    table = Table(
-        displayName=name,
-        ref=ref,
-        autoFilter=AutoFilter(ref=ref),
-        tableColumns=[TableColumn(id=i, name=h) for i, h in enumerate(headers, start=1)],
-        tableStyleInfo=TableStyleInfo(name="TableStyleMedium2", showRowStripes=True),
-    )
-    with warnings.catch_warnings():
-        # openpyxl warns that write-only tables need their columns set by hand: they are.
-        warnings.filterwarnings("ignore", message="In write-only mode you must add table columns")
-        sheet.add_table(table)
+    return date_cell(when, bold=bold) if when else text_cell(value, bold=bold)
 
 
 # Status -> tone. Cell fills are Excel's own "good / neutral / bad" pastels; bars are stronger.
