@@ -11,10 +11,11 @@ import csv
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
+from typing import Literal
 
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.models import ReportRow, RunSummary
@@ -23,14 +24,14 @@ from batch_rotate.report.cells import (
     FILLS,
     FONTS,
     TONES,
+    excel_date,
     neutralise,
-    shown,
+    shown_row,
     text_cell,
-    utc_datetime,
 )
 from batch_rotate.report.failures import FailureGroups, failures_sheet
 from batch_rotate.report.summary import summary_sheet
-from batch_rotate.report.xlsx import Book, column_letter
+from batch_rotate.report.xlsx import Book, Serial, column_letter
 
 __all__ = [
     "COLUMNS",
@@ -129,10 +130,12 @@ def write_reports(
     summary: RunSummary,
     *,
     max_sheet_rows: int = EXCEL_MAX_ROWS,
+    only: Literal["", "xlsx", "csv"] = "",
 ) -> ReportPaths:
     """Write report.xlsx and report.csv in one pass over `rows`, each swapped in atomically.
 
     `max_sheet_rows` (header included) is Excel's limit; tests lower it to see the split.
+    `only` writes just one of the two files (`make bench` times each alone).
     """
     if max_sheet_rows < 2:
         raise ValueError(f"max_sheet_rows must hold a header and a row, not {max_sheet_rows}")
@@ -141,18 +144,27 @@ def write_reports(
     fields = attrgetter(*(name for name, _ in COLUMNS))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with _replacing(csv_path) as csv_tmp, _replacing(xlsx_path) as xlsx_tmp:
-            book = Book(xlsx_tmp)
-            try:
+        with ExitStack() as stack:
+            writer = book = sheets = None
+            if only != "xlsx":
+                handle = stack.enter_context(
+                    stack.enter_context(_replacing(csv_path)).open(
+                        "w", encoding="utf-8-sig", newline=""
+                    )
+                )
+                writer = csv.writer(handle)  # excel dialect: comma, QUOTE_MINIMAL, CRLF
+                writer.writerow([header for _, header in COLUMNS])
+            if only != "csv":
+                book = stack.enter_context(_book(stack.enter_context(_replacing(xlsx_path))))
                 sheets = _DeviceSheets(book, max_sheet_rows)
-                with csv_tmp.open("w", encoding="utf-8-sig", newline="") as handle:
-                    writer = csv.writer(handle)  # excel dialect: comma, QUOTE_MINIMAL, CRLF
-                    writer.writerow([header for _, header in COLUMNS])
-                    for row in rows:
-                        values = [shown(value) for value in fields(row)]
-                        writer.writerow(values)
-                        sheets.append(values)
-                        failures.add(row)
+            for row in rows:
+                values = shown_row(fields(row))
+                if writer is not None:
+                    writer.writerow(values)
+                if sheets is not None:
+                    sheets.append(values)
+                    failures.add(row)
+            if book is not None and sheets is not None:
                 sheets.finish()
                 summary_sheet(
                     book,
@@ -162,10 +174,7 @@ def write_reports(
                     per_sheet=max_sheet_rows - 1,
                 )
                 failures_sheet(book, failures)
-            except BaseException:
-                book.abandon()  # the half-written temp file is deleted with its name
-                raise
-            book.close()
+                book.close()
     except OSError as exc:
         raise BatchRotateError(
             f"cannot write the report in {out_dir}: {exc}. Close report.xlsx if it is open "
@@ -173,6 +182,18 @@ def write_reports(
             f"with `batch-rotate report {out_dir}`; the journal is intact."
         ) from exc
     return ReportPaths(xlsx_path, csv_path)
+
+
+@contextmanager
+def _book(path: Path) -> Iterator[Book]:
+    """A workbook that is abandoned (its zip closed, errors of that ignored) on any failure."""
+    book = Book(path)
+    try:
+        yield book
+    except BaseException:
+        with suppress(Exception):
+            book.abandon()  # the half-written temp file is then deleted with its name
+        raise
 
 
 class _DeviceSheets:
@@ -202,9 +223,9 @@ class _DeviceSheets:
         for index in _DATE_INDEXES:
             value = cells[index]
             if value and isinstance(value, str):
-                when = utc_datetime(value)
-                if when is not None:
-                    cells[index] = when  # a date-time cell, shown as yyyy-mm-dd hh:mm:ss
+                serial = excel_date(value)
+                if serial is not None:  # a date-time cell, shown as yyyy-mm-dd hh:mm:ss
+                    cells[index] = Serial(serial)
         self._sheet.append(cells)
         self._in_sheet += 1
         self.total += 1

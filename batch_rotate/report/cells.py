@@ -9,9 +9,10 @@ decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to ne
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
-from batch_rotate.report.xlsx import Cell, Style
+from batch_rotate.report.xlsx import Cell, Style, excel_serial
 from batch_rotate.textsafe import safe_text
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -53,6 +54,18 @@ def shown(value: object) -> int | str:
     return neutralise(str(value))
 
 
+_FORMULA_FIRST = frozenset(DANGEROUS_PREFIXES)
+
+
+def shown_row(values: Iterable[object]) -> list[int | str]:
+    """`shown` of each value: printable text that starts no formula is kept as it is (the
+    report's hottest loop, once per cell)."""
+    return [
+        v if isinstance(v, str) and v.isprintable() and v[:1] not in _FORMULA_FIRST else shown(v)
+        for v in values
+    ]
+
+
 def recorded_number(text: str) -> int | float | None:
     """The number a plain decimal text records (`20`, `60.0`, `-0.1`), else None."""
     if not _NUMBER_RE.fullmatch(text) or sum(c.isdigit() for c in text) > _EXCEL_DIGITS:
@@ -78,6 +91,34 @@ def utc_datetime(text: str) -> datetime | None:
     except (ValueError, OverflowError):
         return None  # 2026-02-30, hour 25, or out of range once shifted to UTC
     return naive if naive.year >= _EXCEL_FIRST_YEAR else None
+
+
+_DAYS: dict[str, int] = {}  # `2026-11-27` -> its Excel day number: a run spans few days
+
+
+def excel_date(text: str) -> float | None:
+    """The Excel serial of an ISO 8601 time with a zone (as `utc_datetime` reads it), else None.
+
+    The journal's own `...Z` times skip the datetime objects: a report holds millions of them.
+    """
+    match = _ISO_RE.fullmatch(text)
+    if match is None:
+        return None
+    day, hour, minute, second = text[:10], int(match[4]), int(match[5]), int(match[6])
+    if match[8] != "Z" or hour > 23 or minute > 59 or second > 59:
+        when = utc_datetime(text)
+        return None if when is None else excel_serial(when)
+    days = _DAYS.get(day)
+    if days is None:
+        when = utc_datetime(f"{day}T00:00:00Z")
+        if when is None:
+            return None  # 2026-02-30, or before Excel's first year
+        if len(_DAYS) > 10_000:  # bounded, whatever the journal holds
+            _DAYS.clear()
+        days = _DAYS[day] = int(excel_serial(when))
+    micro = int((match[7] or "0")[:6].ljust(6, "0"))
+    # the same operations, in the same order, as excel_serial: the same stored digits
+    return days + (hour * 3600 + minute * 60 + second + micro / 10**6) / 86400
 
 
 def text_cell(text: str, *, bold: bool = False) -> Cell:

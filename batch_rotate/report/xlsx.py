@@ -24,6 +24,10 @@ _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 MAX_CELL_CHARS: Final = 32_767  # Excel's limit per cell
 _EPOCH = datetime(1899, 12, 30)
 _CHART_EMU_PER_CM = 360_000
+_SPACE = frozenset(  # every character str.isspace() is true for (what str.strip() removes)
+    " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003"
+    "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _ROWS_PER_WRITE = 500  # rows joined before one write into the zip stream
 
 
@@ -37,7 +41,14 @@ class Style(IntEnum):
     BOLD_DATE = 4
 
 
+_DATE = int(Style.DATE)
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+class Serial(float):
+    """An Excel date serial (days since 1899-12-30): a number shown as a date-time."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,7 @@ def excel_serial(when: datetime) -> float:
 
 
 def _text(value: str) -> str:
-    """Escaped element text (the parser keeps CR, tabs and line breaks as written)."""
+    """Escaped element text; CR, LF and tabs are written as they are (as openpyxl did)."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -114,10 +125,11 @@ def _cell(ref: str, value: object, style: int) -> str:
     s = f' s="{style}"' if style else ""
     if isinstance(value, str):
         return _string(ref, value, s)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | Serial):
         if not style:
             s = f' s="{Style.DATE}"'
-        return f'<c r="{ref}"{s} t="n"><v>{_number(excel_serial(value))}</v></c>'
+        serial = value if isinstance(value, Serial) else excel_serial(value)
+        return f'<c r="{ref}"{s} t="n"><v>{_number(serial)}</v></c>'
     if isinstance(value, int | float):
         return f'<c r="{ref}"{s} t="n"><v>{_number(value)}</v></c>'
     raise TypeError(f"a report cell holds text, a number or a date, not {type(value).__name__}")
@@ -169,10 +181,23 @@ class Sheet:
         for letter, value in zip(letters, cells, strict=False):
             cls = value.__class__
             if cls is str:
-                if value:
+                if not value:
+                    continue
+                if (  # the few texts that need escaping, spaces kept or a cut: the long way
+                    "&" in value  # type: ignore[operator]
+                    or "<" in value  # type: ignore[operator]
+                    or ">" in value  # type: ignore[operator]
+                    or value[0] in _SPACE  # type: ignore[index]
+                    or value[-1] in _SPACE  # type: ignore[index]
+                    or len(value) > MAX_CELL_CHARS  # type: ignore[arg-type]
+                ):
                     add(_string(f"{letter}{number}", value, ""))  # type: ignore[arg-type]
+                else:
+                    add(f'<c r="{letter}{number}" t="inlineStr"><is><t>{value}</t></is></c>')
             elif cls is int:
                 add(f'<c r="{letter}{number}" t="n"><v>{value}</v></c>')
+            elif cls is Serial:
+                add(f'<c r="{letter}{number}" s="{_DATE}" t="n"><v>{value:.16g}</v></c>')
             elif cls is Cell:
                 add(_cell(f"{letter}{number}", value.value, value.style))  # type: ignore[attr-defined]
             elif value is not None:
