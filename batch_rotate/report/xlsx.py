@@ -270,7 +270,9 @@ class Book:
         """Start the next sheet (the previous one is closed first)."""
         self._close_open()
         number = len(self._sheets) + 1
-        stream = self._zip.open(f"xl/worksheets/sheet{number}.xml", "w", force_zip64=True)
+        # No forced ZIP64 (Excel is strict about it): a sheet's XML stays far below 2 GiB (a
+        # full sheet of these rows is ~300 MB); beyond it zipfile refuses rather than corrupts.
+        stream = self._zip.open(f"xl/worksheets/sheet{number}.xml", "w")
         sheet = Sheet(self, title, stream, widths, freeze)
         self._sheets.append(sheet)
         self._open = sheet
