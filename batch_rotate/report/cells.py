@@ -61,7 +61,7 @@ def shown_row(values: Iterable[object]) -> list[int | str]:
     """`shown` of each value: printable text that starts no formula is kept as it is (the
     report's hottest loop, once per cell)."""
     return [
-        v if isinstance(v, str) and v.isprintable() and v[:1] not in _FORMULA_FIRST else shown(v)
+        v if type(v) is str and v.isprintable() and v[:1] not in _FORMULA_FIRST else shown(v)
         for v in values
     ]
 
