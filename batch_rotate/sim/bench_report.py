@@ -1,9 +1,9 @@
 """`python -m batch_rotate.sim.bench_report [ROWS ...]`: time the report alone (issue 23).
 
-Builds one synthetic run journal per size (default 100,000 and 1,000,000 rows: GUIDs, ISO times,
-a tenth failing, verification on most), then renders it in a fresh child process per figure, so
-each peak RSS is that render's own: the journal read alone, CSV alone, XLSX alone, and both (what
-every run, resume, verify and `report` does). Prints figures and the goals; never asserts.
+Synthetic journals (a finished run's: a tenth failing, verification on most; and a plan's; with
+the matched inventory) of 100,000 and 1,000,000 rows, each rendered in a fresh child process per
+figure (its own peak RSS): the journal read alone, CSV alone, XLSX alone, and both (what every
+run, resume, verify and `report` does). Prints figures and the goals; never asserts.
 """
 
 from __future__ import annotations
@@ -79,6 +79,32 @@ def _device_rows(total: int, *, plan: bool) -> Iterator[tuple[Any, ...]]:
         )
 
 
+def _inventory_rows(total: int) -> Iterator[tuple[Any, ...]]:
+    """The devices the rows matched (the report joins them for the plan's flags)."""
+    for n in range(total):
+        if _STATUSES[n % len(_STATUSES)] == "not_found":
+            continue
+        guid, name, serial = f"{n:08x}-0000-4000-8000-{n:012x}", f"LT-{n:07d}", f"SN{n:010d}"
+        entra = f"{n:08x}-1111-4000-8000-{n:012x}"
+        os_name = "macOS" if _STATUSES[n % len(_STATUSES)] == "ineligible" else "Windows"
+        ineligible = "not Windows" if os_name == "macOS" else ""
+        last_sync = "2026-11-26T08:00:00Z"
+        yield (
+            guid,
+            guid,
+            entra,
+            name.lower(),
+            serial.lower(),
+            name,
+            serial,
+            entra,
+            os_name,
+            ineligible,
+            last_sync,
+            "",
+        )
+
+
 def _verification_rows(total: int, *, plan: bool) -> Iterator[tuple[Any, ...]]:
     for n in range(total if not plan else 0):
         verdict = _VERIFICATION[n % len(_VERIFICATION)]
@@ -109,6 +135,11 @@ def build_journal(run_dir: Path, total: int, *, plan: bool = False) -> None:
             "request_id, client_request_id, attempts, requested_at, accepted_at, updated_at, "
             "ref_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             _device_rows(total, plan=plan),
+        )
+        db.executemany(
+            "INSERT INTO inventory(id, k_intune, k_entra, k_name, k_serial, name, serial, entra, "
+            "os, ineligible, last_sync, flag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            _inventory_rows(total),
         )
         db.executemany(
             "INSERT INTO verification(row, status, detail, action_state, error_code, new_key_at, "
