@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -166,7 +166,7 @@ class Sheet:
     def _write(self, text: str) -> None:
         self._stream.write(text.encode("utf-8", "replace"))
 
-    def append(self, cells: Sequence[object]) -> int:
+    def append(self, cells: Sequence[Any]) -> int:
         """Add a row: None or "" is no cell; text, numbers, dates, or a `Cell` with its style.
 
         The common cases (text, int) are inlined: this loop runs once per cell of the report.
@@ -184,14 +184,14 @@ class Sheet:
                 if not value:
                     continue
                 if (  # the few texts that need escaping, spaces kept or a cut: the long way
-                    "&" in value  # type: ignore[operator]
-                    or "<" in value  # type: ignore[operator]
-                    or ">" in value  # type: ignore[operator]
-                    or value[0] in _SPACE  # type: ignore[index]
-                    or value[-1] in _SPACE  # type: ignore[index]
-                    or len(value) > MAX_CELL_CHARS  # type: ignore[arg-type]
+                    "&" in value
+                    or "<" in value
+                    or ">" in value
+                    or value[0] in _SPACE
+                    or value[-1] in _SPACE
+                    or len(value) > MAX_CELL_CHARS
                 ):
-                    add(_string(f"{letter}{number}", value, ""))  # type: ignore[arg-type]
+                    add(_string(f"{letter}{number}", value, ""))
                 else:
                     add(f'<c r="{letter}{number}" t="inlineStr"><is><t>{value}</t></is></c>')
             elif cls is int:
@@ -199,7 +199,7 @@ class Sheet:
             elif cls is Serial:
                 add(f'<c r="{letter}{number}" s="{_DATE}" t="n"><v>{value:.16g}</v></c>')
             elif cls is Cell:
-                add(_cell(f"{letter}{number}", value.value, value.style))  # type: ignore[attr-defined]
+                add(_cell(f"{letter}{number}", value.value, value.style))
             elif value is not None:
                 add(_cell(f"{letter}{number}", value, 0))
         add("</row>")
