@@ -71,6 +71,7 @@ check: lint test
 bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench
 	$(BIN)/python -m batch_rotate.sim.bench_select
+	$(BIN)/python -m batch_rotate.sim.bench_report
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
 
 from batch_rotate.models import ReportRow, Status
 
@@ -79,4 +80,21 @@ def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRo
             if status == Status.NOT_SENT and not row.reason:
                 reason = "sent before an interrupt without a recorded answer; resume sends it again"
             reason = f"resent_after_interrupt: {reason}"
-        yield dataclasses.replace(row, status=status.value, reason=reason)
+        if status.value == row.status and reason == row.reason:
+            yield row  # most rows of a finished run: no copy
+        else:
+            yield _shown_as(row, status.value, reason)
+
+
+# dataclasses.replace was a fifth of rendering a million-row plan's report (issue 23).
+_FIELDS = tuple(f.name for f in dataclasses.fields(ReportRow))
+_VALUES = attrgetter(*_FIELDS)
+_STATUS, _REASON = _FIELDS.index("status"), _FIELDS.index("reason")
+
+
+def _shown_as(row: ReportRow, status: str, reason: str) -> ReportRow:
+    """`row` with another status and reason (what dataclasses.replace does, at a third of the
+    cost: one C call reads every field)."""
+    values = list(_VALUES(row))
+    values[_STATUS], values[_REASON] = status, reason
+    return ReportRow(*values)

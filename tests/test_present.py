@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import Result
 
-from batch_rotate.present import plural, plural_noun
+from batch_rotate.models import ReportRow
+from batch_rotate.present import plural, plural_noun, shown_rows
 from batch_rotate.sim import SimTenant
 from batch_rotate.sim.inventory import eligible
 
@@ -51,3 +53,18 @@ def test_a_one_row_plan_says_row_read_and_request_in_the_singular(
     assert "resolution: 1 row in " in text
     assert "looked up devices by id: 1 read in 1 $batch request" in text
     assert "1 rows" not in text and "1 reads" not in text
+
+
+def test_shown_rows_changes_only_status_and_reason() -> None:
+    """The copy that replaced dataclasses.replace (issue 23) keeps every other field in place."""
+    names = [f.name for f in dataclasses.fields(ReportRow)]
+    values: dict[str, object] = {n: f"{n}-value" for n in names}
+    values.update(row=7, http_status=204, attempts=3, key_count=2, status="pending", reason="")
+    values.update(resent_after_interrupt=False, confirmed_after_lost_answer=False, flag="")
+    row = ReportRow(**values)
+    (plan,) = shown_rows([row], dry_run=True)
+    assert plan == dataclasses.replace(
+        row, status="would_rotate", reason="eligible; a rotate request would be sent"
+    )
+    finished = dataclasses.replace(row, status="queued", reason="ok")
+    assert next(shown_rows([finished], dry_run=False)) is finished  # unchanged: not copied

@@ -9,24 +9,17 @@ decimal numbers (`20`, `-0.1`) numbers: a negative number is not a formula to ne
 from __future__ import annotations
 
 import re
-import warnings
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.worksheet.filters import AutoFilter
-from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
-
+from batch_rotate.report.xlsx import Cell, Style, excel_serial
 from batch_rotate.textsafe import safe_text
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Characters a workbook cannot hold. The C0 controls XML 1.0 forbids (openpyxl's
-# ILLEGAL_CHARACTERS_RE) are dropped; U+FFFE/U+FFFF and lone surrogates (which UTF-8 cannot
-# encode) become U+FFFD so the reader sees something was there.
+# Characters a workbook cannot hold. The C0 controls XML 1.0 forbids are dropped; U+FFFE/U+FFFF
+# and lone surrogates (which UTF-8 cannot encode) become U+FFFD so the reader sees something was
+# there.
 _UNWRITABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
-MAX_CELL_CHARS = 32_767  # Excel's limit; openpyxl truncates silently, so the CSV keeps all
-DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 # Graph and the journal write `2026-11-27T00:00:00.1234567Z`; an offset is accepted, a time
 # without a zone is not (its zone would be a guess). Starting with a digit, a neutralised
 # (quoted) text can never match.
@@ -47,7 +40,8 @@ def _replacement(match: re.Match[str]) -> str:
 def neutralise(value: str) -> str:
     """Make text inert in Excel: drop unwritable characters, escape bidi overrides and other
     invisible controls (line breaks and tabs stay), then quote anything formula-like."""
-    value = safe_text(_UNWRITABLE_RE.sub(_replacement, value), keep="\t\n\r")
+    if not value.isprintable():  # printable text holds nothing to drop or escape: most text
+        value = safe_text(_UNWRITABLE_RE.sub(_replacement, value), keep="\t\n\r")
     return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
 
 
@@ -58,6 +52,18 @@ def shown(value: object) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return neutralise(str(value))
+
+
+_FORMULA_FIRST = frozenset(DANGEROUS_PREFIXES)
+
+
+def shown_row(values: Iterable[object]) -> list[int | str]:
+    """`shown` of each value: printable text that starts no formula is kept as it is (the
+    report's hottest loop, once per cell)."""
+    return [
+        v if type(v) is str and v.isprintable() and v[:1] not in _FORMULA_FIRST else shown(v)
+        for v in values
+    ]
 
 
 def recorded_number(text: str) -> int | float | None:
@@ -87,57 +93,50 @@ def utc_datetime(text: str) -> datetime | None:
     return naive if naive.year >= _EXCEL_FIRST_YEAR else None
 
 
-def text_cell(sheet: Any, text: str, font: Font | None = None) -> Any:
+_DAYS: dict[str, int] = {}  # `2026-11-27` -> its Excel day number: a run spans few days
+
+
+def excel_date(text: str) -> float | None:
+    """The Excel serial of an ISO 8601 time with a zone (as `utc_datetime` reads it), else None.
+
+    The journal's own `...Z` times skip the datetime objects: a report holds millions of them.
+    """
+    match = _ISO_RE.fullmatch(text)
+    if match is None:
+        return None
+    day, hour, minute, second = text[:10], int(match[4]), int(match[5]), int(match[6])
+    if match[8] != "Z" or hour > 23 or minute > 59 or second > 59:
+        when = utc_datetime(text)
+        return None if when is None else excel_serial(when)
+    days = _DAYS.get(day)
+    if days is None:
+        when = utc_datetime(f"{day}T00:00:00Z")
+        if when is None:
+            return None  # 2026-02-30, or before Excel's first year
+        if len(_DAYS) > 10_000:  # bounded, whatever the journal holds
+            _DAYS.clear()
+        days = _DAYS[day] = int(excel_serial(when))
+    micro = int((match[7] or "0")[:6].ljust(6, "0"))
+    # the same operations, in the same order, as excel_serial: the same stored digits
+    return days + (hour * 3600 + minute * 60 + second + micro / 10**6) / 86400
+
+
+def text_cell(text: str, *, bold: bool = False) -> Cell:
     """A string cell: never a formula or an error value, whatever the text looks like."""
-    cell = WriteOnlyCell(sheet, value=text[:MAX_CELL_CHARS])
-    cell.data_type = "s"
-    if font is not None:
-        cell.font = font
-    return cell
+    return Cell(text, Style.BOLD if bold else Style.PLAIN)
 
 
-def date_cell(sheet: Any, when: datetime, font: Font | None = None) -> Any:
+def date_cell(when: datetime, *, bold: bool = False) -> Cell:
     """A date-time cell shown as `yyyy-mm-dd hh:mm:ss` (the header says UTC)."""
-    cell = WriteOnlyCell(sheet)
-    cell.number_format = DATE_FORMAT  # set first: openpyxl then keeps it instead of its default
-    cell.value = when
-    if font is not None:
-        cell.font = font
-    return cell
+    return Cell(when, Style.BOLD_DATE if bold else Style.DATE)
 
 
-def xlsx_value(sheet: Any, value: int | str) -> object:
-    """A plain value where openpyxl types it right; a forced string cell where it would not."""
-    if value == "":
-        return None  # no cell at all: smaller file, same look
-    # openpyxl makes `=...` a formula and `#N/A`, `#REF!`, ... error cells. Guarded text never
-    # starts with `=`, so only `#` needs the explicit string type (cheaper than a cell per value).
-    if isinstance(value, str) and value.startswith(("=", "#")):
-        return text_cell(sheet, value)
-    return value
-
-
-def summary_value(sheet: Any, value: int | float | str, font: Font | None = None) -> object:
-    """A Summary cell: a number, a date-time for an ISO time, else string text."""
+def summary_value(value: int | float | str, *, bold: bool = False) -> object:
+    """A Summary cell: a number (never bold, as before), a date-time for an ISO time, else text."""
     if isinstance(value, int | float):
         return value
     when = utc_datetime(value)
-    return date_cell(sheet, when, font) if when else text_cell(sheet, value, font)
-
-
-def add_table(sheet: Any, name: str, ref: str, headers: tuple[str, ...]) -> None:
-    """Make `ref` an Excel table (its own filter buttons, banded rows) on a write-only sheet."""
-    table = Table(
-        displayName=name,
-        ref=ref,
-        autoFilter=AutoFilter(ref=ref),
-        tableColumns=[TableColumn(id=i, name=h) for i, h in enumerate(headers, start=1)],
-        tableStyleInfo=TableStyleInfo(name="TableStyleMedium2", showRowStripes=True),
-    )
-    with warnings.catch_warnings():
-        # openpyxl warns that write-only tables need their columns set by hand: they are.
-        warnings.filterwarnings("ignore", message="In write-only mode you must add table columns")
-        sheet.add_table(table)
+    return date_cell(when, bold=bold) if when else text_cell(value, bold=bold)
 
 
 # Status -> tone. Cell fills are Excel's own "good / neutral / bad" pastels; bars are stronger.

@@ -7,9 +7,6 @@ names per code, so a million failures cost no more memory than ten.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from openpyxl.styles import Alignment, Font
 
 from batch_rotate.hresults import (
     describe_graph_error,
@@ -18,7 +15,8 @@ from batch_rotate.hresults import (
     parse_hresult,
 )
 from batch_rotate.models import ReportRow
-from batch_rotate.report.cells import add_table, neutralise, text_cell
+from batch_rotate.report.cells import neutralise, text_cell
+from batch_rotate.report.xlsx import Book, Cell, Style
 
 MAX_EXAMPLES = 5
 HEADERS = ("Stage", "Error code", "Devices", "Cause", "Fix", "Examples")
@@ -75,29 +73,18 @@ class FailureGroups:
         return [(stage, code, group) for (stage, code), group in ordered]
 
 
-def failures_sheet(book: Any, failures: FailureGroups, bold: Font) -> None:
+def failures_sheet(book: Book, failures: FailureGroups) -> None:
     """Write the Failures sheet; a table when there is at least one group."""
-    sheet = book.create_sheet("Failures")
-    for index, width in enumerate(_WIDTHS):
-        sheet.column_dimensions["ABCDEF"[index]].width = width
     groups = failures.sorted()
+    sheet = book.sheet("Failures", widths=_WIDTHS, freeze=bool(groups))
     if not groups:
-        sheet.append([text_cell(sheet, "No failed devices.", bold)])
+        sheet.append([text_cell("No failed devices.", bold=True)])
         return
-    sheet.freeze_panes = "A2"
-    sheet.append([text_cell(sheet, header, bold) for header in HEADERS])
-    wrap = Alignment(wrap_text=True, vertical="top")
+    sheet.append([text_cell(header, bold=True) for header in HEADERS])
     for stage, code, group in groups:
-        cells = [
-            text_cell(sheet, stage),
-            text_cell(sheet, neutralise(code)),
-            group.count,
-            text_cell(sheet, neutralise(group.cause)),
-            text_cell(sheet, neutralise(group.fix)),
-            text_cell(sheet, neutralise("; ".join(group.examples))),
-        ]
-        for cell in cells[3:]:
-            cell.alignment = wrap
-        sheet.append(cells)
-    ref = f"A1:F{len(groups) + 1}"
-    add_table(sheet, "Failures", ref, HEADERS)
+        wrapped = (group.cause, group.fix, "; ".join(group.examples))
+        sheet.append(
+            [stage, neutralise(code), group.count]
+            + [Cell(neutralise(text), Style.WRAP) for text in wrapped]
+        )
+    sheet.add_table("Failures", f"A1:F{len(groups) + 1}", HEADERS)

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
-
-from openpyxl.chart import BarChart, Reference
-from openpyxl.chart.marker import DataPoint
-from openpyxl.styles import Font
 
 from batch_rotate.models import RunSummary
 from batch_rotate.present import plural
 from batch_rotate.report.cells import (
     BARS,
-    add_table,
     neutralise,
     recorded_number,
     shown,
@@ -22,6 +16,7 @@ from batch_rotate.report.cells import (
     text_cell,
     tone,
 )
+from batch_rotate.report.xlsx import Book, Chart, Sheet
 
 # Journal setting keys (raw `retry_delay_s` or run.py's generated `Retry delay s`) -> labels.
 LABELS: dict[str, str] = {
@@ -71,50 +66,36 @@ def label(key: str) -> str:
 
 
 class _Lines:
-    """Appends label/value rows to a write-only sheet and remembers the row number."""
+    """Appends label/value rows to the sheet and remembers the row number."""
 
-    def __init__(self, sheet: Any, bold: Font) -> None:
-        self.sheet, self.bold, self.row = sheet, bold, 0
+    def __init__(self, sheet: Sheet) -> None:
+        self.sheet = sheet
 
     def add(self, name: str, value: int | str = "", *, strong: bool = False) -> int:
         """A fact: a number (counts, and journal text that records one), a time, or text."""
-        font = self.bold if strong else None
         recorded = recorded_number(value) if isinstance(value, str) else None
         cell_value = shown(value) if recorded is None else recorded
-        cell = summary_value(self.sheet, cell_value, font) if cell_value != "" else None
-        self.sheet.append([text_cell(self.sheet, neutralise(name), font), cell])
-        self.row += 1
-        return self.row
+        cell = summary_value(cell_value, bold=strong) if cell_value != "" else None
+        return self.sheet.append([text_cell(neutralise(name), bold=strong), cell])
 
     def text(self, name: str, value: str, *, strong: bool = False) -> int:
-        font = self.bold if strong else None
-        self.sheet.append(
-            [
-                text_cell(self.sheet, neutralise(name), font),
-                text_cell(self.sheet, neutralise(value)),
-            ]
-        )
-        self.row += 1
-        return self.row
+        return self.sheet.append([text_cell(neutralise(name), bold=strong), neutralise(value)])
 
     def blank(self) -> None:
         self.sheet.append([])
-        self.row += 1
 
 
 def summary_sheet(
-    book: Any,
+    book: Book,
     summary: RunSummary,
-    bold: Font,
+    *,
     device_sheets: Sequence[str],
     devices: int,
     per_sheet: int,
 ) -> None:
     """Write the Summary sheet: facts, where the devices are, counts, charts and details."""
-    sheet = book.create_sheet("Summary")
-    sheet.column_dimensions["A"].width = 34
-    sheet.column_dimensions["B"].width = 60
-    lines = _Lines(sheet, bold)
+    sheet = book.sheet("Summary", widths=(34, 60))
+    lines = _Lines(sheet)
     lines.text("Run ID", summary.run_id, strong=True)
     lines.text("Tenant ID", summary.tenant_id)
     lines.text("Client ID", summary.client_id)
@@ -151,9 +132,8 @@ def summary_sheet(
         lines.add("Total", sum(counts.values()), strong=True)
         if ordered:
             last = header + len(ordered)
-            add_table(sheet, table, f"A{header}:B{last}", (title, "Count"))
-            anchor = f"D{1 + 18 * charts}"
-            sheet.add_chart(_chart(sheet, chart_title, header, [s for s, _ in ordered]), anchor)
+            sheet.add_table(table, f"A{header}:B{last}", (title, "Count"))
+            sheet.add_chart(_chart(chart_title, (3, 18 * charts), header, [s for s, _ in ordered]))
             charts += 1
     if summary.details:
         lines.blank()
@@ -162,21 +142,11 @@ def summary_sheet(
             lines.add(label(key), value)  # the journal records numbers as text: shown as numbers
 
 
-def _chart(sheet: Any, title: str, header: int, statuses: list[str]) -> BarChart:
+def _chart(title: str, anchor: tuple[int, int], header: int, statuses: list[str]) -> Chart:
     """A bar per status, coloured like the status cells, read from the counts table."""
-    chart = BarChart()
-    chart.type = "bar"  # horizontal: status names stay readable
-    chart.title = title
-    chart.legend = None
-    chart.height, chart.width = 8.0, 16.0
-    last = header + len(statuses)
-    chart.add_data(Reference(sheet, min_col=2, min_row=header, max_row=last), titles_from_data=True)
-    chart.set_categories(Reference(sheet, min_col=1, min_row=header + 1, max_row=last))
-    series = chart.series[0]
+    colours = {}
     for index, status in enumerate(statuses):
         colour = tone(status)
         if colour is not None:
-            point = DataPoint(idx=index)
-            point.graphicalProperties.solidFill = BARS[colour]
-            series.dPt.append(point)
-    return chart
+            colours[index] = BARS[colour]
+    return Chart(title, anchor, header, header + len(statuses), colours)
