@@ -181,9 +181,10 @@ def test_report_command_rerenders_from_the_journal(
 def test_inner_throttling_resends_only_throttled_items(
     make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
 ) -> None:
-    # The sim allows 40 writes per 1 s window; the client is told its budget is far higher,
-    # so inner 429s must happen and every device must still be accepted exactly once.
-    sim = make_sim(time_scale=20.0, app_write_limit=40, tenant_write_limit=80)
+    # The sim allows 10 writes per 1 s window; the client is told its budget is far higher, so
+    # its first $batch of 20 alone (however slow a loaded machine makes it) meets inner 429s,
+    # and every device must still be accepted exactly once.
+    sim = make_sim(time_scale=20.0, app_write_limit=10, tenant_write_limit=20)
     result = run_cli(
         ["rotate", str(SAMPLE), "--yes", "--write-budget", "400/1s", *sim_flags(sim)], env=sim.env()
     )
