@@ -43,6 +43,9 @@ LABELS: dict[str, str] = {
     "resolution": "Resolution",
     "inventory_size": "Devices in the tenant's inventory",
     "stopped_because": "Stopped because",
+    "options": "Recorded choices (reused by --resume, --plan and verify)",
+    "profile": "Profile",
+    "plan_run": "Applied plan (rotate --plan)",
 }
 _ACRONYMS = {"id": "ID", "url": "URL", "ca": "CA", "os": "OS", "http": "HTTP", "utc": "UTC"}
 _UNITS = {"s": "(s)", "ms": "(ms)", "mb": "(MB)"}
