@@ -56,6 +56,7 @@ def test_a_second_run_holds_back_what_a_live_run_still_has_to_send(
             assert time.monotonic() < deadline, "run A never started sending"
             assert first.poll() is None, first.communicate()[0]
             time.sleep(0.05)
+        (run_a,) = run_dirs(tmp_path)  # run dirs made in one second sort by a random suffix
         second = run_cli(
             ["rotate", "devices.csv", "--write-budget", "100/1s", *flags], env=sim.env()
         )
@@ -64,7 +65,7 @@ def test_a_second_run_holds_back_what_a_live_run_still_has_to_send(
         output, _ = first.communicate(timeout=120)
     assert first.returncode == 0, output
     assert len(run_dirs(tmp_path)) == 2, second.output
-    run_a, run_b = run_dirs(tmp_path)
+    (run_b,) = set(run_dirs(tmp_path)) - {run_a}
     report_b = _report(run_b)
     held = [i for i in ids if report_b[i]["Reason"].startswith(f"in_another_run: {run_a.name}")]
     assert held, second.output  # A still had devices to send when B planned
