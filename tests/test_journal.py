@@ -229,3 +229,15 @@ def test_a_lost_answer_confirmed_by_the_check_is_queued_and_flagged(tmp_path: Pa
     assert row.status == "queued" and row.accepted_at == "2026-11-27T10:00:00Z"
     assert row.reason.startswith("confirmed_after_lost_answer: accepted")
     assert not row.resent_after_interrupt and journal.in_flight() == []
+
+
+def test_verify_exit_codes_tell_retry_later_from_look_at_this() -> None:
+    from batch_rotate.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PENDING
+    from batch_rotate.runkit import verify_exit_code
+
+    assert verify_exit_code({"verified": 5}, False) == EXIT_OK
+    assert verify_exit_code({}, False) == EXIT_OK  # nothing queued: nothing to wait for
+    assert verify_exit_code({"verified": 5, "pending": 2}, False) == EXIT_PENDING == 75
+    for look in ("failed", "done_no_new_key", "not_supported", "unknown"):
+        assert verify_exit_code({"verified": 5, "pending": 2, look: 1}, False) == EXIT_FAILED
+    assert verify_exit_code({"pending": 2}, True) == EXIT_INTERRUPTED
