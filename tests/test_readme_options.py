@@ -65,3 +65,17 @@ def test_every_graph_command_takes_every_sign_in_and_connection_option() -> None
     output = {"--json", "--quiet", "-q", "--verbose", "-v", "--debug", "--reports-dir", "--profile"}
     for name in COMMANDS:
         assert output <= helped[name], (name, sorted(output - helped[name]))
+
+
+def test_help_is_readable_at_80_columns_in_panels() -> None:
+    from typer.testing import CliRunner
+
+    for name in ("", *COMMANDS):
+        args = [name, "--help"] if name else ["--help"]
+        shown = CliRunner().invoke(app, args, env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert shown.exit_code == 0, shown.output
+        assert "…" not in shown.output, (name, shown.output)  # no name or option cut short
+        assert max(len(line) for line in shown.output.splitlines()) <= 80
+    rotate = CliRunner().invoke(app, ["rotate", "--help"], env={"COLUMNS": "80"}).output
+    for panel in ("Sign-in", "Connection", "Pacing", "Safety", "Input", "Selection", "Output"):
+        assert f"─ {panel} ─" in rotate
