@@ -200,7 +200,8 @@ def _write_wide(path: Path, devices: Iterable[dict[str, Any]]) -> None:
 
 def _report_part(run_dir: Path) -> dict[str, Any]:
     """The plan's report alone: its journal rendered again (XLSX and CSV, as every run does) in
-    a fresh child, which prints seconds, CPU seconds and peak RSS (bench_report.py)."""
+    a fresh child, which prints its seconds and CPU seconds (bench_report.py). Not its peak RSS:
+    forked from this process, the child would report this one's (the plan's peak covers it)."""
     done = subprocess.run(  # noqa: S603 - this interpreter, our module, our arguments
         [sys.executable, "-m", "batch_rotate.sim.bench_report", "--child", "both", str(run_dir)],
         check=True,
@@ -239,7 +240,6 @@ def resolve_run(devices: int, tmp: Path, *, wide: bool = False) -> dict[str, Any
         "rows": len(result["report"]),
         "resolution_s": float(resolution.group(1)) if resolution else float("nan"),
         "report_s": report["seconds"],
-        "report_peak_rss_mb": report["peak_rss_mb"],
     }
 
 
