@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench
 	$(BIN)/python -m batch_rotate.sim.bench_select
 	$(BIN)/python -m batch_rotate.sim.bench_report
+	$(BIN)/python -m batch_rotate.sim.bench_recent
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache
