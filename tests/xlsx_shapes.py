@@ -15,6 +15,8 @@ from xml.sax.saxutils import escape
 
 from openpyxl.utils import get_column_letter
 
+from batch_rotate.sim.inventory import EXPORT_HEADERS
+
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
     '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -80,22 +82,8 @@ _SHEET_HEAD = (
 _SHEET_TAIL = "</sheetData></worksheet>"
 XFD = 16_384  # Excel's last column
 
-# The Intune admin center's "All devices" export: 13 columns.
-INTUNE_HEADER = (
-    "Device ID",
-    "Device name",
-    "Managed by",
-    "Ownership",
-    "Compliance",
-    "OS",
-    "OS version",
-    "Last check-in",
-    "Primary user UPN",
-    "Serial number",
-    "Microsoft Entra Device ID",
-    "JoinType",
-    "Encrypted",
-)
+# The Intune admin center's "All devices" export: 13 columns (the simulator's own header).
+INTUNE_HEADER = EXPORT_HEADERS
 
 
 def intune_rows(count: int) -> Iterator[list[str]]:
