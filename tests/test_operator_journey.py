@@ -238,3 +238,23 @@ def test_global_options_before_or_after_the_command(run_cli: Cli) -> None:
         result = run_cli(args, env={})
         assert result.exit_code == 2, result.output
         assert '"exit_code": 2' in result.stdout and "AZURE_TENANT_ID" in result.stdout
+
+
+def test_plan_select_then_the_printed_apply(
+    make_sim: Callable[..., SimTenant], run_cli: Cli, tmp_path: Path
+) -> None:
+    sim = make_sim(targeting=TargetingConfig(), devices=120)
+    planned = run_cli(["plan", "--select", "--group", "Finance", *sim_flags(sim)], env=sim.env())
+    assert planned.exit_code == 0, planned.output
+    (plan_dir,) = run_dirs(tmp_path)
+    would = {
+        r["Intune device ID"] for r in report(plan_dir).values() if r["Status"] == "would_rotate"
+    }
+    assert would and would <= sim.select_truth("group", "Finance")
+    applied = run_cli([*printed(planned.output), "--yes"], env=sim.env())
+    assert applied.exit_code == 0, applied.output
+    rows = report(newest(tmp_path, [plan_dir])).values()
+    assert {r["Intune device ID"] for r in rows if r["Status"] == "queued"} == would
+    assert sim.metrics()["rotate_accepted"] == len(would)
+    both = run_cli(["plan", str(SAMPLE), "--select", "--all-windows"], env=sim.env())
+    assert both.exit_code == 2 and "not both" in both.output

@@ -33,6 +33,14 @@ from batch_rotate.cli.running import (
 from batch_rotate.settings import KeysStrategy
 
 RUN = "Run"
+SelectFlag = Annotated[
+    bool,
+    typer.Option(
+        "--select",
+        rich_help_panel="Selection",
+        help="Build the device list from the tenant with the selectors instead of INPUT.",
+    ),
+]
 InputArg = Annotated[
     Path | None,
     typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False),
@@ -79,14 +87,7 @@ def rotate(
     assume_yes: Annotated[
         bool, typer.Option("--yes", "-y", rich_help_panel=RUN, help="Do not ask to confirm.")
     ] = False,
-    select_: Annotated[
-        bool,
-        typer.Option(
-            "--select",
-            rich_help_panel="Selection",
-            help="Build the device list from the tenant with the selectors instead of INPUT.",
-        ),
-    ] = False,
+    select_: SelectFlag = False,
     verify_wait: Annotated[
         float | None,
         duration_option("--verify-wait", "After rotating, verify for this long (e.g. 4h).", RUN),
@@ -123,17 +124,19 @@ def rotate(
     )
 
 
-@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, OUTPUT)
+@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, SELECTION, OUTPUT)
 def plan(
-    input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="CSV or XLSX device list.", show_default=False)
-    ],
+    input_file: InputArg = None,
+    select_: SelectFlag = False,
     *,
     given: Given,
 ) -> None:
     """Dry run: resolve and check every row, write the plan report, send no write."""
     mode = mode_of("plan", given)
     with exits("plan", mode):
+        if (input_file is None) == (not select_):
+            raise_usage("give INPUT or --select (with a selector), not both")
+        criteria = criteria_of(given, select_)
         context = context_of(given, dry_run=True)
     start_job(
         command="plan",
@@ -141,6 +144,7 @@ def plan(
         context=context,
         given=given,
         input_file=input_file,
+        criteria=criteria if select_ else None,
         assume_yes=True,
     )
 
