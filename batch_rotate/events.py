@@ -7,6 +7,7 @@ The event schema is `batch_rotate/schemas/event.schema.json`; bump EVENT_SCHEMA_
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import time
@@ -22,6 +23,9 @@ EVENTS_NAME = "events.jsonl"
 LOG_NAME = "run.log"
 EVENT_SCHEMA_VERSION = 1
 log = logging.getLogger("batch_rotate")
+_current_run: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "batch_rotate_run", default=None
+)
 
 
 def _open_private(path: Path) -> IO[str]:
@@ -43,12 +47,16 @@ def reason_code(outcome: Outcome) -> str:
     return f"http_{outcome.http_status}" if outcome.http_status else "no_answer"
 
 
-def event_record(run_id: str, outcome: Outcome, target: Target | None) -> dict[str, Any]:
-    """One line of events.jsonl (see event.schema.json)."""
+def event_record(
+    run_id: str, outcome: Outcome, target: Target | None, tenant_id: str = ""
+) -> dict[str, Any]:
+    """One line of events.jsonl (see event.schema.json); the tenant is on every record, so a
+    SIEM that takes a campaign's many runs tells them apart."""
     return {
         "schema_version": EVENT_SCHEMA_VERSION,
         "event": "rotate",
         "run_id": run_id,
+        "tenant_id": tenant_id,
         "row": outcome.row,
         "intune_device_id": target.device_id if target else "",
         "entra_device_id": target.entra_device_id if target else "",
@@ -69,9 +77,10 @@ def event_record(run_id: str, outcome: Outcome, target: Target | None) -> dict[s
 class EventWriter:
     """Appends one line per outcome; flushed per batch so `tail -f` sees each answer."""
 
-    def __init__(self, run_dir: Path, targets: Mapping[int, Target]) -> None:
+    def __init__(self, run_dir: Path, targets: Mapping[int, Target], tenant_id: str = "") -> None:
         self.run_id = run_dir.name
         self.targets = targets
+        self.tenant_id = tenant_id
         self._file = _open_private(run_dir / EVENTS_NAME)
 
     def __enter__(self) -> EventWriter:
@@ -83,7 +92,9 @@ class EventWriter:
     def __call__(self, outcomes: Sequence[Outcome]) -> None:
         lines = []
         for outcome in outcomes:
-            record = event_record(self.run_id, outcome, self.targets.get(outcome.row))
+            record = event_record(
+                self.run_id, outcome, self.targets.get(outcome.row), self.tenant_id
+            )
             lines.append(safe_json(record, separators=(",", ":")) + "\n")  # no raw bidi/C1
             log.debug(
                 "row %s %s: %s %s (request-id %s)",
@@ -114,6 +125,10 @@ def run_log(run_dir: Path) -> Iterator[None]:
     )
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
+    # A campaign runs many tenants' runs in one loop: each run's file takes only the lines of the
+    # task working on it (a task's context is its own; logging calls run in the caller's task).
+    mine = _current_run.set(run_dir)
+    handler.addFilter(lambda _record: _current_run.get() in (run_dir, None))
     log.addHandler(handler)
     try:
         yield
@@ -122,6 +137,7 @@ def run_log(run_dir: Path) -> Iterator[None]:
         log.error("%s", exc, extra={"shown_later": True})
         raise
     finally:
+        _current_run.reset(mine)
         log.removeHandler(handler)
         log.setLevel(previous)
         handler.stream.close()

@@ -54,6 +54,18 @@ class Interrupts:
         self._raising = False
         self._signals = 0
         self._saved: dict[int, Any] = {}
+        # A campaign (campaign.py): one parent takes the signals for every tenant's run.
+        self._children: list[Interrupts] = []
+        self._parent: Interrupts | None = None
+
+    def child(self, notify: Callable[[str], None]) -> Interrupts:
+        """The interrupts of one of many runs in this command (a campaign's tenants): they share
+        the stop, the parent alone takes the signals, and a first signal cancels every run's
+        phase. Use the child without entering it."""
+        kid = Interrupts(notify, self.stop)
+        kid._parent = self
+        self._children.append(kid)
+        return kid
 
     def __enter__(self) -> Interrupts:
         abandon_device_code_waits(False)  # a new command: a device code may be waited for
@@ -68,7 +80,7 @@ class Interrupts:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
-        if self._raising:
+        if self._raising or any(kid._raising for kid in self._children):
             raise KeyboardInterrupt  # see `raising`: synchronous code that must stop at once
         if self._signals == 1 and not self.stop.is_set():
             self._loop.call_soon_threadsafe(self._first)
@@ -81,12 +93,16 @@ class Interrupts:
         self.notify("interrupt: finishing the batches in flight, then writing the report ...")
         self.stop.set()
         abandon_device_code_waits()  # a sign-in waiting for the operator stops too
-        if self._phase is not None and not self._phase.done():
-            self._phase.cancel()
+        for each in (self, *self._children):
+            if each._phase is not None and not each._phase.done():
+                each._phase.cancel()
 
     def _leave(self) -> None:
         """The second signal: out now. Only async-signal-safe-ish work: no console locks."""
         removed = discard_reports(self.run_dir) if self.run_dir is not None else False
+        for kid in self._children:
+            if kid.run_dir is not None:
+                discard_reports(kid.run_dir)
         lines = ["second interrupt: leaving now; the journal is consistent"]
         if removed:
             lines.append(

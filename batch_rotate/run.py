@@ -5,11 +5,12 @@ here. Every row reaches the journal; the report is rendered from it whatever end
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -93,7 +94,7 @@ async def run_job(
     inputs: InputOptions | None = None,
     resume_dir: Path | None = None,
     argv: Sequence[str] = (),
-    confirm: Callable[[ConfirmRequest], bool] | None = None,
+    confirm: Callable[[ConfirmRequest], bool | Awaitable[bool]] | None = None,
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
     run_dir: Path | None = None,
@@ -102,13 +103,14 @@ async def run_job(
     plan: PlanToApply | None = None,
     context_meta: Mapping[str, str] | None = None,
     replay: Sequence[str | Path] = (),
+    interrupts: Interrupts | None = None,
 ) -> RunResult:
     """Plan (dry run) or rotate a device list, apply a reviewed plan, or resume an earlier run.
 
     `context_meta`: the run context's record (`context.RunContext.meta`), kept in the journal so
     later commands on the run reuse the operator's choices.
     """
-    with Interrupts(notify) as interrupts:
+    with _own(interrupts, notify) as interrupts:
         stages = Stages(settings, credentials, confirm, on_progress, notify, interrupts)
         stages.on_resolving = on_resolving
         stages.context_meta = dict(context_meta or {})
@@ -200,11 +202,12 @@ async def verify_run(
     settings: Settings,
     credentials: Credentials,
     notify: Callable[[str], None] = lambda _: None,
+    interrupts: Interrupts | None = None,
 ) -> RunResult:
     """Check every queued device of a run for a newly escrowed key, polling as asked."""
     note_run_dir(run_dir)
     with (
-        Interrupts(notify) as interrupts,
+        _own(interrupts, notify) as interrupts,
         journal_errors(run_dir),
         closing(Journal.open(run_dir)) as journal,
         run_log(run_dir),
@@ -239,6 +242,13 @@ async def verify_run(
     elif result.verification_counts.get("pending"):
         result.next_command = command("verify", relative(run_dir), "--wait", "2h", "--every", "10m")
     return result
+
+
+def _own(
+    interrupts: Interrupts | None, notify: Callable[[str], None]
+) -> contextlib.AbstractContextManager[Interrupts]:
+    """The command's own signal handling, or a campaign's child (`Interrupts.child`)."""
+    return contextlib.nullcontext(interrupts) if interrupts is not None else Interrupts(notify)
 
 
 async def _resume(run_dir: Path, stages: Stages, retry_failed: bool) -> RunResult:

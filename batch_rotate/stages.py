@@ -7,9 +7,10 @@ confirm, rotate and verify, with the journal's bookkeeping for whatever stops th
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +70,7 @@ class Stages:
 
     settings: Settings
     credentials: Credentials
-    confirm: Callable[[ConfirmRequest], bool] | None
+    confirm: Callable[[ConfirmRequest], bool | Awaitable[bool]] | None
     on_progress: Progress | None
     notify: Callable[[str], None]
     interrupts: Interrupts
@@ -246,7 +247,9 @@ async def _after_plan(
         )
         try:
             with interrupts.raising():  # Ctrl-C at the prompt is a no (see confirm_prompt)
-                confirmed = confirm(request)
+                answer = confirm(request)
+            # a campaign confirms every tenant at once: its answer comes when all have planned
+            confirmed = await answer if inspect.isawaitable(answer) else answer
         except BatchRotateError as exc:  # e.g. no terminal to confirm on
             journal.set_meta(state="refused", ended_at=utc_now(), stopped_because=str(exc))
             with interrupts.rendering():
@@ -270,7 +273,7 @@ async def rotate(
     targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
     began = time.monotonic()
     try:
-        with graph_errors(), EventWriter(run_dir, targets) as events:
+        with graph_errors(), EventWriter(run_dir, targets, stages.credentials.tenant_id) as events:
             stats = await rotate_pending(
                 journal,
                 session,

@@ -164,3 +164,35 @@ ExcludeOpt = Annotated[
         help="Device list (CSV/XLSX) to leave out.",
     ),
 ]
+
+
+# Campaigns (issue 21): many tenants in one command.
+CAMPAIGN = "Campaign (many tenants)"
+TenantsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tenants",
+        metavar="FILE",
+        rich_help_panel=CAMPAIGN,
+        help="A campaign: one run per tenant of FILE (CSV or TOML: tenant, name, input, "
+        "*_env credential variable names); INPUT, if given, spans them by its Tenant ID column.",
+    ),
+]
+TenantsAtOnceOpt = Annotated[
+    int,
+    typer.Option(
+        "--tenants-at-once",
+        min=1,
+        max=200,
+        rich_help_panel=CAMPAIGN,
+        help="Tenants working at the same time (each at its own budget).",
+    ),
+]
+StopOnPreflightOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stop-on-preflight-failure",
+        rich_help_panel=CAMPAIGN,
+        help="Send nothing anywhere when any tenant fails pre-flight (default: the others go on).",
+    ),
+]

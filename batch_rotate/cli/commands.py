@@ -10,6 +10,7 @@ import typer
 
 from batch_rotate.cli.exiting import exits
 from batch_rotate.cli.groups import (
+    CAMPAIGN,
     CONNECTION,
     INPUT,
     OUTPUT,
@@ -47,7 +48,7 @@ InputArg = Annotated[
 ]
 
 
-@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, SELECTION, OUTPUT)
+@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, SELECTION, CAMPAIGN, OUTPUT)
 def rotate(
     input_file: InputArg = None,
     resume: Annotated[
@@ -100,6 +101,37 @@ def rotate(
 ) -> None:
     """Resolve the devices of INPUT and rotate their BitLocker recovery keys."""
     mode = mode_of("rotate", given)
+    folder = campaign_folder(resume or plan_run)
+    if given["tenants"] is not None or folder is not None:
+        from batch_rotate.cli.campaigning import continue_campaign, start_campaign
+
+        if folder is None:
+            with exits("rotate", mode):
+                if resume or plan_run:
+                    raise_usage("--tenants starts a campaign: drop --resume/--plan")
+                criteria = criteria_of(given, select_)
+            start_campaign(
+                "rotate",
+                mode,
+                given,
+                input_file=input_file,
+                criteria=criteria if select_ else None,
+                dry_run=dry_run,
+                assume_yes=assume_yes,
+            )
+        with exits("rotate", mode):
+            if input_file is not None or select_ or given["tenants"] is not None:
+                raise_usage(f"{folder} is a campaign: give it alone with --resume or --plan")
+        continue_campaign(
+            "rotate",
+            mode,
+            given,
+            folder,
+            how="resume" if resume else "apply",
+            assume_yes=assume_yes,
+            retry_failed=retry_failed,
+            plan_max_age=plan_max_age,
+        )
     with exits("rotate", mode):
         choices = (("INPUT", input_file), ("--resume", resume), ("--plan", plan_run))
         sources = [name for name, value in (*choices, ("--select", select_ or None)) if value]
@@ -124,7 +156,7 @@ def rotate(
     )
 
 
-@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, SELECTION, OUTPUT)
+@takes(SIGN_IN, CONNECTION, PACING, SAFETY, INPUT, SELECTION, CAMPAIGN, OUTPUT)
 def plan(
     input_file: InputArg = None,
     select_: SelectFlag = False,
@@ -133,6 +165,22 @@ def plan(
 ) -> None:
     """Dry run: resolve and check every row, write the plan report, send no write."""
     mode = mode_of("plan", given)
+    if given["tenants"] is not None:
+        from batch_rotate.cli.campaigning import start_campaign
+
+        with exits("plan", mode):
+            if input_file is not None and select_:
+                raise_usage("give a spanning INPUT or --select, not both")
+            criteria = criteria_of(given, select_)
+        start_campaign(
+            "plan",
+            mode,
+            given,
+            input_file=input_file,
+            criteria=criteria if select_ else None,
+            dry_run=True,
+            assume_yes=True,
+        )
     with exits("plan", mode):
         if (input_file is None) == (not select_):
             raise_usage("give INPUT or --select (with a selector), not both")
@@ -176,6 +224,10 @@ def verify(
     from batch_rotate.run import RunResult, verify_run
 
     mode = mode_of("verify", given)
+    if campaign_folder(run_dir) is not None:
+        from batch_rotate.cli.campaigning import continue_campaign
+
+        continue_campaign("verify", mode, given, run_dir, how="verify", verify=(wait or 0.0, every))
     with exits("verify", mode):
         given = with_run_record(given, run_dir)
         context = context_of(given, verify=(wait or 0.0, every), keys_strategy=keys_strategy)
@@ -186,6 +238,13 @@ def verify(
         )
 
     execute("verify", mode, job, note=context.profile_note)
+
+
+def campaign_folder(path: Path | None) -> Path | None:
+    """`path` when it is a campaign folder (it holds campaign.json), else None."""
+    from batch_rotate.campaign_model import CAMPAIGN_FILE
+
+    return path if path is not None and (path / CAMPAIGN_FILE).is_file() else None
 
 
 def raise_usage(text: str, given: list[str] | None = None) -> None:

@@ -88,6 +88,11 @@ SELECTION = _group(
     ("all_windows", c.AllWindowsOpt, False),
     ("exclude", c.ExcludeOpt, None),
 )
+CAMPAIGN = _group(
+    ("tenants", c.TenantsOpt, None),
+    ("tenants_at_once", c.TenantsAtOnceOpt, 10),
+    ("stop_on_preflight_failure", c.StopOnPreflightOpt, False),
+)
 # Global: accepted before the command (`batch-rotate -q rotate`) and after it.
 OUTPUT = _group(
     ("json_out", pc.JsonOpt, False),

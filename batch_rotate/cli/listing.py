@@ -159,11 +159,17 @@ def report_command(
     given: Given,
 ) -> None:
     """Re-render report.xlsx and report.csv from a run's journal (also while it runs)."""
+    from batch_rotate.cli.commands import campaign_folder
     from batch_rotate.cli.console import out
     from batch_rotate.cli.exiting import exits
     from batch_rotate.cli.output import closed_stdout_ok
     from batch_rotate.runs import render
 
+    if campaign_folder(run_dir) is not None:
+        from batch_rotate.cli.campaigning import continue_campaign
+        from batch_rotate.cli.running import mode_of
+
+        continue_campaign("report", mode_of("report", given), given, run_dir, how="report")
     with exits():
         paths, counts = render(run_dir)
     if given["quiet"]:

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from batch_rotate.connect import signed_in
 from batch_rotate.errors import InputError
+from batch_rotate.interrupts import Interrupts
 from batch_rotate.models import IdKind
 from batch_rotate.present import plural
 from batch_rotate.run import (
@@ -48,25 +49,31 @@ async def select_devices(
     return selection
 
 
+class NothingSelected(InputError):
+    """The selectors matched no device: nothing to rotate (in a campaign, a tenant's fine end)."""
+
+
 async def select_then_run(
     criteria: Criteria,
     *,
     settings: Settings,
     credentials: Credentials,
     argv: Sequence[str] = (),
-    confirm: Callable[[ConfirmRequest], bool] | None = None,
+    confirm: Callable[[ConfirmRequest], bool | Awaitable[bool]] | None = None,
     on_progress: Progress | None = None,
     notify: Callable[[str], None] = lambda _: None,
     context_meta: Mapping[str, str] | None = None,
+    run_dir: Path | None = None,
+    interrupts: Interrupts | None = None,
 ) -> RunResult:
     """`rotate --select`: the selected list is written into the run folder, then a normal run."""
-    run_dir = new_run_dir(settings.reports_dir, Path("selected.csv"))
+    run_dir = run_dir or new_run_dir(settings.reports_dir, Path("selected.csv"))
     listed = run_dir / "selected.csv"
     selection = await select_devices(
         criteria, settings=settings, credentials=credentials, out=listed, notify=notify
     )
     if not selection.devices:
-        raise InputError(
+        raise NothingSelected(
             f"the selection ({criteria.describe()}) matched no device; nothing to rotate "
             f"(the empty list is in {listed})"
         )
@@ -82,4 +89,5 @@ async def select_then_run(
         notify=notify,
         run_dir=run_dir,
         context_meta=context_meta,
+        interrupts=interrupts,
     )
