@@ -25,7 +25,12 @@ from batch_rotate.sim.handle import TenantHandle
 from batch_rotate.sim.tenant import Tenant
 from batch_rotate.sim.tls import make_server_tls
 
-__all__ = ["CloudTenant", "Directory", "SimCloud", "build_cloud_app"]
+__all__ = [
+    "CloudTenant",
+    "Directory",
+    "SimCloud",
+    "build_cloud_app",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")

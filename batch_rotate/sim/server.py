@@ -7,9 +7,6 @@ Never imported by product code.
 
 from __future__ import annotations
 
-import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +14,7 @@ from aiohttp import web
 from batch_rotate.sim.cloud import CloudTenant, Directory, SimCloud, build_cloud_app
 from batch_rotate.sim.config import FaultConfig, SimConfig
 from batch_rotate.sim.handle import TenantHandle
+from batch_rotate.sim.standalone import run_until_interrupted
 from batch_rotate.sim.tenant import Tenant
 
 __all__ = ["FaultConfig", "SimConfig", "SimTenant", "build_app", "serve_forever"]
@@ -48,28 +46,6 @@ class SimTenant(TenantHandle, SimCloud):
 
     def __enter__(self) -> SimTenant:
         return self.start()
-
-
-def run_until_interrupted(
-    cloud: SimCloud, banner: Callable[[], str], *, approve_as: str | None = None
-) -> None:
-    """Start `cloud`, print `banner()` and serve until Ctrl-C (or SIGTERM)."""
-    # A shell starts a background job with SIGINT ignored, and Python then installs no handler:
-    # Ctrl-C (kill -INT) would never stop it. Stopping is this command's whole interface.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    cloud.start()
-    for handle in cloud.tenants():
-        handle.approve_device_codes(approve_as)
-        handle.sign_in_browser_as(approve_as)  # the same admin signs in (--auth interactive)
-    try:  # Ctrl-C may come while the banner is still being written
-        print(banner(), flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopped", flush=True)
-    finally:
-        cloud.stop()
 
 
 def serve_forever(
