@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,3 +332,44 @@ def test_every_tenant_uses_the_first_specs_app(tmp_path: Path) -> None:
         assert cloud.tenant(B).config.client_id == specs[0].config.client_id
         assert cloud.tenant(B).env()["AZURE_TENANT_ID"] == B
         assert "access_token" in _msal(cloud, B)
+
+
+def test_standalone_serves_n_tenants_and_prints_each_one(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "batch_rotate.sim", "--port", "0", "--devices", "5"),
+            *("--tenants", "3", "--workdir", str(tmp_path / "sim")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C" in line:
+            break
+    text = "".join(lines)
+    try:
+        host = re.search(r"authority host : (\S+)", text)
+        assert host is not None, text
+        domains = re.findall(r"^ +([0-9a-f-]{36})  (tenant\d\.example)  5$", text, re.MULTILINE)
+        assert [d for _, d in domains] == ["tenant1.example", "tenant2.example", "tenant3.example"]
+        assert len({i for i, _ in domains}) == 3
+
+        class Remote:  # what `call` needs of a running server
+            base_url, ca_path = host[1], tmp_path / "sim" / "ca.pem"
+
+        for tenant_id, domain in domains:
+            status, _, body = call(
+                Remote, "GET", f"/{domain}/v2.0/.well-known/openid-configuration"
+            )
+            assert status == 200 and body["issuer"].endswith(f"/{tenant_id}/v2.0")
+        status, _, body = call(Remote, "GET", "/_sim/metrics?tenant=tenant2.example")
+        assert status == 200 and body["graph_requests"] == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err
