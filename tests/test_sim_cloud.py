@@ -149,6 +149,13 @@ def test_a_rotate_on_another_tenants_device_is_counted_and_changes_nothing(
     status, _, _ = call(cloud, "POST", f"{LIST}/{mine}/rotateBitLockerKeys", token=a_token)
     assert status == 204 and cloud.cross_tenant_requests() == 3
     assert cloud.tenant(A).metrics()["accepted_by_device"] == {mine: 1}
+    # A key id B has shown (to B's own token) is B's object too.
+    keys = "/v1.0/informationProtection/bitlocker/recoveryKeys"
+    status, _, body = call(cloud, "GET", f"{keys}?$filter={flt}", token=_token(cloud, B))
+    assert status == 200 and body["value"]
+    key_id = body["value"][0]["id"]
+    assert call(cloud, "GET", f"{keys}/{key_id}", token=a_token)[0] == 404
+    assert cloud.cross_tenant_requests() == 4
 
 
 def test_budgets_are_per_tenant_a_throttled_neighbour_does_not_slow_another(

@@ -62,11 +62,14 @@ class Directory:
     def foreign(self, tenant_id: str, path: str, query: str) -> bool:
         """True when the path or query names a device or key id of another tenant."""
         ids = {m.lower() for m in _GUID.findall(unquote(f"{path}?{query}"))}
-        return any(
-            other.owns(object_id)
-            for other in self.tenants
-            if other.config.tenant_id != tenant_id
-            for object_id in ids
+        if not ids:
+            return False
+        segments = [s.lower() for s in path.split("/") if s]
+        keys = {segments[i + 1] for i, s in enumerate(segments[:-1]) if s == "recoverykeys"}
+        others = [t for t in self.tenants if t.config.tenant_id != tenant_id]
+        # Key ids are looked up only where a path names one: that scan grows with rotations.
+        return any(t.owns(i) for t in others for i in ids) or any(
+            t.owns_key(k) for t in others for k in keys & ids
         )
 
 

@@ -105,16 +105,18 @@ class Tenant:
         return name.lower() in self.names
 
     def owns(self, object_id: str) -> bool:
-        """True when a managed device, Entra device or key id (lower case) is this tenant's."""
+        """True when a managed device or Entra device id (lower case) is this tenant's."""
         if object_id == ZERO_GUID:
             return False
-        if self.fleet.index_of(object_id) is not None:
+        return self.fleet.index_of(object_id) is not None or bool(
+            self.fleet.find("azureADDeviceId", object_id)
+        )
+
+    def owns_key(self, key_id: str) -> bool:
+        """True when a recovery key id (lower case) the tenant has shown is this tenant's."""
+        if self.targeting is not None and key_id in self.targeting.key_device:
             return True
-        if self.fleet.find("azureADDeviceId", object_id):
-            return True
-        if self.targeting is not None and object_id in self.targeting.key_device:
-            return True
-        return any(k["id"] == object_id for keys in self.escrow.keys.values() for k in keys)
+        return any(k["id"] == key_id for keys in self.escrow.keys.values() for k in keys)
 
     def reset(self) -> None:
         self.metrics.reset(self.budget.window()[0])
