@@ -12,6 +12,7 @@ from pathlib import Path
 from batch_rotate.sim.config import LOST_PREFIX, FaultConfig
 from batch_rotate.sim.escrow import EscrowConfig
 from batch_rotate.sim.server import SimConfig, serve_forever
+from batch_rotate.sim.standalone import serve_cloud_forever
 from batch_rotate.sim.targeting import TargetingConfig
 
 _LOST = ("timeout", "reset", "5xx", "truncated", "omit_ids")
@@ -22,6 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_rotate.sim", description=__doc__)
     add = parser.add_argument
     add("--port", type=int, default=8443)
+    add(
+        "--tenants",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve N tenants (one app, one URL, routed by the token's tenant; seeds S, S+1, ...)",
+    )
     add("--devices", type=int, default=500)
     add("--seed", type=int, default=1)
     add("--time-scale", type=float, default=1.0)
@@ -168,6 +176,16 @@ def main() -> None:
         faults=faults,
         escrow=escrow,
     )
+    if args.tenants > 1:
+        serve_cloud_forever(
+            config,
+            args.tenants,
+            host="127.0.0.1",
+            port=args.port,
+            workdir=args.workdir,
+            approve_as=args.approve_device_codes_as,
+        )
+        return
     serve_forever(
         config,
         host="127.0.0.1",

@@ -1,15 +1,16 @@
 """`GET /v1.0/auditLogs/directoryAudits`: the filters Graph documents, paging, and the
-Entra logs throttle (5 requests per 10 s per app), over the events in sim/targeting.py.
+Entra logs throttles (5 requests per 10 s per app and tenant; 122 per 10 s per app across the
+cloud's tenants), over the events in sim/targeting.py.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from batch_rotate.sim.clock import Answer
+from batch_rotate.sim.cloudspec import AUDIT_WINDOW_S
+from batch_rotate.sim.throttling import SlidingLimit
 
 if TYPE_CHECKING:
     from batch_rotate.sim.tenant import Tenant
@@ -58,20 +59,20 @@ class DirectoryAudits:
 
     def __init__(self, tenant: Tenant) -> None:
         self.t = tenant
-        self._seen: dict[str, deque[float]] = {}
+        cfg = tenant.config
+        limit = cfg.targeting.audit_limit if cfg.targeting is not None else 0
+        self._limit = SlidingLimit(limit, AUDIT_WINDOW_S / cfg.time_scale)
 
-    def _throttled(self, app: str) -> float | None:
-        """Seconds to wait when the app already used its 5 requests in the last 10 s."""
-        cfg = self.t.config
-        window = 10.0 / cfg.time_scale
-        now = time.monotonic()
-        seen = self._seen.setdefault(app, deque())
-        while seen and seen[0] <= now - window:
-            seen.popleft()
-        assert cfg.targeting is not None
-        if len(seen) >= cfg.targeting.audit_limit:
-            return seen[0] + window - now
-        seen.append(now)
+    def _throttled(self, app: str) -> tuple[float, str] | None:
+        """(seconds to wait, counter) when the app used its 5 requests in the last 10 s in this
+        tenant, or its 122 across every tenant; a refused request counts in neither."""
+        shared = self.t.shared.app_audits
+        for limit, counter in ((self._limit, "audit_throttled"), (shared, "app_audit_throttled")):
+            wait = limit.wait(app)
+            if wait is not None:
+                return wait, counter
+        self._limit.record(app)
+        shared.record(app)
         return None
 
     def list(
@@ -87,9 +88,10 @@ class DirectoryAudits:
         targeting = t.targeting
         if targeting is None:
             return 200, {"Content-Type": "application/json"}, {"value": []}
-        wait = self._throttled(str(claims.get("appid")))
-        if wait is not None:
-            t.metrics.counts["audit_throttled"] += 1
+        throttled = self._throttled(str(claims.get("appid")))
+        if throttled is not None:
+            wait, counter = throttled
+            t.metrics.counts[counter] += 1
             status, headers, error = t.error(429, "TooManyRequests", "Too many requests.", crid)
             headers["Retry-After"] = str(max(1, round(wait + 0.5)))
             return status, headers, error

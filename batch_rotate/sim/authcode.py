@@ -76,7 +76,7 @@ class AuthCodes:
         t, cfg, q = self.t, self.t.config, request.query
         t.metrics.counts["authorize_requests"] += 1
         client_id, redirect_uri = q.get("client_id", ""), q.get("redirect_uri", "")
-        if request.match_info["tenant"] != cfg.tenant_id:
+        if not t.answers_to(request.match_info["tenant"]):
             return self._page(400, 90002, f"Tenant '{request.match_info['tenant']}' not found.")
         if client_id != cfg.client_id:
             return self._page(

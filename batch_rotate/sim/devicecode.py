@@ -59,7 +59,7 @@ class DeviceCodes:
         t.metrics.counts["devicecode_requests"] += 1
         form = await request.post()
         client_id = str(form.get("client_id", ""))
-        if request.match_info["tenant"] != t.config.tenant_id or client_id != t.config.client_id:
+        if not t.answers_to(request.match_info["tenant"]) or client_id != t.config.client_id:
             return t.identity.error(
                 400,
                 "unauthorized_client",

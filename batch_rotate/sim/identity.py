@@ -29,6 +29,18 @@ _Form = MultiDictProxy[str | bytes | web.FileField]
 Problem = tuple[int, str, int, str]  # status, error, AADSTS code, text
 
 
+def _app_not_found(client_id: str, directory: str) -> Problem:
+    return (
+        400,
+        "unauthorized_client",
+        700016,
+        f"Application with identifier '{client_id}' was not found in the directory "
+        f"'{directory}'. This can happen if the application has not been installed by the "
+        "administrator of the tenant or consented to by any user in the tenant. You may have "
+        "sent your authentication request to the wrong tenant.",
+    )
+
+
 def _no_tenant(tenant: str, error: str) -> Problem:
     return (
         400,
@@ -47,9 +59,9 @@ class Identity:
 
     async def openid(self, request: web.Request) -> web.Response:
         tenant, base = request.match_info["tenant"], self.t.base_url
-        if tenant != self.t.config.tenant_id:
+        if not self.t.answers_to(tenant):
             return self.error(*_no_tenant(tenant, "invalid_tenant"))
-        root = f"{base}/{tenant}"
+        root = f"{base}/{self.t.config.tenant_id}"  # a domain's document names the GUID, as Entra's
         return web.json_response(
             {
                 "token_endpoint": f"{root}/oauth2/v2.0/token",
@@ -149,21 +161,30 @@ class Identity:
         found = self.t.federation.check(assertion)
         return None if found is None else (401, "invalid_client", *found)
 
+    def _consent_problem(self, client_id: str) -> Problem | None:
+        """The multi-tenant app is not consented here (a switch of the cloud's tenant)."""
+        consent, tenant_id = self.t.spec.consent, self.t.config.tenant_id
+        if consent == "AADSTS7000229":
+            text = (
+                f"The client application {client_id} is missing service principal in the tenant "
+                f"{tenant_id}. See instructions here: "
+                "https://go.microsoft.com/fwlink/?linkid=2225119"
+            )
+            return 401, "invalid_client", 7000229, text
+        if consent == "AADSTS700016":
+            return _app_not_found(client_id, self.t.spec.label)
+        return None
+
     def _request_problem(self, tenant: str, form: _Form, client_id: str) -> Problem | None:
-        if tenant != self.t.config.tenant_id:
+        if not self.t.answers_to(tenant):
             return _no_tenant(tenant, "invalid_request")
         if form.get("grant_type") != "client_credentials":
             text = "The app requested an unsupported grant type."
             return 400, "unsupported_grant_type", 70003, text
+        if client_id == self.t.config.client_id and self.t.spec.consent:
+            return self._consent_problem(client_id)
         if client_id != self.t.config.client_id:
-            return (
-                400,
-                "unauthorized_client",
-                700016,
-                f"Application with identifier '{client_id}' was not found in the directory "
-                f"'{tenant}'. This can happen if the application has not been installed by the "
-                "administrator of the tenant or consented to by any user in the tenant.",
-            )
+            return _app_not_found(client_id, tenant)
         return None
 
     async def token(self, request: web.Request) -> web.Response:

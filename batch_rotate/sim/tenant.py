@@ -19,6 +19,7 @@ from batch_rotate.sim.audit import DirectoryAudits
 from batch_rotate.sim.authcode import AuthCodes
 from batch_rotate.sim.batch import BatchEndpoint
 from batch_rotate.sim.clock import Answer, TenantClock, graph_error
+from batch_rotate.sim.cloudspec import CloudTenant, Shared
 from batch_rotate.sim.config import SimConfig
 from batch_rotate.sim.devicecode import DeviceCodes
 from batch_rotate.sim.devices import READ_ROLES, Devices
@@ -28,27 +29,43 @@ from batch_rotate.sim.federation import FederatedCredential, Federation
 from batch_rotate.sim.groups import Groups
 from batch_rotate.sim.identity import Identity
 from batch_rotate.sim.imds import ManagedIdentities
-from batch_rotate.sim.inventory import Fleet
+from batch_rotate.sim.inventory import ZERO_GUID, Fleet
 from batch_rotate.sim.keys import RecoveryKeys
 from batch_rotate.sim.metrics import Metrics
 from batch_rotate.sim.roles import AdminRoles
 from batch_rotate.sim.targeting import Targeting
 from batch_rotate.sim.throttling import WRITE_METHODS, Budget, RetryAfter
-from batch_rotate.sim.tokens import AssertionVerifier, TokenIssuer
+from batch_rotate.sim.tokens import AssertionVerifier
 
 _READ_DENIED = (
     "Application is not authorized to perform this operation. Application must have one of the "
     "following scopes: DeviceManagementManagedDevices.Read.All, "
     "DeviceManagementManagedDevices.ReadWrite.All"
 )
+# Graph documents no answer for a tenant without Intune: the sim's guess, kept generic (a client
+# must go by the status, never by this wording). See README.md "Many tenants".
+_NO_INTUNE = "Forbidden: the tenant has no Intune service this application can use."
 
 
 class Tenant:
     """State and request handling; runs on the server's event loop."""
 
-    def __init__(self, config: SimConfig, base_url_ref: list[str]) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        base_url_ref: list[str],
+        *,
+        spec: CloudTenant | None = None,
+        shared: Shared | None = None,
+    ) -> None:
         self.config = config
         self._base = base_url_ref
+        self.spec = spec or CloudTenant(config)
+        self.shared = shared or Shared.alone(config.time_scale)
+        self.names = {config.tenant_id.lower()} | (
+            {self.spec.domain.lower()} if self.spec.domain else set()
+        )
+        self.down = False  # SimCloud.set_down: Graph answers 503 to everything
         self.clock = TenantClock(config.clock_offset_s)
         self.budget = Budget(config)
         self.retry = RetryAfter(config.time_scale)
@@ -56,7 +73,7 @@ class Tenant:
         self.faults = Faults(config.faults, config.seed)
         self.metrics.faults = self.faults.injected
         self.shuffle_rng = random.Random(config.seed + 1)
-        self.tokens = TokenIssuer()
+        self.tokens = self.shared.tokens  # one key for the cloud: `tid` routes a token
         self.assertions = AssertionVerifier(config.certificates, config.client_id)
         # The outside issuer's key lives on even with no federated credential set up, so a test
         # can present a well-signed token the app does not trust.
@@ -83,6 +100,24 @@ class Tenant:
     def base_url(self) -> str:
         return self._base[0]
 
+    def answers_to(self, name: str) -> bool:
+        """True when `name` (a path's tenant segment) is this tenant's id or verified domain."""
+        return name.lower() in self.names
+
+    def owns(self, object_id: str) -> bool:
+        """True when a managed device or Entra device id (lower case) is this tenant's."""
+        if object_id == ZERO_GUID:
+            return False
+        return self.fleet.index_of(object_id) is not None or bool(
+            self.fleet.find("azureADDeviceId", object_id)
+        )
+
+    def owns_key(self, key_id: str) -> bool:
+        """True when a recovery key id (lower case) the tenant has shown is this tenant's."""
+        if self.targeting is not None and key_id in self.targeting.key_device:
+            return True
+        return any(k["id"] == key_id for keys in self.escrow.keys.values() for k in keys)
+
     def reset(self) -> None:
         self.metrics.reset(self.budget.window()[0])
         self.metrics.faults = self.faults.injected = defaultdict(int)
@@ -99,14 +134,25 @@ class Tenant:
         out["Content-Type"] = "application/json"
         return web.Response(status=status, text=json.dumps(body), headers=out)
 
-    async def graph(self, request: web.Request) -> web.StreamResponse:
+    async def graph(
+        self, request: web.Request, verified: tuple[dict[str, Any] | None, str] | None = None
+    ) -> web.StreamResponse:
+        """A Graph request; `verified`: its token already checked by the cloud's front door."""
         self.metrics.counts["graph_requests"] += 1
         crid = request.headers.get("client-request-id") or str(uuid.uuid4())
-        claims, problem = self.tokens.verify(request.headers.get("Authorization"), self.base_url)
+        claims, problem = verified or self.tokens.verify(
+            request.headers.get("Authorization"), self.base_url
+        )
         version, rest = request.match_info["version"], request.match_info["rest"]
         if self.config.log_requests:
             query = f"?{request.query_string}" if request.query_string else ""
             self.metrics.requests.append(f"{request.method} /{version}/{rest}{query}")
+        if self.down:  # the whole service is out: nothing is looked at, not even the token
+            self.metrics.counts["down_503"] += 1
+            message = "The service is temporarily unavailable."
+            status, headers, body = self.error(503, "ServiceUnavailable", message, crid)
+            headers["Retry-After"] = self.retry.header(1.0 / self.config.time_scale)
+            return self.respond(status, headers, body, crid)
         if claims is None:
             status, headers, body = self.error(401, "InvalidAuthenticationToken", problem, crid)
             headers["WWW-Authenticate"] = (
@@ -143,6 +189,9 @@ class Tenant:
     ) -> Answer:
         """One Graph request (direct or inside a batch): budget first, then routing."""
         self.metrics.counts["inner_requests"] += 1
+        foreign = self.shared.foreign
+        if foreign is not None and foreign(self.config.tenant_id, path, query):
+            self.metrics.counts["cross_tenant_requests"] += 1  # answered as this tenant would
         write = method in WRITE_METHODS
         self.metrics.counts["writes" if write else "reads"] += 1
         segments = [s for s in path.strip("/").split("/") if s]
@@ -176,6 +225,8 @@ class Tenant:
         window: int,
         headers: dict[str, str] | None = None,
     ) -> Answer:
+        if segments[:1] == ["deviceManagement"] and not self.spec.intune:
+            return self.error(403, "Forbidden", _NO_INTUNE, crid)
         # Application permissions (`roles`) or delegated ones (`scp`) alike.
         roles = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
         if segments == ["informationProtection", "bitlocker", "recoveryKeys"] and method == "GET":

@@ -115,3 +115,32 @@ class RetryAfter:
 
     def is_early(self, device_id: str) -> bool:
         return bool(device_id) and self.clock() < self.deadline.get(device_id, 0.0)
+
+
+class SlidingLimit:
+    """At most `limit` requests per key in any `window_s`; a refused request is not counted.
+
+    `wait` only looks and `record` counts, so two limits (per tenant, per app across tenants)
+    can both be asked before either counts a request one of them refuses."""
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def wait(self, key: str) -> float | None:
+        """Seconds until one more request fits, or None when it fits now."""
+        now, seen = self.clock(), self._seen[key]
+        while seen and seen[0] <= now - self.window_s:
+            seen.popleft()
+        if len(seen) < self.limit:
+            return None
+        return (
+            seen[len(seen) - self.limit] + self.window_s - now if self.limit > 0 else self.window_s
+        )
+
+    def record(self, key: str) -> None:
+        self._seen[key].append(self.clock())
