@@ -4,6 +4,7 @@ its tenant columns, the chart, hostile tenant names, and the CSV files (issue 21
 from __future__ import annotations
 
 import csv
+import dataclasses
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from batch_rotate.campaign_model import TenantEntry, TenantOutcome
 from batch_rotate.eligibility import ineligibility
+from batch_rotate.errors import BatchRotateError
 from batch_rotate.journal import Journal
 from batch_rotate.journal_plan import MatchTexts
 from batch_rotate.models import Device, DeviceRef, IdKind, Outcome, Status, Verdict, Verification
@@ -338,6 +340,31 @@ def test_an_unreadable_journal_is_a_note_and_the_other_tenants_are_there(
     assert "journal unreadable, 0 rows read" in lines[3]["Notes"] and lines[3]["Rows read"] == 0
     assert lines[4]["Rows read"] == 14
     assert not [p.name for p in paths.xlsx.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_locked_rollup_is_a_clear_error_and_the_old_files_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batch_rotate.report.files as files
+
+    campaign_dir = tmp_path / "campaign"
+    outcomes = _campaign(tmp_path)
+    paths = write_rollup(campaign_dir, outcomes)
+    before = {p: p.read_bytes() for p in (paths.xlsx, paths.csv, paths.summary_csv)}
+
+    replace = files.os.replace
+
+    def locked(source: object, target: object) -> None:  # Excel holds rollup.xlsx on Windows
+        if str(target).endswith(".xlsx"):
+            raise PermissionError(13, "Permission denied")
+        replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "replace", locked)
+    later = [dataclasses.replace(outcomes[0], duration_s=99.0), *outcomes[1:]]
+    with pytest.raises(BatchRotateError, match=r"Close rollup\.xlsx if it is open"):
+        write_rollup(campaign_dir, later)  # its Summary differs: none of it may land
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p.name for p in campaign_dir.iterdir() if p.name.startswith(".")]
 
 
 def test_no_tenants_is_an_empty_rollup_not_a_crash(tmp_path: Path) -> None:

@@ -163,14 +163,15 @@ def write_rollup(
     try:
         campaign_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
-            devices_csv = stack.enter_context(
-                stack.enter_context(replacing(paths.csv)).open(
-                    "w", encoding="utf-8-sig", newline=""
-                )
-            )
+            # Temp files first, the workbook's last: it is renamed first, so a workbook Excel
+            # holds open stops the swap before either CSV is replaced.
+            temp_csv = stack.enter_context(replacing(paths.csv))
+            temp_summary = stack.enter_context(replacing(paths.summary_csv))
+            temp_xlsx = stack.enter_context(replacing(paths.xlsx))
+            devices_csv = stack.enter_context(temp_csv.open("w", encoding="utf-8-sig", newline=""))
             writer = csv.writer(devices_csv)  # excel dialect, as report.csv
             writer.writerow(headers)
-            book = stack.enter_context(open_book(stack.enter_context(replacing(paths.xlsx))))
+            book = stack.enter_context(open_book(temp_xlsx))
             sheets = DeviceSheets(book, max_sheet_rows, lead=_TENANT_COLUMNS)
             lines = []
             for outcome in outcomes:
@@ -188,14 +189,10 @@ def write_rollup(
             sheets.finish()
             _summary_sheet(book, lines)
             book.close()
-            summary_csv = stack.enter_context(
-                stack.enter_context(replacing(paths.summary_csv)).open(
-                    "w", encoding="utf-8-sig", newline=""
-                )
-            )
-            summary_writer = csv.writer(summary_csv)
-            summary_writer.writerow([header for header, _ in SUMMARY_COLUMNS])
-            summary_writer.writerows(_cells(line) for line in lines)
+            with temp_summary.open("w", encoding="utf-8-sig", newline="") as summary_csv:
+                summary_writer = csv.writer(summary_csv)
+                summary_writer.writerow([header for header, _ in SUMMARY_COLUMNS])
+                summary_writer.writerows(_cells(line) for line in lines)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full(campaign_dir, exc, "the roll-up") from None
