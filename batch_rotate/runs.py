@@ -12,7 +12,7 @@ import re
 import secrets
 import sqlite3
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from pathlib import Path
 from batch_rotate.commandline import command, relative
 from batch_rotate.errors import BatchRotateError, JournalError
 from batch_rotate.journal import Journal, has_journal, journal_errors
-from batch_rotate.models import RunSummary, Status
+from batch_rotate.models import ReportRow, RunSummary, Status
 from batch_rotate.present import shown_counts, shown_rows
 from batch_rotate.report import ReportPaths, write_reports
 from batch_rotate.runindex import known_runs, same_tenant
@@ -146,16 +146,19 @@ def render(run_dir: Path) -> tuple[ReportPaths, dict[str, int]]:
     note_run_dir(run_dir)
     with journal_errors(run_dir), closing(Journal.open(run_dir, write=False)) as journal:
         summary = summary_of(journal, run_dir)
-        rows = shown_rows(journal.report_rows(), dry_run=journal.meta().get("dry_run") == "True")
-        retried = journal.rows_with_event(RETRIED_EVENT)
-        if retried:
-            rows = (
-                dataclasses.replace(r, reason=f"{RETRIED_PREFIX} {r.reason}")
-                if r.row in retried
-                else r
-                for r in rows
-            )
-        return write_reports(run_dir, rows, summary), summary.counts
+        return write_reports(run_dir, report_rows(journal), summary), summary.counts
+
+
+def report_rows(journal: Journal) -> Iterator[ReportRow]:
+    """The journal's rows as every report shows them (a run's, a campaign roll-up's), streamed."""
+    rows = shown_rows(journal.report_rows(), dry_run=journal.meta().get("dry_run") == "True")
+    retried = journal.rows_with_event(RETRIED_EVENT)
+    if not retried:
+        return rows
+    return (
+        dataclasses.replace(r, reason=f"{RETRIED_PREFIX} {r.reason}") if r.row in retried else r
+        for r in rows
+    )
 
 
 def discard_reports(run_dir: Path) -> bool:

@@ -55,12 +55,12 @@ def test_a_full_disk_while_recording_answers_stops_with_exit_2_and_resumes_once(
 def test_a_full_disk_while_writing_the_report_is_named(
     sim: SimTenant, run_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batch_rotate.report as report
+    import batch_rotate.report.files as files  # the reports' atomic replace
 
     def replace(source: object, target: object) -> None:  # the last write: moving it in place
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report.os, "replace", replace)
+    monkeypatch.setattr(files.os, "replace", replace)
     result = run_cli(["plan", str(SAMPLE), *sim_flags(sim)], env=sim.env())
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split()).lower()

@@ -24,11 +24,14 @@ from batch_rotate.report.xlsx_parts import (
     REL_NS,
     XML_HEAD,
     Chart,
+    Series,
+    StackedChart,
     Style,
     anchor_xml,
     attr,
     chart_xml,
     rels_xml,
+    stacked_chart_xml,
     styles_xml,
     table_xml,
     text_xml,
@@ -66,7 +69,7 @@ class Cell:
 class _Parts:
     tables: list[tuple[str, str, str, tuple[str, ...]]] = field(default_factory=list)
     formats: list[tuple[str, list[tuple[str, int]]]] = field(default_factory=list)
-    charts: list[Chart] = field(default_factory=list)
+    charts: list[Chart | StackedChart] = field(default_factory=list)
 
 
 def column_letter(index: int) -> str:
@@ -202,7 +205,7 @@ class Sheet:
         """Conditional formats on `ref`: (formula, fill tone) pairs, first match wins."""
         self.parts.formats.append((ref, [(f, self.book.dxf(tone)) for f, tone in rules]))
 
-    def add_chart(self, chart: Chart) -> None:
+    def add_chart(self, chart: Chart | StackedChart) -> None:
         self.parts.charts.append(chart)
 
     def close(self) -> None:
@@ -247,9 +250,17 @@ class Book:
         self._sheets: list[Sheet] = []
         self._open: Sheet | None = None
         self._dxfs: list[str] = []
+        self._tabs: list[int] = []  # sheet numbers in tab order
+        self._front = 0  # sheets started with `first=True`, shown before the others
 
-    def sheet(self, title: str, *, widths: Sequence[float] = (), freeze: bool = False) -> Sheet:
-        """Start the next sheet (the previous one is closed first)."""
+    def sheet(
+        self, title: str, *, widths: Sequence[float] = (), freeze: bool = False, first: bool = False
+    ) -> Sheet:
+        """Start the next sheet (the previous one is closed first).
+
+        `first`: its tab comes before the sheets written earlier (a summary gathered while
+        the devices streamed is still the tab the workbook opens on).
+        """
         self._close_open()
         number = len(self._sheets) + 1
         # No forced ZIP64 (Excel is strict about it): a sheet's XML stays far below 2 GiB (a
@@ -257,6 +268,8 @@ class Book:
         stream = self._zip.open(f"xl/worksheets/sheet{number}.xml", "w")
         sheet = Sheet(self, title, stream, widths, freeze)
         self._sheets.append(sheet)
+        self._tabs.insert(self._front if first else len(self._tabs), number)
+        self._front += first
         self._open = sheet
         return sheet
 
@@ -293,7 +306,12 @@ class Book:
                 anchors, chart_rels = [], []
                 for index, chart in enumerate(sheet.parts.charts, start=1):
                     chart_id += 1
-                    self._put(f"xl/charts/chart{chart_id}.xml", chart_xml(chart, sheet.title))
+                    part = (
+                        stacked_chart_xml(chart, sheet.title)
+                        if isinstance(chart, StackedChart)
+                        else chart_xml(chart, sheet.title)
+                    )
+                    self._put(f"xl/charts/chart{chart_id}.xml", part)
                     overrides.append((f"/xl/charts/chart{chart_id}.xml", "drawingml.chart+xml"))
                     chart_rels.append(("chart", f"/xl/charts/chart{chart_id}.xml"))
                     anchors.append(anchor_xml(chart, index))
@@ -319,8 +337,8 @@ class Book:
         self._put("xl/styles.xml", styles_xml(self._dxfs))
         self._put("xl/theme/theme1.xml", theme_xml())
         sheets = "".join(
-            f'<sheet name="{attr(s.title)}" sheetId="{n}" r:id="rId{n}"/>'
-            for n, s in enumerate(self._sheets, start=1)
+            f'<sheet name="{attr(self._sheets[n - 1].title)}" sheetId="{n}" r:id="rId{n}"/>'
+            for n in self._tabs
         )
         self._put(
             "xl/workbook.xml",
@@ -359,7 +377,9 @@ __all__ = [
     "Cell",
     "Chart",
     "Serial",
+    "Series",
     "Sheet",
+    "StackedChart",
     "Style",
     "column_letter",
     "excel_serial",

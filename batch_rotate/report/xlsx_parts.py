@@ -38,6 +38,33 @@ class Chart:
     size_cm: tuple[float, float] = (16.0, 8.0)  # width, height
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of a `StackedChart`: its column of the table, colour, and values (the cache)."""
+
+    column: str  # the column letter holding the series' header and values
+    name: str
+    colour: str  # RGB
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StackedChart:
+    """Horizontal stacked bars, one per category (a table row), one segment per series.
+
+    Cells are referenced, so Excel redraws from the sheet; the values are also cached in the
+    chart, so a viewer that does not recalculate still draws it.
+    """
+
+    title: str
+    anchor: tuple[int, int]  # zero-based (column, row) of the top-left cell
+    header_row: int  # the table's header row; categories and values follow it
+    category_column: str
+    categories: tuple[str, ...]
+    series: tuple[Series, ...]
+    size_cm: tuple[float, float] = (16.0, 8.0)  # width, height
+
+
 def text_xml(value: str) -> str:
     """Escaped element text; CR, LF and tabs are written as they are (as openpyxl did)."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -72,7 +99,7 @@ def table_xml(number: int, name: str, ref: str, filter_ref: str, headers: tuple[
     )
 
 
-def anchor_xml(chart: Chart, index: int) -> str:
+def anchor_xml(chart: Chart | StackedChart, index: int) -> str:
     col, row = chart.anchor
     width, height = (round(cm * CHART_EMU_PER_CM) for cm in chart.size_cm)
     return (
@@ -117,6 +144,57 @@ def chart_xml(chart: Chart, sheet_title: str) -> str:
         '<c:numFmt formatCode="General" sourceLinked="1"/><c:majorTickMark val="none"/>'
         '<c:minorTickMark val="none"/><c:tickLblPos val="nextTo"/><c:crossAx val="10"/>'
         '<c:crosses val="autoZero"/><c:crossBetween val="between"/></c:valAx></c:plotArea>'
+        '<c:plotVisOnly val="1"/><c:dispBlanksAs val="gap"/></c:chart></c:chartSpace>'
+    )
+
+
+def _cache(kind: str, values: tuple[str, ...] | tuple[float, ...]) -> str:
+    points = "".join(
+        f'<c:pt idx="{i}"><c:v>{text_xml(str(v)) if kind == "str" else f"{v:.16g}"}</c:v></c:pt>'
+        for i, v in enumerate(values)
+    )
+    head = "" if kind == "str" else "<c:formatCode>General</c:formatCode>"
+    return f'<c:{kind}Cache>{head}<c:ptCount val="{len(values)}"/>{points}</c:{kind}Cache>'
+
+
+def stacked_chart_xml(chart: StackedChart, sheet_title: str) -> str:
+    """A stacked bar chart's part: categories top to bottom in table order, legend below."""
+    quoted = "'" + sheet_title.replace("'", "''") + "'"
+    first, last = chart.header_row + 1, chart.header_row + max(len(chart.categories), 1)
+    cat = chart.category_column
+    categories = (
+        f"<c:cat><c:strRef><c:f>{quoted}!${cat}${first}:${cat}${last}</c:f>"
+        f"{_cache('str', chart.categories)}</c:strRef></c:cat>"
+    )
+    series = "".join(
+        f'<c:ser><c:idx val="{i}"/><c:order val="{i}"/><c:tx><c:strRef>'
+        f"<c:f>{quoted}!${s.column}${chart.header_row}</c:f>{_cache('str', (s.name,))}"
+        f'</c:strRef></c:tx><c:spPr><a:solidFill><a:srgbClr val="{s.colour}"/></a:solidFill>'
+        f'</c:spPr><c:invertIfNegative val="0"/>{categories}<c:val><c:numRef>'
+        f"<c:f>{quoted}!${s.column}${first}:${s.column}${last}</c:f>"
+        f"{_cache('num', s.values)}</c:numRef></c:val></c:ser>"
+        for i, s in enumerate(chart.series)
+    )
+    return (
+        f'{XML_HEAD}<c:chartSpace xmlns:c="{CHART_NS}" xmlns:a="{DRAWING_NS}" xmlns:r="{REL_NS}">'
+        "<c:chart><c:title><c:tx><c:rich><a:bodyPr/><a:p><a:pPr><a:defRPr/></a:pPr>"
+        f"<a:r><a:t>{text_xml(chart.title)}</a:t></a:r></a:p></c:rich></c:tx>"
+        '<c:overlay val="0"/></c:title><c:autoTitleDeleted val="0"/><c:plotArea><c:barChart>'
+        '<c:barDir val="bar"/><c:grouping val="stacked"/><c:varyColors val="0"/>'
+        f'{series}<c:gapWidth val="60"/><c:overlap val="100"/>'
+        '<c:axId val="10"/><c:axId val="100"/></c:barChart>'
+        # maxMin: the first tenant on top, as in the table
+        '<c:catAx><c:axId val="10"/><c:scaling><c:orientation val="maxMin"/></c:scaling>'
+        '<c:delete val="0"/><c:axPos val="l"/><c:numFmt formatCode="General" sourceLinked="0"/>'
+        '<c:majorTickMark val="none"/><c:minorTickMark val="none"/><c:tickLblPos val="nextTo"/>'
+        '<c:crossAx val="100"/><c:crosses val="autoZero"/><c:auto val="1"/>'
+        '<c:lblAlgn val="ctr"/><c:lblOffset val="100"/><c:noMultiLvlLbl val="0"/></c:catAx>'
+        '<c:valAx><c:axId val="100"/><c:scaling><c:orientation val="minMax"/></c:scaling>'
+        '<c:delete val="0"/><c:axPos val="t"/><c:majorGridlines/>'
+        '<c:numFmt formatCode="General" sourceLinked="1"/><c:majorTickMark val="none"/>'
+        '<c:minorTickMark val="none"/><c:tickLblPos val="nextTo"/><c:crossAx val="10"/>'
+        '<c:crosses val="autoZero"/><c:crossBetween val="between"/></c:valAx></c:plotArea>'
+        '<c:legend><c:legendPos val="b"/><c:overlay val="0"/></c:legend>'
         '<c:plotVisOnly val="1"/><c:dispBlanksAs val="gap"/></c:chart></c:chartSpace>'
     )
 
