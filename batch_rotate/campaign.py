@@ -28,8 +28,10 @@ from typing import Any
 from batch_rotate.campaign_model import CAMPAIGN_FILE, TenantEntry, TenantOutcome
 from batch_rotate.commandline import command, relative
 from batch_rotate.context import RunContext, build
-from batch_rotate.errors import BatchRotateError, InputError
+from batch_rotate.errors import BatchRotateError, GraphError, InputError
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PENDING
+from batch_rotate.events import claim_run_log
 from batch_rotate.interrupts import Interrupts
 from batch_rotate.runkit import ConfirmRequest, RunResult
 from batch_rotate.tenants import tenant_key, values_for
@@ -214,6 +216,20 @@ class Gate:
             self._answer.set_exception(exc)
 
 
+async def intune_access(session: GraphSession) -> None:
+    """Pre-flight on the run's own session: a tenant where Intune answers 403 (no licence, no
+    access for the app) fails here, before any row is looked up, rather than row by row."""
+    response = await session.get(
+        "/deviceManagement/managedDevices", params={"$top": "1", "$select": "id"}, passed=(403,)
+    )
+    if response.status == 403:
+        error = response.body.get("error", {}) if isinstance(response.body, dict) else {}
+        raise GraphError(
+            f"403 on deviceManagement/managedDevices: {error.get('code', 'Forbidden')}: "
+            f"{str(error.get('message', ''))[:200]} (request-id {response.request_id})"
+        )
+
+
 # --- lanes -------------------------------------------------------------------------------------
 
 
@@ -237,6 +253,9 @@ class LaneHooks:
     interrupts: Interrupts
     notify: Callable[[str], None]
     on_progress: Callable[[Any, int], None]
+    before_resolving: Callable[[GraphSession], Awaitable[None]] = field(
+        default_factory=lambda: intune_access
+    )
 
 
 @dataclass
@@ -336,6 +355,7 @@ async def run_lanes(
         key = tenant_key(entry.tenant)
         outcome = outcomes[key]
         label = entry.label
+        claim_run_log(run_dir)  # this task's lines go to this tenant's run.log only
 
         def notify(text: str) -> None:
             spec.notify(f"[{label}] {text}")
@@ -355,16 +375,21 @@ async def run_lanes(
                 sent.extend([now, now, float(writes)])
             sent[1], sent[2] = now, float(writes)
 
-        hooks = LaneHooks(gate.confirm(entry), interrupts.child(notify), notify, on_progress)
-        started = time.monotonic()
+        at_gate = gate.confirm(entry)
         reached = False
 
         async def confirm(request: ConfirmRequest) -> bool:
             nonlocal reached
             reached = True
-            return await hooks.confirm(request)
+            return await at_gate(request)
 
-        hooks.confirm = confirm
+        async def preflight(session: GraphSession) -> None:
+            if session.tenant_id:  # a domain in the tenants file: the `tid` it signed in to
+                outcome.tenant_id = session.tenant_id
+            await intune_access(session)
+
+        hooks = LaneHooks(confirm, interrupts.child(notify), notify, on_progress, preflight)
+        started = time.monotonic()
         async with places:
             try:
                 result = await spec.lane(entry, context, run_dir, hooks)
@@ -380,7 +405,7 @@ async def run_lanes(
             else:
                 results[key] = result
                 outcome.exit_code = result.exit_code
-                outcome.tenant_id = result.tenant_id or outcome.tenant_id
+                outcome.tenant_id = outcome.tenant_id or result.tenant_id
             finally:
                 outcome.duration_s += time.monotonic() - started
                 if _made(run_dir):

@@ -133,6 +133,7 @@ def _run_lane(criteria: Any, input_options: tuple[Any, Any, Any]) -> Lane:
                     notify=hooks.notify,
                     run_dir=run_dir,
                     interrupts=hooks.interrupts,
+                    before_resolving=hooks.before_resolving,
                 )
             except NothingSelected as exc:
                 hooks.notify(str(exc))
@@ -149,6 +150,7 @@ def _run_lane(criteria: Any, input_options: tuple[Any, Any, Any]) -> Lane:
             notify=hooks.notify,
             run_dir=run_dir,
             interrupts=hooks.interrupts,
+            before_resolving=hooks.before_resolving,
         )
 
     return lane
@@ -288,6 +290,7 @@ async def resume_campaign(
             on_progress=hooks.on_progress,
             notify=hooks.notify,
             interrupts=hooks.interrupts,
+            before_resolving=hooks.before_resolving,
         )
 
     ran = await _lanes(
@@ -358,6 +361,7 @@ async def apply_campaign(
             notify=hooks.notify,
             run_dir=run_dir,
             interrupts=hooks.interrupts,
+            before_resolving=hooks.before_resolving,
         )
 
     ran = await _lanes(
@@ -391,7 +395,7 @@ async def verify_campaign(
     work = [
         (o.entry, o.run_dir, _context_or_error(contexts, o.entry, o.run_dir))
         for o in campaign.outcomes
-        if o.run_dir is not None and has_journal(o.run_dir)
+        if o.run_dir is not None and has_journal(o.run_dir) and o.preflight == "ok"
     ]
 
     async def lane(

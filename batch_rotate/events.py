@@ -108,6 +108,12 @@ class EventWriter:
         self._file.flush()
 
 
+def claim_run_log(run_dir: Path) -> None:
+    """This task works on `run_dir` from now on, before its run.log is open: a campaign's lane
+    (its own task) claims its tenant's run so no other tenant's run.log takes its lines."""
+    _current_run.set(run_dir)
+
+
 @contextlib.contextmanager
 def run_log(run_dir: Path) -> Iterator[None]:
     """Copy the package's log lines to `run.log` while a command works on this run.

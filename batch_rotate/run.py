@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import inspect
 import logging
 import socket
 import sys
@@ -20,6 +21,7 @@ from batch_rotate.commandline import command, relative
 from batch_rotate.errors import InputError, JournalError
 from batch_rotate.events import run_log
 from batch_rotate.graph.runner import RunnerStats
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.inputs import read_device_list
 from batch_rotate.journal import Journal, has_journal, journal_errors
 from batch_rotate.journal_schema import utc_now
@@ -104,6 +106,7 @@ async def run_job(
     context_meta: Mapping[str, str] | None = None,
     replay: Sequence[str | Path] = (),
     interrupts: Interrupts | None = None,
+    before_resolving: Callable[[GraphSession], Awaitable[None]] | None = None,
 ) -> RunResult:
     """Plan (dry run) or rotate a device list, apply a reviewed plan, or resume an earlier run.
 
@@ -115,6 +118,7 @@ async def run_job(
         stages.on_resolving = on_resolving
         stages.context_meta = dict(context_meta or {})
         stages.replay = tuple(replay)
+        stages.before_resolving = before_resolving
         if resume_dir is not None:
             return await _resume(resume_dir, stages, retry_failed)
         if plan is not None:
@@ -306,7 +310,8 @@ async def _resume(run_dir: Path, stages: Stages, retry_failed: bool) -> RunResul
                         credentials.tenant_id, endpoints.graph_url, pending, []
                     )
                     with stages.interrupts.raising():
-                        confirmed = stages.confirm(request)
+                        answer = stages.confirm(request)
+                    confirmed = await answer if inspect.isawaitable(answer) else answer
                     if not confirmed:
                         result.exit_code = EXIT_USAGE
                         result.messages.append("not confirmed: nothing was sent")

@@ -78,6 +78,8 @@ class Stages:
     context_meta: dict[str, str] = dataclasses.field(default_factory=dict)  # the run's record
     plan: ReviewedPlan | None = None  # `rotate --plan RUN`: send only what it marked
     replay: tuple[str | Path, ...] = ()  # typed options a printed `plan INPUT` repeats
+    # A campaign's pre-flight check on the run's own session, before resolution (campaign.py)
+    before_resolving: Callable[[GraphSession], Awaitable[None]] | None = None
 
     def follow(self, run_dir: Path, next_command: str) -> None:
         """From now on, an unexpected error and a second Ctrl-C know the run and its next step."""
@@ -99,6 +101,8 @@ async def plan_and_rotate(journal: Journal, run_dir: Path, stages: Stages, rows:
     try:
         with graph_errors():
             async with signed_in(credentials, settings, needs=needs) as session:
+                if stages.before_resolving is not None:
+                    await stages.before_resolving(session)
                 stale_before = datetime.now(UTC) - STALE_AFTER
                 began = time.monotonic()
                 resolve_report = await stages.interrupts.cancellable(

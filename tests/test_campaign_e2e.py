@@ -49,8 +49,14 @@ def cloud(tmp_path: Path) -> Iterator[SimCloud]:
 
 
 def flags(cloud: SimCloud) -> list[str]:
-    return ["--authority-host", cloud.authority_host, "--graph-url", cloud.graph_url,
-            "--ca-bundle", str(cloud.ca_path)]
+    return [
+        "--authority-host",
+        cloud.authority_host,
+        "--graph-url",
+        cloud.graph_url,
+        "--ca-bundle",
+        str(cloud.ca_path),
+    ]
 
 
 def device_ids(cloud: SimCloud, tenant: str, count: int) -> list[str]:
@@ -59,8 +65,12 @@ def device_ids(cloud: SimCloud, tenant: str, count: int) -> list[str]:
 
 def tenants_file(tmp_path: Path, cloud: SimCloud, count: int = 25) -> Path:
     rows = [("tenant", "name", "input")]
-    for tenant, name in ((CONTOSO, "Contoso"), ("fabrikam.example", "Fabrikam"),
-                         (NORTHWIND, "Northwind"), ("woodgrove.example", "Woodgrove")):
+    for tenant, name in (
+        (CONTOSO, "Contoso"),
+        ("fabrikam.example", "Fabrikam"),
+        (NORTHWIND, "Northwind"),
+        ("woodgrove.example", "Woodgrove"),
+    ):
         listed = tmp_path / f"{name.lower()}.csv"
         listed.write_text("Device ID\n" + "\n".join(device_ids(cloud, tenant, count)) + "\n")
         rows.append((tenant, name, listed.name))
@@ -101,13 +111,15 @@ def test_rotate_a_campaign_then_the_printed_verify(
     cloud: SimCloud, run_cli: Cli, tmp_path: Path
 ) -> None:
     tenants = tenants_file(tmp_path, cloud)
-    rotated = run_cli(["rotate", "--tenants", str(tenants), "--yes", *flags(cloud)], env=cloud.env())
+    rotated = run_cli(
+        ["rotate", "--tenants", str(tenants), "--yes", *flags(cloud)], env=cloud.env()
+    )
     assert rotated.exit_code == 1, rotated.output  # two tenants failed pre-flight
     folder = campaign_of(tmp_path)
     tenants_seen = record(folder)
     assert tenants_seen["Contoso"]["preflight"] == "ok"
     assert tenants_seen["Woodgrove"]["preflight"] == "ok"
-    assert tenants_seen["Woodgrove"]["tenant_id"] in (WOODGROVE, "woodgrove.example")
+    assert tenants_seen["Woodgrove"]["tenant_id"] == WOODGROVE  # the domain's `tid`
     fabrikam = tenants_seen["Fabrikam"]
     assert "not consented in Fabrikam (AADSTS7000229)" in fabrikam["preflight"]
     assert "/fabrikam.example/adminconsent?client_id=" in fabrikam["fix"]
@@ -121,13 +133,14 @@ def test_rotate_a_campaign_then_the_printed_verify(
     book = openpyxl.load_workbook(folder / "rollup.xlsx", read_only=True)
     assert {"Summary", "Devices"} <= set(book.sheetnames)
     book.close()
-    assert "adminconsent" in rotated.output  # the fix is on the screen too
+    assert "adminconsent" in rotated.output, rotated.output  # the fix is on the screen too
 
     verify = printed(rotated.output)
     assert verify == ["verify", str(folder.relative_to(tmp_path))]
     verified = run_cli(verify, env=cloud.env())
     assert verified.exit_code in (1, 75), verified.output  # Fabrikam/Northwind stay to look at
-    assert "Contoso" in verified.output and "verified" in verified.output.lower()
+    assert "[Contoso] verification" in verified.output, verified.output
+    assert "[Fabrikam] verification" not in verified.output  # nothing was sent there
 
     # the printed resume after the admin consents: only what was never sent goes
     resume = printed(rotated.output, "resume the campaign: ")
@@ -150,13 +163,17 @@ def test_plan_a_campaign_then_the_printed_apply_sends_exactly_the_plans(
     apply = printed(planned.output)
     assert apply == ["rotate", "--plan", str(plan_folder.relative_to(tmp_path))]
     applied = run_cli([*apply, "--yes"], env=cloud.env())
-    assert applied.exit_code == 0, applied.output
+    assert applied.exit_code == 1, applied.output  # the two that failed pre-flight stay to fix
+    assert "Fabrikam: the app is not consented" in applied.output
     plans = record(plan_folder)
     folders = set((tmp_path / "reports").glob("campaign-*")) - {plan_folder}
     (applied_folder,) = folders
     for name, tenant in (("Contoso", CONTOSO), ("Woodgrove", WOODGROVE)):
-        would = {v for v, s in statuses(plan_folder / plans[name]["run_dir"]).items()
-                 if s == "would_rotate"}
+        would = {
+            v
+            for v, s in statuses(plan_folder / plans[name]["run_dir"]).items()
+            if s == "would_rotate"
+        }
         done = record(applied_folder)[name]
         queued = {v for v, s in statuses(applied_folder / done["run_dir"]).items() if s == "queued"}
         assert queued == would and accepted(cloud, tenant) == len(would)
@@ -170,20 +187,26 @@ def test_a_spanning_list_with_a_stranger_tenant_is_refused_before_anything(
     rmm = tmp_path / "rmm.csv"
     ids = device_ids(cloud, CONTOSO, 3)
     rmm.write_text(
-        "Tenant ID,Device ID\n" + "".join(f"{CONTOSO},{i}\n" for i in ids)
+        "Tenant ID,Device ID\n"
+        + "".join(f"{CONTOSO},{i}\n" for i in ids)
         + f"{FABRIKAM},{device_ids(cloud, FABRIKAM, 1)[0]}\n"
     )
-    refused = run_cli(["rotate", "--tenants", str(tenants), str(rmm), "--yes", *flags(cloud)],
-                      env=cloud.env())
+    refused = run_cli(
+        ["rotate", "--tenants", str(tenants), str(rmm), "--yes", *flags(cloud)], env=cloud.env()
+    )
     assert refused.exit_code == 2, refused.output
     assert "row" in refused.output and "not in the tenants file" in refused.output
     assert not list((tmp_path / "reports").glob("campaign-*"))
     assert accepted(cloud, CONTOSO) == 0
 
-    rmm.write_text("Tenant ID,Device ID\n" + "".join(f"{CONTOSO},{i}\n" for i in ids)
-                   + "".join(f"{WOODGROVE},{i}\n" for i in device_ids(cloud, WOODGROVE, 2)))
-    split = run_cli(["rotate", "--tenants", str(tenants), str(rmm), "--yes", *flags(cloud)],
-                    env=cloud.env())
+    rmm.write_text(
+        "Tenant ID,Device ID\n"
+        + "".join(f"{CONTOSO},{i}\n" for i in ids)
+        + "".join(f"{WOODGROVE},{i}\n" for i in device_ids(cloud, WOODGROVE, 2))
+    )
+    split = run_cli(
+        ["rotate", "--tenants", str(tenants), str(rmm), "--yes", *flags(cloud)], env=cloud.env()
+    )
     assert split.exit_code in (0, 1), split.output
     folder = campaign_of(tmp_path)
     seen = record(folder)
@@ -198,7 +221,9 @@ def test_interrupted_campaign_then_the_printed_resume_sends_each_device_once(
     tenants = tmp_path / "tenants.csv"
     rows = ["tenant,name,input"]
     for tenant, name in ((CONTOSO, "Contoso"), (WOODGROVE, "Woodgrove")):
-        (tmp_path / f"{name}.csv").write_text("Device ID\n" + "\n".join(device_ids(cloud, tenant, 60)))
+        (tmp_path / f"{name}.csv").write_text(
+            "Device ID\n" + "\n".join(device_ids(cloud, tenant, 60))
+        )
         rows.append(f"{tenant},{name},{name}.csv")
     tenants.write_text("\n".join(rows) + "\n")
     slow = ["--write-budget", "10/1s", "--batch-size", "5", "--max-concurrency", "1"]
@@ -207,8 +232,9 @@ def test_interrupted_campaign_then_the_printed_resume_sends_each_device_once(
         def env(self) -> dict[str, str]:
             return cloud.env()
 
-    cli = _Cli(["rotate", "--tenants", str(tenants), "--yes", *slow, *flags(cloud)],
-               _Env(), tmp_path)  # type: ignore[arg-type]
+    cli = _Cli(
+        ["rotate", "--tenants", str(tenants), "--yes", *slow, *flags(cloud)], _Env(), tmp_path
+    )  # type: ignore[arg-type]
 
     def sending() -> bool:
         for journal in (tmp_path / "reports").glob("campaign-*/*/journal.sqlite"):

@@ -201,41 +201,57 @@ def _execute(
 
 
 def print_campaign(result: CampaignResult, console: Any, *, quiet: bool) -> None:
+    """One line per tenant, then each failed tenant's reason and fix in full (never cut). Text
+    from outside (tenant names, Graph messages) is `Text`, never markup."""
     from rich.table import Table
+    from rich.text import Text
 
+    from batch_rotate.cli.console import err
     from batch_rotate.commandline import relative
     from batch_rotate.exitcodes import EXIT_MEANINGS
+    from batch_rotate.textsafe import safe_text
+
+    def line(text: str) -> None:
+        err.print(text, highlight=False, markup=False)
 
     campaign = result.campaign
     if not quiet:
-        table = Table("Tenant", "Tenant ID", "Pre-flight", "Run", "Counts", "Exit")
+        table = Table("Tenant", "Tenant ID", "Pre-flight", "Devices", "Exit")
+        table.columns[1].overflow = "fold"  # an id is never cut
         for outcome in campaign.outcomes:
             run = result.results.get(outcome.entry.tenant)
-            counts = (
-                ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()) if v)
-                if run is not None
-                else ""
-            )
-            if run is not None and run.verification_counts:
-                counts += " | " + ", ".join(
-                    f"{k} {v}" for k, v in sorted(run.verification_counts.items())
-                )
+            counts = ""
+            if run is not None:
+                counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()) if v)
+                if run.verification_counts:
+                    counts += "; " + ", ".join(
+                        f"{k} {v}" for k, v in sorted(run.verification_counts.items())
+                    )
             table.add_row(
-                outcome.entry.label,
-                outcome.tenant_id or outcome.entry.tenant,
-                outcome.preflight
-                if outcome.preflight == "ok"
-                else f"{outcome.preflight}\nfix: {outcome.fix}",
-                outcome.run_dir.name if outcome.run_dir else "",
-                counts,
-                str(outcome.exit_code),
+                *(
+                    Text(safe_text(cell))
+                    for cell in (
+                        outcome.entry.label,
+                        outcome.tenant_id or outcome.entry.tenant,
+                        "ok" if outcome.preflight == "ok" else "failed",
+                        counts,
+                        str(outcome.exit_code),
+                    )
+                )
             )
         console.print(table)
-        for message in result.messages:
-            console.print(message)
-    console.print(f"campaign {relative(campaign.folder)}")
+        for outcome in campaign.outcomes:
+            if outcome.preflight != "ok" or outcome.fix:
+                line(f"{outcome.entry.label}: {outcome.preflight}")
+                if outcome.fix:
+                    line(f"  fix: {outcome.fix}")
+    for message in result.messages:
+        line(message)
+    line(f"campaign {relative(campaign.folder)}")
     if result.next_command:
-        console.print(f"next: {result.next_command}")
+        if result.exit_code == 130:
+            line(f"interrupted: resume with  {result.next_command}")
+        line(f"next: {result.next_command}")
     meaning = EXIT_MEANINGS.get(result.exit_code, "")
     if meaning and not quiet:
-        console.print(f"exit {result.exit_code}: {meaning}")
+        line(f"exit {result.exit_code}: {meaning}")

@@ -60,6 +60,7 @@ class GraphSession:
     reads: Lane
     writes: Lane
     pacing: Pacing
+    tenant_id: str = ""  # the signed-in token's `tid` (a domain authority resolves to it)
 
     @classmethod
     def paced(cls, transport: Transport, pacing: Pacing, *, clock: Clock) -> GraphSession:
@@ -202,7 +203,8 @@ async def graph_session(
                     check_permissions(token, need, credentials.tenant_id)
             if needs is not None and needs.permissions[0] in ROTATE_PERMISSIONS:
                 await check_role(graph, token, credentials.tenant_id)
-            yield GraphSession.paced(graph, pacing, clock=clock)
+            session = GraphSession.paced(graph, pacing, clock=clock)
+            yield dataclasses.replace(session, tenant_id=str(claims(token).get("tid", "")))
     finally:
         tokens.close()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from batch_rotate.connect import signed_in
 from batch_rotate.errors import InputError
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.interrupts import Interrupts
 from batch_rotate.models import IdKind
 from batch_rotate.present import plural
@@ -32,11 +33,14 @@ async def select_devices(
     credentials: Credentials,
     out: Path,
     notify: Callable[[str], None] = lambda _: None,
+    before_selecting: Callable[[GraphSession], Awaitable[None]] | None = None,
 ) -> Selection:
     """Sign in, run the selectors on the read budget, and write the list to `out`."""
     needs = needed_permissions(criteria)
     with graph_errors():
         async with signed_in(credentials, settings, also=needs) as session:
+            if before_selecting is not None:  # a campaign's pre-flight (campaign.py)
+                await before_selecting(session)
             selection = await select(criteria, session, notify=notify)
     for warning in selection.warnings:
         notify(warning)
@@ -65,12 +69,18 @@ async def select_then_run(
     context_meta: Mapping[str, str] | None = None,
     run_dir: Path | None = None,
     interrupts: Interrupts | None = None,
+    before_resolving: Callable[[GraphSession], Awaitable[None]] | None = None,
 ) -> RunResult:
     """`rotate --select`: the selected list is written into the run folder, then a normal run."""
     run_dir = run_dir or new_run_dir(settings.reports_dir, Path("selected.csv"))
     listed = run_dir / "selected.csv"
     selection = await select_devices(
-        criteria, settings=settings, credentials=credentials, out=listed, notify=notify
+        criteria,
+        settings=settings,
+        credentials=credentials,
+        out=listed,
+        notify=notify,
+        before_selecting=before_resolving,
     )
     if not selection.devices:
         raise NothingSelected(
@@ -90,4 +100,5 @@ async def select_then_run(
         run_dir=run_dir,
         context_meta=context_meta,
         interrupts=interrupts,
+        before_resolving=before_resolving,
     )
