@@ -29,9 +29,9 @@ from batch_rotate.campaign_model import CAMPAIGN_FILE, TenantEntry, TenantOutcom
 from batch_rotate.commandline import command, relative
 from batch_rotate.context import RunContext, build
 from batch_rotate.errors import BatchRotateError, GraphError, InputError
-from batch_rotate.graph.session import GraphSession
-from batch_rotate.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PENDING
 from batch_rotate.events import claim_run_log
+from batch_rotate.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PENDING
+from batch_rotate.graph.session import GraphSession
 from batch_rotate.interrupts import Interrupts
 from batch_rotate.runkit import ConfirmRequest, RunResult
 from batch_rotate.tenants import tenant_key, values_for
