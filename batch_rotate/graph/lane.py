@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import weakref
 from dataclasses import dataclass
 
 from batch_rotate.graph.batch import MAX_BATCH
@@ -18,6 +20,9 @@ class Lane:
     gate: RetryGate
     backoff: Backoff
     clock: Clock
+    # A limit per app across every tenant (audit reads: 122 / 10 s), shared by every tenant's
+    # lane of a campaign in this event loop; None where only the per-tenant budget applies.
+    app_wide: AdaptivePacer | None = None
 
 
 def lane(
@@ -34,3 +39,19 @@ def lane(
         backoff=Backoff(base_s=retry_delay_s, rng=random.Random(seed)),
         clock=clock,
     )
+
+
+# (app, budget) -> the one pacer every session of that app shares, per event loop (a pacer's
+# waits belong to the loop it was made in; a later command's loop gets its own).
+_APP_WIDE: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, Budget], AdaptivePacer]
+] = weakref.WeakKeyDictionary()
+
+
+def app_wide(app: str, budget: Budget, *, clock: Clock) -> AdaptivePacer:
+    """The pacer for a per-app limit that spans tenants (GRAPH_NOTES "Many tenants")."""
+    pacers = _APP_WIDE.setdefault(asyncio.get_running_loop(), {})
+    key = (app, budget)
+    if key not in pacers:
+        pacers[key] = AdaptivePacer(budget, clock=clock, burst=1)
+    return pacers[key]

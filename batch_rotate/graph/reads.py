@@ -33,6 +33,8 @@ async def get_with_retry(
     while True:
         await lane.gate.wait()
         await lane.pacer.acquire(1)
+        if lane.app_wide is not None:
+            await lane.app_wide.acquire(1)
         response: GraphResponse | None = None
         try:
             response = await transport.request(

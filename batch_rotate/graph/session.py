@@ -20,6 +20,7 @@ from batch_rotate.graph.client import GraphClient, GraphResponse
 from batch_rotate.graph.endpoints import Credentials, Endpoints
 from batch_rotate.graph.errors import SignInError
 from batch_rotate.graph.lane import Lane, lane
+from batch_rotate.graph.lane import app_wide as app_wide_pacer
 from batch_rotate.graph.pacer import Budget, Clock, SystemClock
 from batch_rotate.graph.pages import pages
 from batch_rotate.graph.permissions import granted, granting, holds
@@ -61,6 +62,7 @@ class GraphSession:
     writes: Lane
     pacing: Pacing
     tenant_id: str = ""  # the signed-in token's `tid` (a domain authority resolves to it)
+    app: str = ""  # the token's app id (`appid`/`azp`): per-app limits across tenants
 
     @classmethod
     def paced(cls, transport: Transport, pacing: Pacing, *, clock: Clock) -> GraphSession:
@@ -80,9 +82,15 @@ class GraphSession:
     def max_attempts(self) -> int:
         return self.pacing.max_attempts
 
-    def lane(self, budget: Budget) -> Lane:
-        """A further lane on the session's clock, for a service with its own budget (audit)."""
-        return _lane(budget, self.pacing, self.clock)
+    def lane(self, budget: Budget, *, app_wide: Budget | None = None) -> Lane:
+        """A further lane on the session's clock, for a service with its own budget (audit);
+        `app_wide`: that service's limit per app across tenants, shared with every other
+        session of this app in the event loop (a campaign's tenants)."""
+        own = _lane(budget, self.pacing, self.clock)
+        if app_wide is None:
+            return own
+        shared = app_wide_pacer(self.app, app_wide, clock=self.clock)
+        return dataclasses.replace(own, app_wide=shared)
 
     def through(self, transport: Transport) -> GraphSession:
         """The same lanes and limits through another transport (e.g. one that counts requests)."""
@@ -204,7 +212,9 @@ async def graph_session(
             if needs is not None and needs.permissions[0] in ROTATE_PERMISSIONS:
                 await check_role(graph, token, credentials.tenant_id)
             session = GraphSession.paced(graph, pacing, clock=clock)
-            yield dataclasses.replace(session, tenant_id=str(claims(token).get("tid", "")))
+            said = claims(token)
+            app = str(said.get("appid") or said.get("azp") or credentials.client_id)
+            yield dataclasses.replace(session, tenant_id=str(said.get("tid", "")), app=app)
     finally:
         tokens.close()
 

@@ -27,6 +27,7 @@ __all__ = ["Criteria", "Selection", "SelectorReport", "needed_permissions", "sel
 
 RETENTION_FREE_DAYS, RETENTION_PREMIUM_DAYS = 7, 30
 AUDIT_BUDGET = Budget(5, 10.0)  # Entra logs and reports: 5 requests / 10 s per app per tenant
+APP_AUDIT_BUDGET = Budget(122, 10.0)  # and 122 / 10 s per app across all tenants (a campaign)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ async def select(
     Long because it is the selector sequence with each one's cost measured around it.
     """
     result = Selection([])
-    audit = session.lane(AUDIT_BUDGET)  # the audit log has its own budget, shared by its reads
+    # the audit log has its own budget, shared by its reads, and one per app across tenants
+    audit = session.lane(AUDIT_BUDGET, app_wide=APP_AUDIT_BUDGET)
     count = Counting(session.transport)
     started, now = time.monotonic(), await tenant_now(session.through(count))
     result.reports.append(

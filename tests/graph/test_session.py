@@ -61,3 +61,39 @@ def test_the_graph_layer_stays_closed() -> None:
                 if name.split(".")[0] == "batch_rotate" and name.split(".")[:2] != GRAPH_PACKAGE
             ]
     assert outside == []
+
+
+def test_audit_reads_of_many_tenants_share_the_apps_limit_across_tenants() -> None:
+    """GRAPH_NOTES "Many tenants": 5 audit reads / 10 s per tenant, and 122 / 10 s per app over
+    every tenant. Thirty tenants' sessions of one app in one loop (a campaign) must keep the
+    second: alone, each would read its first five at once (150 in the first instant)."""
+    import asyncio
+    import dataclasses
+
+    from batch_rotate.graph.reads import get_with_retry
+    from batch_rotate.select import APP_AUDIT_BUDGET, AUDIT_BUDGET
+    from tests.graph.fakes import response
+
+    clock = FakeClock()
+
+    async def main() -> list[float]:
+        graphs = [ScriptedGraph(clock, rtt_s=0.01) for _ in range(30)]
+        sessions = [dataclasses.replace(session_on(g, clock), app="app-1") for g in graphs]
+        lanes = [s.lane(AUDIT_BUDGET, app_wide=APP_AUDIT_BUDGET) for s in sessions]
+        assert all(lane.app_wide is lanes[0].app_wide for lane in lanes)
+        other = dataclasses.replace(session_on(ScriptedGraph(clock), clock), app="app-2")
+        assert other.lane(AUDIT_BUDGET, app_wide=APP_AUDIT_BUDGET).app_wide is not lanes[0].app_wide
+        for g in graphs:
+            g.gets = [response(200, body={"value": []}) for _ in range(5)]
+
+        async def reads(graph: ScriptedGraph, lane: object) -> None:
+            for _ in range(5):
+                await get_with_retry(graph, lane, "auditLogs/directoryAudits")  # type: ignore[arg-type]
+
+        await asyncio.gather(*(reads(g, lane) for g, lane in zip(graphs, lanes, strict=True)))
+        return sorted(t for g in graphs for t in g.get_times)
+
+    times = asyncio.run(main())
+    assert len(times) == 150
+    most = max(sum(1 for t in times if start <= t < start + 10.0) for start in times)
+    assert most <= 122, most
