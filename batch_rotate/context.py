@@ -27,7 +27,7 @@ SECRETS = frozenset({"client_secret", "certificate_password"})
 NOT_RECORDED = SECRETS | {"json_out", "quiet", "verbose", "debug", "profile", "config"}
 # A campaign's own choices: each tenant's run is an ordinary run (its record must not make a
 # later `--resume RUN` a campaign again).
-NOT_RECORDED |= {"tenants", "tenants_at_once", "stop_on_preflight_failure"}
+NOT_RECORDED |= {"tenants", "tenants_at_once", "all_or_nothing"}
 RECORD_KEY = "options"  # the journal meta key that holds the record (JSON)
 
 

@@ -109,3 +109,15 @@ def test_split_keeps_every_row_and_refuses_unknown_tenants(tmp_path: Path) -> No
     assert not list((tmp_path / "out2").glob("*.csv"))  # nothing half-split is left to send
     with pytest.raises(InputError, match="no Tenant ID column"):
         split_by_tenant(write(tmp_path / "x.csv", "Device ID\nd\n"), tmp_path / "o3", keys.get)
+
+
+def test_the_command_refuses_a_one_tenant_authority_and_a_bad_file_before_anything(
+    run_cli: object, tmp_path: Path
+) -> None:
+    invoke = run_cli  # type: ignore[assignment]
+    f = write(tmp_path / "t.csv", f"tenant,name,input\n{A},A,\n")
+    pinned = invoke(["rotate", "--tenants", str(f), "--authority-url", "https://x/y"])  # type: ignore[operator]
+    assert pinned.exit_code == 2 and "--authority-url names one tenant" in pinned.output
+    lacking = invoke(["plan", "--tenants", str(f)], env={"AZURE_CLIENT_ID": "x"})  # type: ignore[operator]
+    assert lacking.exit_code == 2 and "has no input" in lacking.output, lacking.output
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())

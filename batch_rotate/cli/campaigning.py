@@ -98,6 +98,13 @@ def start_campaign(
     from batch_rotate.campaign_runs import new_campaign
 
     tenants_file = Path(given["tenants"])
+    with exits(command_name, mode):
+        for name, flag in (("authority_url", "--authority-url"), ("tenant_id", "--tenant-id")):
+            if name in given.explicit:
+                raise InputError(
+                    f"{flag} names one tenant; a campaign takes each tenant from --tenants "
+                    "(give --authority-host or --cloud for where they sign in)"
+                )
 
     async def job() -> CampaignResult:
         return await new_campaign(
@@ -112,7 +119,7 @@ def start_campaign(
             ask=_ask(assume_yes),
             notify=_notify,
             tenants_at_once=given["tenants_at_once"],
-            stop_on_failure=given["stop_on_preflight_failure"],
+            stop_on_failure=given["all_or_nothing"],
             authority_host=_authority_host(given),
         )
 

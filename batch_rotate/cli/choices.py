@@ -188,10 +188,10 @@ TenantsAtOnceOpt = Annotated[
         help="Tenants working at the same time (each at its own budget).",
     ),
 ]
-StopOnPreflightOpt = Annotated[
+AllOrNothingOpt = Annotated[
     bool,
     typer.Option(
-        "--stop-on-preflight-failure",
+        "--all-or-nothing",
         rich_help_panel=CAMPAIGN,
         help="Send nothing anywhere when any tenant fails pre-flight (default: the others go on).",
     ),

@@ -91,7 +91,7 @@ SELECTION = _group(
 CAMPAIGN = _group(
     ("tenants", c.TenantsOpt, None),
     ("tenants_at_once", c.TenantsAtOnceOpt, 10),
-    ("stop_on_preflight_failure", c.StopOnPreflightOpt, False),
+    ("all_or_nothing", c.AllOrNothingOpt, False),
 )
 # Global: accepted before the command (`batch-rotate -q rotate`) and after it.
 OUTPUT = _group(
