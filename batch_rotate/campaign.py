@@ -278,11 +278,10 @@ def context_values(
     if tenant_id:
         values["tenant_id"] = tenant_id
     cache = values.get("token_cache")
-    if cache:
+    own = f"-{_slug(tenant_key(entry.tenant))}"
+    if cache and not Path(cache).stem.endswith(own):  # a run's record already names its own
         cache = Path(cache)
-        values["token_cache"] = cache.with_name(
-            f"{cache.stem}-{_slug(tenant_key(entry.tenant))}{cache.suffix}"
-        )
+        values["token_cache"] = cache.with_name(f"{cache.stem}{own}{cache.suffix}")
     return values
 
 

@@ -262,3 +262,41 @@ def test_interrupted_campaign_then_the_printed_resume_sends_each_device_once(
     for name, tenant in (("Contoso", CONTOSO), ("Woodgrove", WOODGROVE)):
         queued = [s for s in statuses(folder / seen[name]["run_dir"]).values() if s == "queued"]
         assert len(queued) == accepted(cloud, tenant)  # each device once
+
+
+def test_a_delegated_campaign_prompts_once_per_tenant_and_verify_reuses_each_cache(
+    tmp_path: Path, run_cli: Cli
+) -> None:
+    """--auth device-code across tenants: one sign-in per tenant, each its own token cache file;
+    the printed verify signs in to each from its cache (no prompt), never with the app's secret."""
+    admin = "tech@partner.example"
+    specs = [_spec(CONTOSO, 21, "Contoso", "contoso.example"),
+             _spec(WOODGROVE, 24, "Woodgrove", "woodgrove.example")]
+    with SimCloud(specs, workdir=tmp_path / "cloud") as cloud:
+        for tenant in (CONTOSO, WOODGROVE):
+            cloud.tenant(tenant).approve_device_codes(admin)
+        tenants = tmp_path / "tenants.csv"
+        lines = ["tenant,name,input"]
+        for tenant, name in ((CONTOSO, "Contoso"), (WOODGROVE, "Woodgrove")):
+            (tmp_path / f"{name}.csv").write_text(
+                "Device ID\n" + "\n".join(device_ids(cloud, tenant, 8)) + "\n"
+            )
+            lines.append(f"{tenant},{name},{name}.csv")
+        tenants.write_text("\n".join(lines) + "\n")
+        env = {"AZURE_CLIENT_ID": cloud.env()["AZURE_CLIENT_ID"]}
+        cache = tmp_path / "cache.json"
+        rotated = run_cli(["rotate", "--tenants", str(tenants), "--yes", "--auth", "device-code",
+                           "--token-cache", str(cache), *flags(cloud)], env=env)
+        assert rotated.exit_code == 0, rotated.output
+        for tenant in (CONTOSO, WOODGROVE):
+            assert cloud.tenant(tenant).count("devicecode_requests") == 1
+            assert cloud.tenant(tenant).count("app_token_requests") == 0
+        assert sorted(p.name for p in tmp_path.glob("cache-*.json")) == [
+            f"cache-{CONTOSO}.json", f"cache-{WOODGROVE}.json"]
+        verify = printed(rotated.output)
+        verified = run_cli(verify, env={**env, "AZURE_CLIENT_SECRET": cloud.env()["AZURE_CLIENT_SECRET"]})
+        assert verified.exit_code in (0, 75), verified.output
+        for tenant in (CONTOSO, WOODGROVE):
+            assert cloud.tenant(tenant).count("devicecode_requests") == 1  # no second prompt
+            assert cloud.tenant(tenant).count("app_token_requests") == 0
+        assert cloud.cross_tenant_requests() == 0
