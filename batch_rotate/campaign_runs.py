@@ -19,6 +19,7 @@ from batch_rotate.campaign import (
     CampaignRun,
     LaneHooks,
     TenantPlan,
+    classify,
     exit_code_of,
     is_campaign,
     next_command,
@@ -190,9 +191,11 @@ async def new_campaign(
         for e in entries
         if e.input is not None or criteria is not None
     ]
-    for outcome in campaign.outcomes:
-        if outcome.entry.input is None and criteria is None:
-            outcome.preflight, outcome.fix = "no rows for this tenant in the device list", ""
+    unlisted = [e.label for e in entries if e.input is None and criteria is None]
+    if unlisted:  # the spanning list had no row for them: they are not part of this campaign
+        campaign.outcomes = [o for o in campaign.outcomes if o.entry.input is not None]
+        campaign.save()
+        notify(f"no rows in {spanning.name if spanning else 'the list'} for: {', '.join(unlisted)}")
     notify(f"campaign {relative(campaign.folder)}: {len(entries)} tenants")
     hint = (
         command("plan", "--tenants", relative(tenants_file))
@@ -452,3 +455,71 @@ def campaign_document(command_name: str, result: CampaignResult) -> dict[str, An
         next_command=result.next_command,
     )
     return doc
+
+
+async def select_campaign(
+    tenants_file: Path,
+    criteria: Any,
+    out: Path,
+    *,
+    contexts: Contexts,
+    notify: Notify,
+    tenants_at_once: int,
+    authority_host: str,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """`select --tenants`: the selectors in every tenant at once, one list with a `Tenant ID`
+    column (as the tenants file spells each tenant) that `plan --tenants FILE LIST` splits again.
+    Returns the count per tenant and, for a tenant that could not select, why."""
+    import asyncio
+    import csv
+    import tempfile
+
+    from batch_rotate.select.job import select_devices
+
+    entries = read_tenants(tenants_file)
+    places = asyncio.Semaphore(max(1, tenants_at_once))
+    counts: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="select-", dir=out.parent) as scratch:
+        parts = {e.tenant: Path(scratch) / f"{run_folder(Path('.'), e).name}.csv" for e in entries}
+
+        async def one(entry: TenantEntry) -> None:
+            def tell(text: str) -> None:
+                notify(f"[{entry.label}] {text}")
+
+            async with places:
+                try:
+                    context = contexts(entry, None)
+                    selection = await select_devices(
+                        criteria,
+                        settings=context.settings,
+                        credentials=context.credentials,
+                        out=parts[entry.tenant],
+                        notify=tell,
+                    )
+                    counts[entry.tenant] = len(selection.devices)
+                except BatchRotateError as exc:
+                    failed[entry.tenant] = classify(exc, entry, authority_host, "")[0]
+                    tell(f"failed: {failed[entry.tenant]}")
+
+        await asyncio.gather(*(one(e) for e in entries))
+        _merge(out, [(e.tenant, parts[e.tenant]) for e in entries if e.tenant in counts], csv)
+    return counts, failed
+
+
+def _merge(out: Path, parts: Sequence[tuple[str, Path]], csv: Any) -> None:
+    """One list: `Tenant ID` first, then each tenant's selected columns, written atomically."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    for tenant, part in parts:
+        with part.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            first: list[str] = next(reader, [])
+            header = header or first
+            rows.extend([tenant, *row] for row in reader if row)
+    temp = out.with_name(out.name + ".tmp")
+    with temp.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Tenant ID", *(header or ["Device ID"])])
+        writer.writerows(rows)
+    os.replace(temp, out)

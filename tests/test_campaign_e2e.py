@@ -270,8 +270,10 @@ def test_a_delegated_campaign_prompts_once_per_tenant_and_verify_reuses_each_cac
     """--auth device-code across tenants: one sign-in per tenant, each its own token cache file;
     the printed verify signs in to each from its cache (no prompt), never with the app's secret."""
     admin = "tech@partner.example"
-    specs = [_spec(CONTOSO, 21, "Contoso", "contoso.example"),
-             _spec(WOODGROVE, 24, "Woodgrove", "woodgrove.example")]
+    specs = [
+        _spec(CONTOSO, 21, "Contoso", "contoso.example"),
+        _spec(WOODGROVE, 24, "Woodgrove", "woodgrove.example"),
+    ]
     with SimCloud(specs, workdir=tmp_path / "cloud") as cloud:
         for tenant in (CONTOSO, WOODGROVE):
             cloud.tenant(tenant).approve_device_codes(admin)
@@ -285,18 +287,69 @@ def test_a_delegated_campaign_prompts_once_per_tenant_and_verify_reuses_each_cac
         tenants.write_text("\n".join(lines) + "\n")
         env = {"AZURE_CLIENT_ID": cloud.env()["AZURE_CLIENT_ID"]}
         cache = tmp_path / "cache.json"
-        rotated = run_cli(["rotate", "--tenants", str(tenants), "--yes", "--auth", "device-code",
-                           "--token-cache", str(cache), *flags(cloud)], env=env)
+        rotated = run_cli(
+            [
+                "rotate",
+                "--tenants",
+                str(tenants),
+                "--yes",
+                "--auth",
+                "device-code",
+                "--token-cache",
+                str(cache),
+                *flags(cloud),
+            ],
+            env=env,
+        )
         assert rotated.exit_code == 0, rotated.output
         for tenant in (CONTOSO, WOODGROVE):
             assert cloud.tenant(tenant).count("devicecode_requests") == 1
             assert cloud.tenant(tenant).count("app_token_requests") == 0
         assert sorted(p.name for p in tmp_path.glob("cache-*.json")) == [
-            f"cache-{CONTOSO}.json", f"cache-{WOODGROVE}.json"]
+            f"cache-{CONTOSO}.json",
+            f"cache-{WOODGROVE}.json",
+        ]
         verify = printed(rotated.output)
-        verified = run_cli(verify, env={**env, "AZURE_CLIENT_SECRET": cloud.env()["AZURE_CLIENT_SECRET"]})
+        verified = run_cli(
+            verify, env={**env, "AZURE_CLIENT_SECRET": cloud.env()["AZURE_CLIENT_SECRET"]}
+        )
         assert verified.exit_code in (0, 75), verified.output
         for tenant in (CONTOSO, WOODGROVE):
             assert cloud.tenant(tenant).count("devicecode_requests") == 1  # no second prompt
             assert cloud.tenant(tenant).count("app_token_requests") == 0
         assert cloud.cross_tenant_requests() == 0
+
+
+def test_select_across_tenants_then_the_printed_plan_plans_each_tenants_selection(
+    cloud: SimCloud, run_cli: Cli, tmp_path: Path
+) -> None:
+    tenants = tmp_path / "tenants.csv"
+    tenants.write_text(
+        f"tenant,name\n{CONTOSO},Contoso\nwoodgrove.example,Woodgrove\n{FABRIKAM},Fabrikam\n"
+    )
+    out = tmp_path / "due.csv"
+    selected = run_cli(
+        ["select", "--tenants", str(tenants), "--all-windows", "--out", str(out), *flags(cloud)],
+        env=cloud.env(),
+    )
+    assert selected.exit_code == 1, selected.output  # Fabrikam cannot sign in: said, not hidden
+    assert "not consented in Fabrikam" in selected.output
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    by_tenant = {
+        t: sum(1 for r in rows if r["Tenant ID"] == t) for t in (CONTOSO, "woodgrove.example")
+    }
+    assert all(by_tenant.values()) and len(rows) == sum(by_tenant.values())
+    plan = printed(selected.output, "review it, then: ")
+    assert plan[:4] == ["plan", "--tenants", "tenants.csv", "due.csv"]
+    planned = run_cli(plan, env=cloud.env())
+    assert planned.exit_code == 0, planned.output
+    folder = campaign_of(tmp_path)
+    seen = record(folder)
+    for name, tenant in (("Contoso", CONTOSO), ("Woodgrove", "woodgrove.example")):
+        would = [
+            s for s in statuses(folder / seen[name]["run_dir"]).values() if s == "would_rotate"
+        ]
+        assert len(would) == by_tenant[tenant]
+    assert "Fabrikam" not in seen  # it was not in the list: no rows, no run
+    assert cloud.cross_tenant_requests() == 0

@@ -93,6 +93,7 @@ CAMPAIGN = _group(
     ("tenants_at_once", c.TenantsAtOnceOpt, 10),
     ("all_or_nothing", c.AllOrNothingOpt, False),
 )
+TENANTS = CAMPAIGN[:2]  # `select --tenants`: no write, so no all-or-nothing
 # Global: accepted before the command (`batch-rotate -q rotate`) and after it.
 OUTPUT = _group(
     ("json_out", pc.JsonOpt, False),
