@@ -8,7 +8,7 @@ INPUT ?=
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
 
-.PHONY: install demo demo-plan rotate plan test test-lowest check lint bench clean
+.PHONY: install demo demo-campaign demo-plan rotate plan test test-lowest check lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.demo
+
+demo-campaign: $(STAMP)
+	$(BIN)/python -m batch_rotate.sim.demo campaign
 
 demo-plan: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.demo plan inputs/mixed-devices.csv
