@@ -353,3 +353,18 @@ def test_select_across_tenants_then_the_printed_plan_plans_each_tenants_selectio
         assert len(would) == by_tenant[tenant]
     assert "Fabrikam" not in seen  # it was not in the list: no rows, no run
     assert cloud.cross_tenant_requests() == 0
+
+
+def test_make_demo_campaign_writes_a_campaign_with_its_roll_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from batch_rotate.sim import demo
+
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["campaign"]) == 0
+    (folder,) = (tmp_path / "reports" / "demo").glob("campaign-*")
+    seen = record(folder)
+    assert seen["Contoso"]["preflight"] == seen["Woodgrove"]["preflight"] == "ok"
+    assert "AADSTS7000229" in seen["Fabrikam"]["preflight"]
+    assert (folder / "rollup.xlsx").is_file() and (folder / "rollup.csv").is_file()
+    assert "adminconsent" in capfd.readouterr().err

@@ -77,7 +77,7 @@ def campaign(root: Path, args: list[str]) -> int:
         )
         for seed, (tid, name, domain, consent) in enumerate(tenants, start=31)
     ]
-    lists = root / DEMO_REPORTS / "campaign-inputs"
+    lists = root / DEMO_REPORTS / "demo-tenants"
     lists.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="batch-rotate-sim-") as workdir,
