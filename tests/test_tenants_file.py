@@ -121,3 +121,19 @@ def test_the_command_refuses_a_one_tenant_authority_and_a_bad_file_before_anythi
     lacking = invoke(["plan", "--tenants", str(f)], env={"AZURE_CLIENT_ID": "x"})  # type: ignore[operator]
     assert lacking.exit_code == 2 and "has no input" in lacking.output, lacking.output
     assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+def test_hostile_names_never_steer_a_path_or_the_terminal(tmp_path: Path) -> None:
+    from batch_rotate.campaign import run_folder
+
+    f = write(
+        tmp_path / "t.csv",
+        f'tenant,name\n{A},"../../x\x1b[31m=cmd|\' /C calc\'!A0"\n{B},"[bold]Fab[/bold]\u202e"\n',
+    )
+    first, second = read_tenants(f)
+    assert "\x1b" not in first.name and "\\x1b" in first.name
+    assert "\u202e" not in second.name
+    for entry in (first, second):
+        folder = run_folder(tmp_path / "campaign", entry)
+        assert folder.parent == tmp_path / "campaign"  # one level, inside the campaign
+        assert set(folder.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
