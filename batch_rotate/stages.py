@@ -277,7 +277,8 @@ async def rotate(
     targets = {target.row: target for target in journal.pending_devices(in_flight=True)}
     began = time.monotonic()
     try:
-        with graph_errors(), EventWriter(run_dir, targets, stages.credentials.tenant_id) as events:
+        tenant = session.tenant_id or stages.credentials.tenant_id  # the token's `tid`
+        with graph_errors(), EventWriter(run_dir, targets, tenant) as events:
             stats = await rotate_pending(
                 journal,
                 session,

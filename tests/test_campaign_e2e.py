@@ -128,6 +128,11 @@ def test_rotate_a_campaign_then_the_printed_verify(
         run_dir = folder / tenants_seen[name]["run_dir"]
         queued = [v for v, s in statuses(run_dir).items() if s == "queued"]
         assert queued and len(queued) == accepted(cloud, tenant)
+        events = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+        assert events and {json.loads(e)["tenant_id"] for e in events} == {tenant}
+        assert f"[{name}]" in (run_dir / "run.log").read_text(encoding="utf-8")
+        others = {"Contoso", "Woodgrove", "Fabrikam", "Northwind"} - {name}
+        assert not any(f"[{o}]" in (run_dir / "run.log").read_text() for o in others)
     assert accepted(cloud, FABRIKAM) == accepted(cloud, NORTHWIND) == 0
     assert cloud.cross_tenant_requests() == 0
     book = openpyxl.load_workbook(folder / "rollup.xlsx", read_only=True)

@@ -136,4 +136,6 @@ def test_hostile_names_never_steer_a_path_or_the_terminal(tmp_path: Path) -> Non
     for entry in (first, second):
         folder = run_folder(tmp_path / "campaign", entry)
         assert folder.parent == tmp_path / "campaign"  # one level, inside the campaign
-        assert set(folder.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+        assert set(folder.name) <= set(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+        )
