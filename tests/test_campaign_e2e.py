@@ -373,3 +373,31 @@ def test_make_demo_campaign_writes_a_campaign_with_its_roll_up(
     assert "AADSTS7000229" in seen["Fabrikam"]["preflight"]
     assert (folder / "rollup.xlsx").is_file() and (folder / "rollup.csv").is_file()
     assert "adminconsent" in capfd.readouterr().err
+
+
+def test_a_tenants_own_credential_comes_from_the_variable_the_file_names(
+    cloud: SimCloud, run_cli: Cli, tmp_path: Path
+) -> None:
+    """Woodgrove signs in with the secret in WOODGROVE_SECRET; Contoso with the campaign's,
+    which is wrong here: only Woodgrove can pass pre-flight, and no secret reaches a file."""
+    secret = cloud.env()["AZURE_CLIENT_SECRET"]
+    for name, tenant in (("Contoso", CONTOSO), ("Woodgrove", WOODGROVE)):
+        (tmp_path / f"{name}.csv").write_text(
+            "Device ID\n" + "\n".join(device_ids(cloud, tenant, 5))
+        )
+    tenants = tmp_path / "tenants.csv"
+    tenants.write_text(
+        "tenant,name,input,client_secret_env\n"
+        f"{CONTOSO},Contoso,Contoso.csv,\n{WOODGROVE},Woodgrove,Woodgrove.csv,WOODGROVE_SECRET\n"
+    )
+    env = {**cloud.env(), "AZURE_CLIENT_SECRET": "not-the-secret", "WOODGROVE_SECRET": secret}
+    rotated = run_cli(["rotate", "--tenants", str(tenants), "--yes", *flags(cloud)], env=env)
+    assert rotated.exit_code == 1, rotated.output
+    folder = campaign_of(tmp_path)
+    seen = record(folder)
+    assert seen["Woodgrove"]["preflight"] == "ok" and accepted(cloud, WOODGROVE) > 0
+    assert seen["Contoso"]["preflight"] != "ok" and accepted(cloud, CONTOSO) == 0
+    assert seen["Woodgrove"]["env"] == {"client_secret": "WOODGROVE_SECRET"}  # the name only
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".log", ".jsonl", ".csv"):
+            assert secret not in path.read_text(encoding="utf-8", errors="replace"), path
