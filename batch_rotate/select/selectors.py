@@ -25,7 +25,7 @@ from batch_rotate.models import Device
 from batch_rotate.present import plural
 from batch_rotate.select.lookup import devices_where, windows
 from batch_rotate.tenant_clock import parse_graph_time
-from batch_rotate.verify import recovery_keys
+from batch_rotate.verify import KeysFound, recovery_keys
 
 READ_KEY = "Read BitLocker key"
 AUDIT_PERMISSION = "AuditLog.Read.All"
@@ -277,22 +277,41 @@ async def old_keys(
     session: GraphSession, devices: Sequence[Device], cutoff: datetime, now: datetime
 ) -> Picked:
     """Devices whose newest escrowed key (metadata only) was created before `cutoff`, or none."""
+    return pick_old(await key_metadata(session, devices), devices, cutoff, now)
+
+
+async def key_metadata(session: GraphSession, devices: Sequence[Device]) -> KeysFound:
+    """Every device's key metadata, by the cheaper read; a refusal stops the selection."""
     strategy = "per-device" if len(devices) <= PER_DEVICE_KEYS_MAX else "listing"
     ids = [d.entra_device_id for d in devices if d.entra_device_id.lower() not in ("", _ZERO)]
     found = await recovery_keys(ids, session, strategy=strategy)
     refused = [v for v in found.values() if isinstance(v, str) and v.startswith("403")]
     if refused:
         raise SignInError(f"reading recovery key metadata was refused: {refused[0]}")
+    return found
+
+
+def newest_key(found: KeysFound, device: Device) -> datetime | str | None:
+    """The device's newest key's creation time, None when it has none, or why it is unknown."""
+    keys = found.get(device.entra_device_id.lower(), [])
+    if isinstance(keys, str):
+        return keys
+    times = [t for k in keys if (t := parse_graph_time(str(k.get("createdDateTime", ""))))]
+    return max(times) if times else None
+
+
+def pick_old(
+    found: KeysFound, devices: Sequence[Device], cutoff: datetime, now: datetime
+) -> Picked:
+    """The `--keys-older-than` rule (pure), shared with `sweep`'s posture: so both agree."""
     picked: Picked = {}
     for device in devices:
-        keys = found.get(device.entra_device_id.lower(), [])
-        if isinstance(keys, str):  # could not be read: select it, a sweep fails safe
-            picked[device.id] = (device, f"key age unknown ({keys})")
-            continue
-        times = [t for k in keys if (t := parse_graph_time(str(k.get("createdDateTime", ""))))]
-        if not times:
+        newest = newest_key(found, device)
+        if isinstance(newest, str):  # could not be read: select it, a sweep fails safe
+            picked[device.id] = (device, f"key age unknown ({newest})")
+        elif newest is None:
             picked[device.id] = (device, "no recovery key escrowed in Entra ID")
-        elif (newest := max(times)) < cutoff:
+        elif newest < cutoff:
             days = (now - newest).days
             picked[device.id] = (
                 device,
