@@ -119,7 +119,7 @@ def history(policy: Policy, reports_dir: Path) -> list[dict[str, Any]]:
         if not isinstance(doc, dict) or doc.get("state") != "finished":
             continue
         if doc.get("policy", {}).get("id") == policy.id:
-            doc["_dir"] = str(path.parent)
+            doc["_dir"] = str(path.parent.resolve())
             found.append(doc)
     return sorted(found, key=lambda d: (str(d.get("started_at")), str(d.get("sweep_id"))))
 

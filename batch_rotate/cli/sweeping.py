@@ -133,7 +133,7 @@ def sweep_command(
         with exits("sweep", mode):
             result = asyncio.run(job())
         with closed_stdout_ok():
-            _print_summary(result, quiet=mode.quiet or mode.json)
+            _print_summary(result, quiet=mode.quiet, to_stderr=mode.json)
         if mode.json:
             print_json(result.document)
     raise typer.Exit(result.exit_code)
@@ -157,8 +157,8 @@ def _confirm(assume_yes: bool) -> Callable[[ConfirmRequest], bool]:
     return confirm
 
 
-def _print_summary(result: SweepResult, *, quiet: bool) -> None:
-    from batch_rotate.cli.console import out
+def _print_summary(result: SweepResult, *, quiet: bool, to_stderr: bool) -> None:
+    from batch_rotate.cli.console import err, out
     from batch_rotate.exitcodes import SWEEP_MEANINGS
 
     doc = result.document
@@ -179,4 +179,6 @@ def _print_summary(result: SweepResult, *, quiet: bool) -> None:
         lines.append(f"evidence: {', '.join(doc['files'].values())}")
     meaning = SWEEP_MEANINGS.get(result.exit_code, "")
     lines.append(f"exit {result.exit_code}: {meaning}")
-    out.print(*lines, sep="\n", highlight=False, markup=False, soft_wrap=True)
+    (err if to_stderr else out).print(
+        *lines, sep="\n", highlight=False, markup=False, soft_wrap=True
+    )
