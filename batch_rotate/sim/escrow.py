@@ -129,13 +129,12 @@ class Escrow:
         if pending is None:
             return False
         behaviour = self.behaviour(device["id"])
-        if behaviour.checkin_after_s is None or device["id"] in self.offline:
+        after = behaviour.checkin_after_s
+        if after is None or device["id"] in self.offline:
             return False
         if device["id"] in self.failing:
-            behaviour = Behaviour(
-                behaviour.checkin_after_s, "fail", FAILURE_CODES[0], behaviour.volumes, 0
-            )
-        due = pending.requested_real + behaviour.checkin_after_s / self.time_scale
+            behaviour = Behaviour(after, "fail", FAILURE_CODES[0], behaviour.volumes, 0)
+        due = pending.requested_real + after / self.time_scale
         if self.monotonic() < due:
             return False
         del self.pending[device["id"]]
