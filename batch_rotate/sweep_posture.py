@@ -187,13 +187,12 @@ def why_not(
     offline = _offline_since(device, now)
     if offline:
         return Why.OFFLINE, f"queued, but the device is offline since {offline} ({where})"
-    if key.newest is None and key.count is not None:
-        return Why.NO_KEY_ESCROWED, (
-            "no recovery key escrowed in Entra ID yet; the rotation is queued: if none arrives, "
-            f"check the BitLocker policy backs keys up to Entra ID ({where})"
-        )
     requested = f"{attempt.requested_at:%Y-%m-%d}" if attempt.requested_at else "an unknown date"
-    return Why.PENDING, f"queued {requested}, waiting for the device to check in ({where})"
+    none_yet = "; no key escrowed yet" if key.newest is None and key.count is not None else ""
+    return (
+        Why.PENDING,
+        f"queued {requested}, waiting for the device to check in{none_yet} ({where})",
+    )
 
 
 @dataclass(frozen=True, slots=True)
