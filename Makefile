@@ -75,6 +75,7 @@ bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench_select
 	$(BIN)/python -m batch_rotate.sim.bench_report
 	$(BIN)/python -m batch_rotate.sim.bench_recent
+	$(BIN)/python -m batch_rotate.sim.bench_sweep
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache
