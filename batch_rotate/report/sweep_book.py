@@ -18,7 +18,7 @@ from batch_rotate.report.cells import neutralise
 from batch_rotate.sweep_posture import Posture, Why
 from batch_rotate.textsafe import safe_text
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 EXAMPLES_PER_REASON = 3
 WHY_WORDS = {
     Why.INELIGIBLE: "ineligible (not joined, Home edition, old build, not Intune MDM)",
@@ -45,7 +45,8 @@ def write_evidence(sweep_dir: Path, doc: Mapping[str, Any], p: Posture) -> None:
 
 def _md(text: object) -> str:
     """Text from outside, inert in Markdown: no control character, no markup, no HTML."""
-    return _MD_SPECIAL.sub(r"\\\1", safe_text(str(text)))
+    shown = safe_text(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", shown)
 
 
 def _pct(share: float) -> str:
