@@ -139,15 +139,26 @@ def _exception_lines(p: Posture) -> list[str]:
 
 
 def _workbook(path: Path, doc: Mapping[str, Any], p: Posture) -> None:
+    """Write-only (streamed rows): the Exceptions sheet may hold tens of thousands of devices."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.chart import BarChart, LineChart, Reference
     from openpyxl.styles import Font
 
     bold = Font(bold=True)
-    book = Workbook()
-    summary = book.active
-    assert summary is not None
-    summary.title = "Summary"
+    book = Workbook(write_only=True)
+
+    def strong(sheet: Any, value: object) -> Any:
+        cell = WriteOnlyCell(sheet, _cell(value))
+        cell.font = bold
+        return cell
+
+    def header(sheet: Any, names: Sequence[str]) -> None:
+        sheet.append([strong(sheet, name) for name in names])
+
+    summary = book.create_sheet("Summary")
+    summary.column_dimensions["A"].width = 28
+    summary.column_dimensions["B"].width = 60
     policy = doc["policy"]
     facts: Sequence[tuple[str, object]] = (
         ("Sweep", doc["sweep_id"]),
@@ -164,7 +175,6 @@ def _workbook(path: Path, doc: Mapping[str, Any], p: Posture) -> None:
         ("Previous sweep", (doc.get("previous_sweep") or {}).get("sweep_id") or ""),
         ("Rotation run", ", ".join(Path(r).name for r in doc["runs"]["rotation"])),
         ("Exit code", doc.get("exit_code")),
-        ("", ""),
         ("Targeted devices", p.population),
         ("Compliant before", p.compliant_before),
         ("Share before", p.share(p.compliant_before)),
@@ -172,27 +182,28 @@ def _workbook(path: Path, doc: Mapping[str, Any], p: Posture) -> None:
         ("Share after", p.share(p.compliant_after)),
     )
     for label, value in facts:
-        summary.append([label, _cell(value)])
-        summary.cell(summary.max_row, 1).font = bold
-    for row in (18, 20):
-        summary.cell(row, 2).number_format = "0.0%"
-    summary.column_dimensions["A"].width = 28
-    summary.column_dimensions["B"].width = 60
+        cell = WriteOnlyCell(summary, _cell(value))
+        if label.startswith("Share"):
+            cell.number_format = "0.0%"
+        summary.append([strong(summary, label), cell])
 
     ages = book.create_sheet("Key ages")
-    ages.append(["Newest key age", "Before", "After"])
+    header(ages, ["Newest key age", "Before", "After"])
     for name in p.ages_before:
         ages.append([name, p.ages_before[name], p.ages_after[name]])
+    last = len(p.ages_before) + 1
     chart = BarChart()
     chart.title, chart.y_axis.title = "Newest recovery key age", "devices"
-    data = Reference(ages, min_col=2, max_col=3, min_row=1, max_row=ages.max_row)
-    chart.add_data(data, titles_from_data=True)
-    chart.set_categories(Reference(ages, min_col=1, min_row=2, max_row=ages.max_row))
+    chart.add_data(
+        Reference(ages, min_col=2, max_col=3, min_row=1, max_row=last), titles_from_data=True
+    )
+    chart.set_categories(Reference(ages, min_col=1, min_row=2, max_row=last))
     ages.add_chart(chart, "E2")
 
     trend = book.create_sheet("Trend")
-    trend.append(["Sweep", "Tenant time", "Targeted", "Share before", "Share after", "Rotated"])
-    for point in doc.get("trend", []):
+    header(trend, ["Sweep", "Tenant time", "Targeted", "Share before", "Share after", "Rotated"])
+    points = doc.get("trend", [])
+    for point in points:
         trend.append(
             [
                 _cell(point["sweep_id"]),
@@ -206,22 +217,19 @@ def _workbook(path: Path, doc: Mapping[str, Any], p: Posture) -> None:
     line = LineChart()
     line.title, line.y_axis.title = "Share of devices with a compliant key", "share"
     line.y_axis.scaling.min, line.y_axis.scaling.max = 0, 1
+    last = len(points) + 1
     line.add_data(
-        Reference(trend, min_col=4, max_col=5, min_row=1, max_row=trend.max_row),
-        titles_from_data=True,
+        Reference(trend, min_col=4, max_col=5, min_row=1, max_row=last), titles_from_data=True
     )
-    line.set_categories(Reference(trend, min_col=2, min_row=2, max_row=trend.max_row))
+    line.set_categories(Reference(trend, min_col=2, min_row=2, max_row=last))
     trend.add_chart(line, "H2")
 
     sheet = book.create_sheet("Exceptions")
-    sheet.append(["Intune device id", "Device name", "Reason", "Detail"])
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:D{len(p.exceptions) + 1}"
+    header(sheet, ["Intune device id", "Device name", "Reason", "Detail"])
     for e in p.exceptions:
         sheet.append([_cell(e.device.id), _cell(e.device.name), e.why.value, _cell(e.detail)])
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:D{max(sheet.max_row, 1)}"
-    for other in (ages, trend, sheet):
-        for cell in other[1]:
-            cell.font = bold
     partial = path.with_name(path.name + ".partial")
     book.save(partial)
     partial.replace(path)

@@ -26,8 +26,9 @@ from batch_rotate.sim.targeting import TargetingConfig
 # (sign-in, listing 100,000 devices and their keys, resolving the run, the reports) show as the
 # few per cent they are; the client and the simulator each stay well under a core.
 SCALE = 10.0
-# Newest key ages are spread evenly over 0..129 days: (129 - 90) / 130 = 30 % are older than 90.
-KEY_DAYS = 129
+# Newest key ages are spread evenly over 0..133 days, so (133 - 90) / 134 are older than 90;
+KEY_DAYS = 133  # 93.6 % of the Windows devices are eligible: 0.936 * 43 / 134 = 30 % due
+_PHASES = ("population:", "sweep ", "read ", "resolution:", "rotation:", "sweep:", "exit ")
 
 
 def main() -> None:
@@ -71,14 +72,20 @@ def main() -> None:
         env.pop("SSL_CERT_FILE", None)
         sim_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
-        proc = subprocess.run(  # noqa: S603 - our own CLI, arguments built above
-            command, cwd=work, env=env, capture_output=True, text=True, check=False
-        )
+        out_file = work / "sweep.json.out"
+        with out_file.open("w", encoding="utf-8") as out:  # a file: a pipe could fill and block
+            proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built above
+                command, cwd=work, env=env, stdout=out, stderr=subprocess.PIPE, text=True
+            )
+            assert proc.stderr is not None
+            lines = [(time.perf_counter() - started, line.rstrip()) for line in proc.stderr]
+            proc.wait()
         wall = time.perf_counter() - started
+        stderr = "\n".join(line for _, line in lines)
         sim_after = resource.getrusage(resource.RUSAGE_SELF)
         if proc.returncode not in (0, 1, 75):
-            raise SystemExit(f"sweep failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        doc = json.loads(proc.stdout)
+            raise SystemExit(f"sweep failed ({proc.returncode}):\n{stderr[-3000:]}")
+        doc = json.loads(out_file.read_text(encoding="utf-8"))
         peak_mb, cpu_s = 0.0, 0.0
         if gnu_time and stats.exists():
             peak, user, system = stats.read_text().split()[-3:]
@@ -87,7 +94,7 @@ def main() -> None:
         sim_cpu -= sim_before.ru_stime
         sent = int(doc["counts"]["to_send"])
         budget_s = sent / (200 / (20 / scale))  # the write budget alone, at this time scale
-        phases = [line for line in proc.stderr.splitlines() if "rotation:" in line]
+        phases = [line for line in stderr.splitlines() if "rotation:" in line]
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}, "
             f"Python {platform.python_version()}; time_scale {scale:g}"
@@ -115,6 +122,10 @@ def main() -> None:
             "  (of one core)"
         )
         print(f"sweep_peak_rss_mb {peak_mb:.0f}")
+        print("phases (seconds from the start, as the sweep said them):")
+        for at, line in lines:
+            if line.startswith(_PHASES):
+                print(f"  {at:7.1f}  {line[:110]}")
         print(f"exit {proc.returncode}; evidence in {doc['sweep_dir']} (removed)")
 
 
