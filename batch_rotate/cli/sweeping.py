@@ -108,9 +108,9 @@ def sweep_command(
 
     mode = mode_of("sweep", given)
     with exits("sweep", mode):
-        criteria = criteria_of(given, True)
-        if criteria.keys_older_than_s is None:
+        if given["keys_older_than"] is None:
             raise InputError("a sweep enforces a key age: give --keys-older-than, e.g. 90d")
+        criteria = criteria_of(given, True)
         context = context_of(given, verify=(verify_wait, verify_every))
         policy = Policy(criteria, context.credentials.tenant_id, policy_name or "")
         options = SweepOptions(max_share=max_share, resend_after_s=resend_after)
