@@ -215,8 +215,7 @@ async def read_population(
     eligible = [d for d in devices if not ineligibility(d)]
     found = await sel.key_metadata(session, eligible)
     cutoff = now - timedelta(seconds=criteria.keys_older_than_s or 0)
-    due = sel.pick_old(found, eligible, cutoff, now)
-    members = []
+    members, due = [], []
     for device in devices:
         keys = found.get(device.entra_device_id.lower(), [])
         newest = sel.newest_key(found, device)
@@ -226,13 +225,17 @@ async def read_population(
             else KeyState(newest if isinstance(newest, datetime) else None, len(keys))
         )
         reason = ineligibility(device)
-        members.append(Member(device, reason, state, reason is None and device.id not in due))
+        why = sel.due_because(newest, cutoff, now) if reason is None else ""
+        if why:
+            due.append((device, why))
+        members.append(Member(device, reason, state, reason is None and not why))
+    del found  # the key metadata of the whole population: only the states are kept
     notify(
         f"population: {plural(len(devices), 'Windows device')}, {len(eligible)} eligible, "
         f"{len(due)} with a key older than {(criteria.keys_older_than_s or 0) / 86400:g} days "
         "or none"
     )
-    return Population(now, members, [due[d.id] for d in eligible if d.id in due])
+    return Population(now, members, due)
 
 
 def _resend(attempt: Attempt | None, now: datetime, resend_after_s: float) -> bool:

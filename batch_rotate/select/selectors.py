@@ -303,18 +303,21 @@ def newest_key(found: KeysFound, device: Device) -> datetime | str | None:
 def pick_old(
     found: KeysFound, devices: Sequence[Device], cutoff: datetime, now: datetime
 ) -> Picked:
-    """The `--keys-older-than` rule (pure), shared with `sweep`'s posture: so both agree."""
+    """The `--keys-older-than` rule over each device's newest key (read once per device)."""
     picked: Picked = {}
     for device in devices:
-        newest = newest_key(found, device)
-        if isinstance(newest, str):  # could not be read: select it, a sweep fails safe
-            picked[device.id] = (device, f"key age unknown ({newest})")
-        elif newest is None:
-            picked[device.id] = (device, "no recovery key escrowed in Entra ID")
-        elif newest < cutoff:
-            days = (now - newest).days
-            picked[device.id] = (
-                device,
-                f"newest key {plural(days, 'day')} old ({newest:%Y-%m-%d})",
-            )
+        why = due_because(newest_key(found, device), cutoff, now)
+        if why:
+            picked[device.id] = (device, why)
     return picked
+
+
+def due_because(newest: datetime | str | None, cutoff: datetime, now: datetime) -> str:
+    """Why a device is due under `--keys-older-than`, or "" (pure; `sweep` shares it)."""
+    if isinstance(newest, str):  # could not be read: select it, a sweep fails safe
+        return f"key age unknown ({newest})"
+    if newest is None:
+        return "no recovery key escrowed in Entra ID"
+    if newest < cutoff:
+        return f"newest key {plural((now - newest).days, 'day')} old ({newest:%Y-%m-%d})"
+    return ""
