@@ -173,17 +173,16 @@ def _run_attempts(run_dir: Path, sweep_id: str) -> dict[str, Attempt]:
     return out
 
 
-def _pending_runs(earlier: Sequence[Mapping[str, Any]]) -> list[Path]:
-    """Runs of earlier sweeps with a queued device not yet verified (read locally, no Graph)."""
-    out = []
-    for doc in earlier:
-        for run in doc.get("runs", {}).get("rotation") or []:
-            run_dir = Path(run)
-            if has_journal(run_dir):
-                with closing(Journal.open(run_dir, write=False)) as journal:
-                    if journal.verification_targets():
-                        out.append(run_dir)
-    return out
+def _to_verify(earlier: Sequence[Mapping[str, Any]], attempts: Mapping[str, Attempt]) -> list[Path]:
+    """Earlier runs that hold some device's latest rotation, still unverified: a device sent
+    again by a later sweep is no reason to read an old run again (the cost stays bounded)."""
+    waiting = {a.run_id for a in attempts.values() if a.status == "queued" and _unverified(a)}
+    runs = [Path(r) for doc in earlier for r in doc.get("runs", {}).get("rotation") or []]
+    return [run for run in runs if run.name in waiting and has_journal(run)]
+
+
+def _unverified(attempt: Attempt) -> bool:
+    return attempt.verification in ("", "pending")
 
 
 @dataclass
@@ -306,7 +305,7 @@ async def run_sweep(
     try:
         events("sweep_started", previous=doc["previous_sweep"], policy=policy.as_json())
         # 1. what earlier sweeps left pending: verified first, so the key read below sees it
-        verified_runs = _pending_runs(earlier)
+        verified_runs = _to_verify(earlier, _attempts(earlier))
         once = dataclasses.replace(settings, verify_wait_s=0.0)
         for run_dir in verified_runs:
             checked = await verify_run(
