@@ -383,7 +383,7 @@ async def run_sweep(
         code = (
             EXIT_INTERRUPTED
             if run is not None and run.interrupted
-            else sweep_exit_code(result_posture, run_failed=False)
+            else sweep_exit_code(result_posture, run_failed=run is not None and run.exit_code == 1)
         )
         _finish(doc, result_posture, earlier, code, "finished")
         _write_json(sweep_dir / SWEEP_FILE, doc)
