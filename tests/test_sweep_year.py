@@ -92,6 +92,8 @@ def test_a_year_of_quarterly_sweeps(make_sim: Callable[..., SimTenant], run_cli:
     # the second sweep verified the first's late arrivals before reading the keys
     assert docs[1]["runs"]["verified"] == first["runs"]["rotation"]
     assert docs[1]["previous_sweep"]["sweep_id"] == first["sweep_id"]
+    # a run whose devices were all verified (or sent again later) is not read again
+    assert first["runs"]["rotation"][0] not in docs[3]["runs"]["verified"]
     # at the end only devices that cannot comply are left, and the sweep says compliant
     assert codes[-1] == 0, last["exceptions"]
     assert {e["reason"] for e in last["exceptions"]} <= {w.value for w in CANNOT_COMPLY}
