@@ -142,12 +142,21 @@ class _Events:
         self._file.close()
 
 
-def _attempts(earlier: Sequence[Mapping[str, Any]]) -> dict[str, Attempt]:
+def _rotation_runs(doc: Mapping[str, Any], reports_dir: Path) -> list[Path]:
+    """A sweep's run folders as recorded, or by name under `reports_dir` when the history was
+    moved (restored into another workspace, another share's mount point)."""
+    out = []
+    for run in doc.get("runs", {}).get("rotation") or []:
+        recorded = Path(run)
+        out.append(recorded if has_journal(recorded) else reports_dir / recorded.name)
+    return out
+
+
+def _attempts(earlier: Sequence[Mapping[str, Any]], reports_dir: Path) -> dict[str, Attempt]:
     """Each device's latest attempt across the earlier sweeps' runs (oldest first, newest wins)."""
     latest: dict[str, Attempt] = {}
     for doc in earlier:
-        for run in doc.get("runs", {}).get("rotation") or []:
-            run_dir = Path(run)
+        for run_dir in _rotation_runs(doc, reports_dir):
             if has_journal(run_dir):
                 latest.update(_run_attempts(run_dir, str(doc.get("sweep_id"))))
     return latest
@@ -173,11 +182,13 @@ def _run_attempts(run_dir: Path, sweep_id: str) -> dict[str, Attempt]:
     return out
 
 
-def _to_verify(earlier: Sequence[Mapping[str, Any]], attempts: Mapping[str, Attempt]) -> list[Path]:
+def _to_verify(
+    earlier: Sequence[Mapping[str, Any]], attempts: Mapping[str, Attempt], reports_dir: Path
+) -> list[Path]:
     """Earlier runs that hold some device's latest rotation, still unverified: a device sent
     again by a later sweep is no reason to read an old run again (the cost stays bounded)."""
     waiting = {a.run_id for a in attempts.values() if a.status == "queued" and _unverified(a)}
-    runs = [Path(r) for doc in earlier for r in doc.get("runs", {}).get("rotation") or []]
+    runs = [run for doc in earlier for run in _rotation_runs(doc, reports_dir)]
     return [run for run in runs if run.name in waiting and has_journal(run)]
 
 
@@ -305,7 +316,8 @@ async def run_sweep(
     try:
         events("sweep_started", previous=doc["previous_sweep"], policy=policy.as_json())
         # 1. what earlier sweeps left pending: verified first, so the key read below sees it
-        verified_runs = _to_verify(earlier, _attempts(earlier))
+        reports = settings.reports_dir
+        verified_runs = _to_verify(earlier, _attempts(earlier, reports), reports)
         once = dataclasses.replace(settings, verify_wait_s=0.0)
         for run_dir in verified_runs:
             checked = await verify_run(
@@ -313,7 +325,7 @@ async def run_sweep(
             )
             doc["runs"]["verified"].append(str(run_dir.resolve()))
             events("earlier_verified", run_dir=str(run_dir), counts=checked.verification_counts)
-        attempts = _attempts(earlier)
+        attempts = _attempts(earlier, reports)
         # 2. the population and its keys, on the read budget
         with graph_errors():
             async with signed_in(

@@ -128,3 +128,19 @@ def test_share_and_device_caps_refuse_before_sending(tsim: SimTenant, run_cli: C
 def test_a_sweep_needs_the_key_age_limit(tsim: SimTenant, run_cli: Cli) -> None:
     result = run_cli(["sweep", "--group", "Finance", "--yes", *sim_flags(tsim)], env=tsim.env())
     assert result.exit_code == 2 and "--keys-older-than" in result.stderr
+
+
+def test_a_history_restored_elsewhere_is_still_this_policys_history(
+    tsim: SimTenant, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A pipeline restores reports/ into a new workspace: the runs are found by name there."""
+    first = json.loads(_sweep(run_cli, tsim, "--yes", "--reports-dir", "old").stdout)
+    sent = dict(tsim.metrics()["accepted_by_device"])
+    (tmp_path / "old").rename(tmp_path / "new")
+    again = _sweep(run_cli, tsim, "--yes", "--reports-dir", "new")
+    second = json.loads(again.stdout)
+    assert second["previous_sweep"]["sweep_id"] == first["sweep_id"]
+    assert second["counts"]["to_send"] == 0 and tsim.metrics()["accepted_by_device"] == sent
+    assert [Path(r).name for r in second["runs"]["verified"]] == [
+        Path(r).name for r in first["runs"]["rotation"]
+    ]
