@@ -7,6 +7,7 @@ It composes runs and reads their journals; it never reaches into a stage (DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import getpass
 import hashlib
@@ -208,7 +209,14 @@ async def read_population(
 ) -> Population:
     """Every Windows device the policy's selectors (not its key age) take in, with its keys."""
     now = await tenant_now(session)
-    listed = {d.id: d for d in await inventory(session)}
+    whole = not criteria.group and criteria.exposed_since is None
+    if whole:  # every key will be wanted: list them while the inventory is listed
+        inventoried, every_key = await asyncio.gather(
+            inventory(session), sel.tenant_key_metadata(session)
+        )
+    else:
+        inventoried, every_key = await inventory(session), None
+    listed = {d.id: d for d in inventoried}
     scope: dict[str, tuple[Device, list[str]]] = {k: (d, []) for k, d in listed.items()}
     if criteria.group:
         picked, _ = await sel.group_members(session, criteria.group)
@@ -223,7 +231,7 @@ async def read_population(
         notify(f"--exclude left out {plural(excluded, 'device')}")
     devices = sorted((d for d, _ in scope.values()), key=lambda d: (d.name.lower(), d.id))
     eligible = [d for d in devices if not ineligibility(d)]
-    found = await sel.key_metadata(session, eligible)
+    found = every_key if every_key is not None else await sel.key_metadata(session, eligible)
     cutoff = now - timedelta(seconds=criteria.keys_older_than_s or 0)
     members, due = [], []
     for device in devices:

@@ -144,3 +144,14 @@ def test_a_history_restored_elsewhere_is_still_this_policys_history(
     assert [Path(r).name for r in second["runs"]["verified"]] == [
         Path(r).name for r in first["runs"]["rotation"]
     ]
+
+
+def test_a_group_policy_sweeps_only_the_groups_due_devices(tsim: SimTenant, run_cli: Cli) -> None:
+    result = _sweep(run_cli, tsim, "--yes", "--group", "Finance")
+    doc = json.loads(result.stdout)
+    truth = tsim.select_truth("group", "Finance") & tsim.select_truth(
+        "keys_older", tsim.tenant_now() - timedelta(days=90)
+    )
+    assert truth and set(tsim.metrics()["accepted_by_device"]) == truth
+    assert doc["counts"]["to_send"] == len(truth)
+    assert doc["policy"]["group"] == "Finance" and "--group Finance" in doc["policy"]["description"]

@@ -291,6 +291,30 @@ async def key_metadata(session: GraphSession, devices: Sequence[Device]) -> Keys
     return found
 
 
+async def tenant_key_metadata(session: GraphSession) -> KeysFound:
+    """Every recovery key's metadata in the tenant (never `key`), one listing by Entra device id:
+    a sweep of every Windows device reads it while the inventory is listed."""
+    found: KeysFound = {}
+    listing = session.pages(
+        "informationProtection/bitlocker/recoveryKeys",
+        version="v1.0",
+        passed=(403,),
+        permission=KEY_PERMISSION,
+    )
+    async for page in listing:
+        if page.status == 403:
+            raise SignInError(
+                f"reading recovery key metadata was refused: 403: the app lacks {KEY_PERMISSION}"
+            )
+        body = page.body if isinstance(page.body, dict) else {}
+        for key in body.get("value", []):
+            if isinstance(key, dict):
+                keys = found.setdefault(str(key.get("deviceId", "")).lower(), [])
+                assert isinstance(keys, list)
+                keys.append(key)
+    return found
+
+
 def newest_key(found: KeysFound, device: Device) -> datetime | str | None:
     """The device's newest key's creation time, None when it has none, or why it is unknown."""
     keys = found.get(device.entra_device_id.lower(), [])
