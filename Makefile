@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python -m batch_rotate.sim.bench_recent
 	$(BIN)/python -m batch_rotate.sim.bench_rollup
 	$(BIN)/python -m batch_rotate.sim.bench_campaign
+	$(BIN)/python -m batch_rotate.sim.bench_sweep
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache

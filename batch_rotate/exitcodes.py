@@ -14,3 +14,14 @@ EXIT_MEANINGS = {
     EXIT_INTERRUPTED: "interrupted; the journal is saved, resume the run",
     EXIT_CRASH: "unexpected internal error; the traceback is in crash.log, please report it",
 }
+# `sweep` reads the same codes as a scheduler's verdict on the policy (README "Quarterly sweeps").
+SWEEP_MEANINGS = {
+    EXIT_OK: "compliant: every targeted device that can comply holds a key younger than the limit",
+    EXIT_FAILED: "something to look at: a failed rotation or request, no key escrowed, keys "
+    "unreadable; see sweep.xlsx",
+    EXIT_USAGE: "bad usage, a guard (--max-devices, --max-share) or no confirmation; nothing sent",
+    EXIT_AUTH: EXIT_MEANINGS[EXIT_AUTH],
+    EXIT_PENDING: "rotations wait for devices to check in (pending, offline): sweep again later",
+    EXIT_INTERRUPTED: "interrupted; the run's journal is saved: sweep again",
+    EXIT_CRASH: EXIT_MEANINGS[EXIT_CRASH],
+}

@@ -251,6 +251,7 @@ class RunInfo:
     verification: dict[str, int] = field(default_factory=dict)
     next_command: str = ""
     detail: str = ""  # why unreadable, or who runs it
+    sweep: str = ""  # the sweep that made the run (`sweep`), or ""
 
 
 @dataclass
@@ -268,6 +269,7 @@ def list_runs(
     only_under: bool = False,
     states: Collection[str] = (),
     limit: int = 0,
+    sweeps_only: bool = False,
 ) -> RunListing:
     """Every run of this user (run index and `reports_dir`), newest first; or, `only_under`,
     those below `reports_dir`. One bad run never stops the listing: it is shown unreadable."""
@@ -284,6 +286,8 @@ def list_runs(
             info = RunInfo(entry.run_id, entry.run_dir, "unreadable", detail=str(exc))
             info.started_at = entry.started_at
         if info is None or (states and info.state not in states):
+            continue
+        if sweeps_only and not info.sweep:
             continue
         if limit and len(listing.runs) >= limit:
             listing.more = True  # one more run matches: say so, and stop opening journals
@@ -311,6 +315,7 @@ def _run_info(run_dir: Path, shown: str, states: Collection[str] = ()) -> RunInf
             ended_at=meta.get("ended_at", ""),
             counts=shown_counts(stored, dry_run=dry_run),
             verification=journal.verification_counts(),
+            sweep=meta.get("sweep_id", ""),
         )
         unverified = bool(journal.verification_targets())
         retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows()) or any(

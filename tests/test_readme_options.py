@@ -12,7 +12,7 @@ import typer.main
 from batch_rotate.cli import app
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-COMMANDS = ("rotate", "plan", "verify", "select", "runs", "report")
+COMMANDS = ("rotate", "plan", "verify", "select", "sweep", "runs", "report")
 
 
 def _readme_options() -> dict[str, set[str]]:
@@ -60,7 +60,7 @@ def test_every_graph_command_takes_every_sign_in_and_connection_option() -> None
     shared = {"--auth", "--tenant-id", "--client-id", "--client-secret", "--certificate-path",
               "--managed-identity-client-id", "--token-cache", "--cloud", "--graph-url",
               "--authority-url", "--scope", "--ca-bundle", "--proxy", "--timeout"}  # fmt: skip
-    for name in ("rotate", "plan", "verify", "select"):
+    for name in ("rotate", "plan", "verify", "select", "sweep"):
         assert shared <= helped[name], (name, sorted(shared - helped[name]))
     output = {"--json", "--quiet", "-q", "--verbose", "-v", "--debug", "--reports-dir", "--profile"}
     for name in COMMANDS:

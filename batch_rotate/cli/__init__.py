@@ -28,6 +28,7 @@ from batch_rotate.cli.helptext import (
 from batch_rotate.cli.listing import RUNS_EXAMPLES, report_command, runs_command
 from batch_rotate.cli.pacing import ENVIRONMENT_HELP
 from batch_rotate.cli.selecting import select_command
+from batch_rotate.cli.sweeping import SWEEP_EXAMPLES, sweep_command
 from batch_rotate.exitcodes import EXIT_MEANINGS
 
 EXIT_CODES_HELP = "Exit codes: " + "; ".join(
@@ -98,9 +99,10 @@ def _register() -> None:
         ("report", report_command, REPORT_EXAMPLES),
         ("runs", runs_command, RUNS_EXAMPLES),
         ("select", select_command, SELECT_EXAMPLES),
+        ("sweep", sweep_command, SWEEP_EXAMPLES),
     ):
         short = (func.__doc__ or "").split("\n\n")[0].replace("\n", " ")
-        if name in ("rotate", "plan", "verify", "select"):  # they sign in
+        if name in ("rotate", "plan", "verify", "select", "sweep"):  # they sign in
             epilog = f"{epilog}\n\n{ENVIRONMENT_HELP}"
         app.command(name=name, cls=Command, epilog=epilog, short_help=short)(func)
 

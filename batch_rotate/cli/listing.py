@@ -25,6 +25,7 @@ RUNS_EXAMPLES = (
     "  batch-rotate runs\n"
     "  batch-rotate runs --state interrupted --state failed --limit 0\n"
     "  batch-rotate runs --reports-dir /srv/batch-rotate/reports\n"
+    "  batch-rotate runs --sweeps                  # the runs scheduled sweeps made\n"
     "  batch-rotate runs --json | jq '.runs[] | select(.next_command)'"
 )
 
@@ -66,6 +67,8 @@ def _document(
                 "verification": dict(sorted(info.verification.items())),
                 "next_command": info.next_command or None,
                 "detail": info.detail or None,
+                "kind": "sweep" if info.sweep else "run",
+                "sweep": info.sweep or None,
             }
             for info in listing.runs
         ],
@@ -100,6 +103,10 @@ def runs_command(
         int,
         typer.Option("--limit", min=0, metavar="N", help="Show at most this many runs (0: all)."),
     ] = 20,
+    sweeps: Annotated[
+        bool,
+        typer.Option("--sweeps", help="Only the runs a sweep made (its sweep id is shown)."),
+    ] = False,
     *,
     given: Given,
 ) -> None:
@@ -117,7 +124,14 @@ def runs_command(
     only_under = "reports_dir" in given.explicit
     folder = given["reports_dir"] if only_under else DEFAULT_REPORTS
     with console_logging(Mode(json=json_out)):  # an unusable run index is one warning line
-        listing = list_runs(folder, shown_path, only_under=only_under, states=wanted, limit=limit)
+        listing = list_runs(
+            folder,
+            shown_path,
+            only_under=only_under,
+            states=wanted,
+            limit=limit,
+            sweeps_only=sweeps,
+        )
     if json_out:
         with closed_stdout_ok():
             doc = _document(folder, only_under, wanted, limit, listing)
@@ -128,6 +142,8 @@ def runs_command(
         where = f"under {folder}" if only_under else f"in the run index or under {folder}"
         if wanted:
             where += f" in state {' or '.join(wanted)}"
+        if sweeps:
+            where += " made by a sweep"
         err.print(f"no runs {where}", highlight=False, markup=False)
         return
     lines: list[str] = []
@@ -135,6 +151,7 @@ def runs_command(
         lines.append(f"{info.run_id}  {info.state}" + (f" ({info.detail})" if info.detail else ""))
         for label, value in (
             ("folder", shown_path(info.run_dir)),
+            ("sweep", info.sweep),
             ("input", info.input_file),
             ("tenant", info.tenant_id),
             ("started", info.started_at),

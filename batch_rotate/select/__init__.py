@@ -23,7 +23,15 @@ from batch_rotate.select import selectors
 from batch_rotate.select.lookup import Counting, inventory, tenant_now
 from batch_rotate.select.output import write_csv
 
-__all__ = ["Criteria", "Selection", "SelectorReport", "needed_permissions", "select", "write_csv"]
+__all__ = [
+    "Criteria",
+    "Selection",
+    "SelectorReport",
+    "exclude_listed",
+    "needed_permissions",
+    "select",
+    "write_csv",
+]
 
 RETENTION_FREE_DAYS, RETENTION_PREMIUM_DAYS = 7, 30
 AUDIT_BUDGET = Budget(5, 10.0)  # Entra logs and reports: 5 requests / 10 s per app per tenant
@@ -211,7 +219,7 @@ async def select(
         narrow(picked)
     final = chosen or {}
     if criteria.exclude is not None:
-        final, result.excluded = _exclude(final, criteria.exclude)
+        final, result.excluded = exclude_listed(final, criteria.exclude)
     result.devices = sorted(
         ((d, "; ".join(w for w in whys if w)) for d, whys in final.values()),
         key=lambda pair: (pair[0].name.lower(), pair[0].id),
@@ -219,7 +227,7 @@ async def select(
     return result
 
 
-def _exclude(
+def exclude_listed(
     chosen: dict[str, tuple[Device, list[str]]], path: Path
 ) -> tuple[dict[str, tuple[Device, list[str]]], int]:
     """Drop devices named in `path` (any identifier column the input reader accepts).

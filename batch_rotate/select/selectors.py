@@ -25,7 +25,7 @@ from batch_rotate.models import Device
 from batch_rotate.present import plural
 from batch_rotate.select.lookup import devices_where, windows
 from batch_rotate.tenant_clock import parse_graph_time
-from batch_rotate.verify import recovery_keys
+from batch_rotate.verify import KeysFound, recovery_keys
 
 READ_KEY = "Read BitLocker key"
 AUDIT_PERMISSION = "AuditLog.Read.All"
@@ -277,25 +277,71 @@ async def old_keys(
     session: GraphSession, devices: Sequence[Device], cutoff: datetime, now: datetime
 ) -> Picked:
     """Devices whose newest escrowed key (metadata only) was created before `cutoff`, or none."""
+    return pick_old(await key_metadata(session, devices), devices, cutoff, now)
+
+
+async def key_metadata(session: GraphSession, devices: Sequence[Device]) -> KeysFound:
+    """Every device's key metadata, by the cheaper read; a refusal stops the selection."""
     strategy = "per-device" if len(devices) <= PER_DEVICE_KEYS_MAX else "listing"
     ids = [d.entra_device_id for d in devices if d.entra_device_id.lower() not in ("", _ZERO)]
     found = await recovery_keys(ids, session, strategy=strategy)
     refused = [v for v in found.values() if isinstance(v, str) and v.startswith("403")]
     if refused:
         raise SignInError(f"reading recovery key metadata was refused: {refused[0]}")
+    return found
+
+
+async def tenant_key_metadata(session: GraphSession) -> KeysFound:
+    """Every recovery key's metadata in the tenant (never `key`), one listing by Entra device id:
+    a sweep of every Windows device reads it while the inventory is listed."""
+    found: KeysFound = {}
+    listing = session.pages(
+        "informationProtection/bitlocker/recoveryKeys",
+        version="v1.0",
+        passed=(403,),
+        permission=KEY_PERMISSION,
+    )
+    async for page in listing:
+        if page.status == 403:
+            raise SignInError(
+                f"reading recovery key metadata was refused: 403: the app lacks {KEY_PERMISSION}"
+            )
+        body = page.body if isinstance(page.body, dict) else {}
+        for key in body.get("value", []):
+            if isinstance(key, dict):
+                keys = found.setdefault(str(key.get("deviceId", "")).lower(), [])
+                assert isinstance(keys, list)
+                keys.append(key)
+    return found
+
+
+def newest_key(found: KeysFound, device: Device) -> datetime | str | None:
+    """The device's newest key's creation time, None when it has none, or why it is unknown."""
+    keys = found.get(device.entra_device_id.lower(), [])
+    if isinstance(keys, str):
+        return keys
+    times = [t for k in keys if (t := parse_graph_time(str(k.get("createdDateTime", ""))))]
+    return max(times) if times else None
+
+
+def pick_old(
+    found: KeysFound, devices: Sequence[Device], cutoff: datetime, now: datetime
+) -> Picked:
+    """The `--keys-older-than` rule over each device's newest key (read once per device)."""
     picked: Picked = {}
     for device in devices:
-        keys = found.get(device.entra_device_id.lower(), [])
-        if isinstance(keys, str):  # could not be read: select it, a sweep fails safe
-            picked[device.id] = (device, f"key age unknown ({keys})")
-            continue
-        times = [t for k in keys if (t := parse_graph_time(str(k.get("createdDateTime", ""))))]
-        if not times:
-            picked[device.id] = (device, "no recovery key escrowed in Entra ID")
-        elif (newest := max(times)) < cutoff:
-            days = (now - newest).days
-            picked[device.id] = (
-                device,
-                f"newest key {plural(days, 'day')} old ({newest:%Y-%m-%d})",
-            )
+        why = due_because(newest_key(found, device), cutoff, now)
+        if why:
+            picked[device.id] = (device, why)
     return picked
+
+
+def due_because(newest: datetime | str | None, cutoff: datetime, now: datetime) -> str:
+    """Why a device is due under `--keys-older-than`, or "" (pure; `sweep` shares it)."""
+    if isinstance(newest, str):  # could not be read: select it, a sweep fails safe
+        return f"key age unknown ({newest})"
+    if newest is None:
+        return "no recovery key escrowed in Entra ID"
+    if newest < cutoff:
+        return f"newest key {plural((now - newest).days, 'day')} old ({newest:%Y-%m-%d})"
+    return ""

@@ -74,6 +74,10 @@ class Escrow:
     monotonic: Callable[[], float] = time.monotonic  # when check-ins fall due (scaled)
     # Seeded key ages for the `select` stage (sim/targeting.py); None keeps the fixed 2025 keys.
     initial_keys: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    # A year of sweeps (tests/test_sweep_year.py): devices switched off (no check-in until back)
+    # and devices whose rotation fails on the device until they recover; Intune ids.
+    offline: set[str] = field(default_factory=set)
+    failing: set[str] = field(default_factory=set)
 
     def behaviour(self, device_id: str) -> Behaviour:
         digest = hashlib.sha256(f"{self.seed}:{device_id}".encode()).digest()
@@ -125,9 +129,12 @@ class Escrow:
         if pending is None:
             return False
         behaviour = self.behaviour(device["id"])
-        if behaviour.checkin_after_s is None:
+        after = behaviour.checkin_after_s
+        if after is None or device["id"] in self.offline:
             return False
-        due = pending.requested_real + behaviour.checkin_after_s / self.time_scale
+        if device["id"] in self.failing:
+            behaviour = Behaviour(after, "fail", FAILURE_CODES[0], behaviour.volumes, 0)
+        due = pending.requested_real + after / self.time_scale
         if self.monotonic() < due:
             return False
         del self.pending[device["id"]]

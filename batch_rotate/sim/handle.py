@@ -90,6 +90,28 @@ class TenantHandle:
         found: dict[str, str] = self._on_loop(truth)
         return found
 
+    def advance_days(self, days: float) -> None:
+        """Move the tenant's clock forward: keys age, and every device not offline checks in
+        (its lastSyncDateTime follows the clock; an offline one keeps its last check-in)."""
+
+        def move(t: Tenant) -> None:
+            t.clock.offset_s += days * 86400
+            stamp = t.clock.iso(ms=True)
+            for index in range(len(t.fleet)):
+                device = t.fleet[index]
+                if device["id"] not in t.escrow.offline:
+                    t.fleet.set_property(device["id"], "lastSyncDateTime", stamp)
+
+        self._on_loop(move)
+
+    def set_offline(self, device_ids: set[str]) -> None:
+        """These devices stop checking in (queued rotations wait) until taken out again."""
+        self._on_loop(lambda t: setattr(t.escrow, "offline", set(device_ids)))
+
+    def set_failing(self, device_ids: set[str]) -> None:
+        """Rotations of these devices fail on the device (an HRESULT) until taken out again."""
+        self._on_loop(lambda t: setattr(t.escrow, "failing", set(device_ids)))
+
     def reset_metrics(self) -> None:
         self._on_loop(lambda t: t.reset())
 
