@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from batch_rotate.campaign_model import CAMPAIGN_FILE
 from batch_rotate.commandline import command, relative
 from batch_rotate.errors import BatchRotateError, JournalError
 from batch_rotate.journal import Journal, has_journal, journal_errors
@@ -252,6 +253,7 @@ class RunInfo:
     next_command: str = ""
     detail: str = ""  # why unreadable, or who runs it
     sweep: str = ""  # the sweep that made the run (`sweep`), or ""
+    campaign: str = ""  # the campaign folder it is one tenant's run of, or ""
 
 
 @dataclass
@@ -316,6 +318,7 @@ def _run_info(run_dir: Path, shown: str, states: Collection[str] = ()) -> RunInf
             counts=shown_counts(stored, dry_run=dry_run),
             verification=journal.verification_counts(),
             sweep=meta.get("sweep_id", ""),
+            campaign=run_dir.parent.name if (run_dir.parent / CAMPAIGN_FILE).is_file() else "",
         )
         unverified = bool(journal.verification_targets())
         retryable = any(transient_failure(s, r) for _, s, r in journal.failed_rows()) or any(

@@ -218,6 +218,10 @@ def test_a_spanning_list_with_a_stranger_tenant_is_refused_before_anything(
     assert len(statuses(folder / seen["Contoso"]["run_dir"])) == 3
     assert len(statuses(folder / seen["Woodgrove"]["run_dir"])) == 2
     assert cloud.cross_tenant_requests() == 0
+    listed = run_cli(["runs", "--json"])
+    runs = json.loads(listed.output[listed.output.index("{") :])["runs"]
+    assert {(r["kind"], r["campaign"]) for r in runs} == {("campaign", folder.name)}
+    assert len(runs) == 2
 
 
 def test_interrupted_campaign_then_the_printed_resume_sends_each_device_once(

@@ -67,8 +67,9 @@ def _document(
                 "verification": dict(sorted(info.verification.items())),
                 "next_command": info.next_command or None,
                 "detail": info.detail or None,
-                "kind": "sweep" if info.sweep else "run",
+                "kind": "sweep" if info.sweep else "campaign" if info.campaign else "run",
                 "sweep": info.sweep or None,
+                "campaign": info.campaign or None,
             }
             for info in listing.runs
         ],
@@ -152,6 +153,7 @@ def runs_command(
         for label, value in (
             ("folder", shown_path(info.run_dir)),
             ("sweep", info.sweep),
+            ("campaign", info.campaign),
             ("input", info.input_file),
             ("tenant", info.tenant_id),
             ("started", info.started_at),
