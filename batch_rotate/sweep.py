@@ -83,7 +83,7 @@ class Policy:
 
     def folder(self, reports_dir: Path) -> Path:
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in self.label)[:60]
-        return reports_dir / SWEEPS_DIR / slug.strip(".")
+        return reports_dir / SWEEPS_DIR / (slug.strip(".") or self.id)
 
     def as_json(self) -> dict[str, Any]:
         return {
