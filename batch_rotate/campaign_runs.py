@@ -112,6 +112,21 @@ def _result(
 Lane = Callable[[TenantEntry, RunContext, Path, LaneHooks], Awaitable[RunResult]]
 
 
+def _as_lane(context: RunContext, hooks: LaneHooks) -> dict[str, Any]:
+    """What every tenant's run takes from its context and its lane, whatever the command."""
+    return {
+        "settings": context.settings,
+        "credentials": context.credentials,
+        "context_meta": context.meta(),
+        "argv": sys.argv,
+        "confirm": hooks.confirm,
+        "on_progress": hooks.on_progress,
+        "notify": hooks.notify,
+        "interrupts": hooks.interrupts,
+        "before_resolving": hooks.before_resolving,
+    }
+
+
 def _run_lane(criteria: Any, input_options: tuple[Any, Any, Any]) -> Lane:
     async def lane(
         entry: TenantEntry, context: RunContext, run_dir: Path, hooks: LaneHooks
@@ -123,35 +138,15 @@ def _run_lane(criteria: Any, input_options: tuple[Any, Any, Any]) -> Lane:
 
             os.makedirs(run_dir, mode=0o700, exist_ok=True)
             try:
-                return await select_then_run(
-                    criteria,
-                    settings=context.settings,
-                    credentials=context.credentials,
-                    context_meta=context.meta(),
-                    argv=sys.argv,
-                    confirm=hooks.confirm,
-                    on_progress=hooks.on_progress,
-                    notify=hooks.notify,
-                    run_dir=run_dir,
-                    interrupts=hooks.interrupts,
-                    before_resolving=hooks.before_resolving,
-                )
+                return await select_then_run(criteria, run_dir=run_dir, **_as_lane(context, hooks))
             except NothingSelected as exc:
                 hooks.notify(str(exc))
                 return RunResult(run_dir, {}, EXIT_OK, messages=[str(exc)])
         assert entry.input is not None
         return await run_job(
-            settings=context.settings,
-            credentials=context.credentials,
-            context_meta=context.meta(),
             inputs=InputOptions(entry.input, *input_options),
-            argv=sys.argv,
-            confirm=hooks.confirm,
-            on_progress=hooks.on_progress,
-            notify=hooks.notify,
             run_dir=run_dir,
-            interrupts=hooks.interrupts,
-            before_resolving=hooks.before_resolving,
+            **_as_lane(context, hooks),
         )
 
     return lane
@@ -283,17 +278,7 @@ async def resume_campaign(
         if not has_journal(run_dir):
             return await fresh(entry, context, run_dir, hooks)
         return await run_job(
-            settings=context.settings,
-            credentials=context.credentials,
-            context_meta=context.meta(),
-            resume_dir=run_dir,
-            retry_failed=retry_failed,
-            argv=sys.argv,
-            confirm=hooks.confirm,
-            on_progress=hooks.on_progress,
-            notify=hooks.notify,
-            interrupts=hooks.interrupts,
-            before_resolving=hooks.before_resolving,
+            resume_dir=run_dir, retry_failed=retry_failed, **_as_lane(context, hooks)
         )
 
     ran = await _lanes(
@@ -354,17 +339,7 @@ async def apply_campaign(
         plan_dir = plans[tenant_key(entry.tenant)]
         assert plan_dir is not None
         return await run_job(
-            settings=context.settings,
-            credentials=context.credentials,
-            context_meta=context.meta(),
-            plan=PlanToApply(plan_dir, max_age_s),
-            argv=sys.argv,
-            confirm=hooks.confirm,
-            on_progress=hooks.on_progress,
-            notify=hooks.notify,
-            run_dir=run_dir,
-            interrupts=hooks.interrupts,
-            before_resolving=hooks.before_resolving,
+            plan=PlanToApply(plan_dir, max_age_s), run_dir=run_dir, **_as_lane(context, hooks)
         )
 
     ran = await _lanes(

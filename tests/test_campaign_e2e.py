@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shlex
 import signal
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from batch_rotate.sim.cloud import CloudTenant, SimCloud
 from batch_rotate.sim.config import SimConfig
 
 from .test_interrupt_phases import _Cli
+from .test_operator_journey import printed
 
 pytestmark = pytest.mark.slow
 Cli = Callable[..., Result]
@@ -78,14 +78,6 @@ def tenants_file(tmp_path: Path, cloud: SimCloud, count: int = 25) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
     return path
-
-
-def printed(output: str, marker: str = "next: ") -> list[str]:
-    lines = [line for line in output.splitlines() if marker in line]
-    assert lines, f"no {marker!r} line in:\n{output}"
-    words = shlex.split(lines[-1].split(marker, 1)[1])
-    assert words[0] == "batch-rotate", words
-    return words[1:]
 
 
 def campaign_of(tmp_path: Path) -> Path:
