@@ -59,7 +59,8 @@ LOWEST_TESTS ?= tests/graph/test_client.py tests/graph/test_proxy.py \
 	tests/test_signin_modes_e2e.py tests/test_proxy_e2e.py tests/test_operator_journey.py \
 	tests/test_report.py tests/test_report_look.py tests/test_inputs_exports.py \
 	tests/test_cli_options.py tests/test_ux_output.py tests/test_prompt.py tests/test_runlock.py \
-	tests/test_readme_options.py tests/test_signin_interactive_e2e.py tests/test_signin_workload_e2e.py
+	tests/test_readme_options.py tests/test_signin_interactive_e2e.py tests/test_signin_workload_e2e.py \
+	tests/test_campaign_e2e.py tests/test_sweep_e2e.py tests/test_rollup.py
 
 test-lowest: $(LOWEST_STAMP)
 	@echo "lowest allowed versions:" $$(cat $(LOWEST)/floors.txt)
