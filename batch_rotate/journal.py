@@ -300,11 +300,17 @@ class Journal(PlanRecords, SendRecords):
             self._db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status").fetchall()
         )
 
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+
     def report_rows(self) -> Iterator[ReportRow]:
         """Rows in input order, as stored (statuses and reasons are shown by the report)."""
-        # A schema 3 journal read as it is has no inventory flags (they came with schema 4).
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(inventory)")}
-        flag = "i.flag" if "flag" in columns else "''"
+        # Schema 5 rows carry their device's flag; a schema 4 journal read as it is joins the
+        # inventory for it; a schema 3 one has no flags (they came with schema 4).
+        flag, inventory = "d.flag", ""
+        if "flag" not in self._columns("devices"):
+            inventory = "LEFT JOIN inventory i ON i.id = d.intune_id AND d.intune_id != '' "
+            flag = "i.flag" if "flag" in self._columns("inventory") else "''"
         cursor = self._db.execute(
             "SELECT d.row, d.input_value, d.id_kind, d.intune_id, d.device_name, "  # noqa: S608
             "d.serial_number, d.entra_device_id, d.os, d.status, d.reason, d.http_status, "
@@ -312,8 +318,7 @@ class Journal(PlanRecords, SendRecords):
             "d.requested_at, d.resent_after_interrupt, v.status, v.detail, v.action_state, "
             "v.error_code, v.new_key_at, v.last_check_in, v.key_count, v.checked_at, "
             f"d.accepted_at, d.confirmed_after_lost_answer, {flag} "
-            "FROM devices d LEFT JOIN verification v ON v.row = d.row "
-            "LEFT JOIN inventory i ON i.id = d.intune_id AND d.intune_id != '' ORDER BY d.row"
+            f"FROM devices d LEFT JOIN verification v ON v.row = d.row {inventory}ORDER BY d.row"
         )
         for r in cursor:
             yield ReportRow(

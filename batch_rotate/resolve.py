@@ -270,8 +270,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
     match only.
     """
     every = (IdKind.DEVICE_NAME, IdKind.SERIAL_NUMBER)
-    missed = {key for _, key, _ in store.journal.unmatched_keys()}
-    misses = list(store.journal.unmatched_keys(every=every))
+    keys = list(store.journal.unmatched_keys(every=every))
+    missed = {key for _, key, _, matched in keys if not matched}
+    misses = [(kind, key, value) for kind, key, value, _ in keys]
     if not misses:
         return listed
     items = [
