@@ -221,7 +221,9 @@ def stale_warnings(journal: Journal, cutoff: datetime) -> list[str]:
     """
     count = 0
     seen: dict[int, str] = {}
-    for row, name, last_sync in journal.planned_last_syncs():
+    # A time whose date is two days past the cutoff's is after it, whatever its offset (< 24 h)
+    not_after = (cutoff.astimezone(UTC).date() + timedelta(days=1)).isoformat()
+    for row, name, last_sync in journal.planned_last_syncs(not_after):
         moment = parse_graph_time(last_sync)
         if moment is not None and moment < cutoff:
             count += 1

@@ -79,10 +79,12 @@ class PlanRecords:
                 ),
             )
 
-    def _index_inventory(self) -> None:
-        """Index the match keys once the listing is stored (cheaper than while inserting)."""
+    def _index_inventory(self, kinds: Iterable[IdKind]) -> None:
+        """Index the match keys of these kinds once the listing is stored (cheaper than while
+        inserting); only kinds rows use (a million ids need no name, serial or Entra index)."""
         with self._db:
-            for column in KEY_COLUMN.values():
+            for kind in kinds:
+                column = KEY_COLUMN[kind]
                 self._db.execute(
                     f"CREATE INDEX IF NOT EXISTS inventory_{column} ON inventory({column})"
                 )
@@ -96,24 +98,29 @@ class PlanRecords:
 
     def unmatched_keys(
         self, *, every: Collection[IdKind] = ()
-    ) -> Iterator[tuple[IdKind, str, str]]:
-        """(kind, key, one input value) of unresolved rows no stored device matches yet.
+    ) -> Iterator[tuple[IdKind, str, str, bool]]:
+        """(kind, key, one input value, matched) of unresolved rows no stored device matches
+        yet (matched False); for the kinds in `every`, all unresolved keys, matched or not.
 
-        For the kinds in `every`, all unresolved keys, matched or not.
-        """
-        self._index_inventory()  # without it, each row scans the whole inventory: quadratic
-        for kind, column in KEY_COLUMN.items():
-            # Column names come from KEY_COLUMN, never from input: S608 does not apply.
-            unmatched = (
-                ""
-                if kind in every
-                else f"AND NOT EXISTS (SELECT 1 FROM inventory i WHERE i.{column} = d.ref_key) "  # noqa: S608
+        One pass over the rows, each looked up once (issue 23: twice was 3 s a million rows)."""
+        kinds = [
+            IdKind(kind)
+            for (kind,) in self._db.execute(
+                "SELECT DISTINCT id_kind FROM devices WHERE status = ?", (Status.RESOLVING.value,)
             )
+        ]
+        # without an index, each row would scan the whole inventory: quadratic
+        self._index_inventory(kinds)
+        for kind in kinds:
+            # Column names come from KEY_COLUMN, never from input: S608 does not apply.
+            column = KEY_COLUMN[kind]
+            found = f"EXISTS (SELECT 1 FROM inventory i WHERE i.{column} = d.ref_key)"  # noqa: S608
+            select, where = (found, "") if kind in every else ("0", f"AND NOT {found} ")
             yield from (
-                (kind, key, value)
-                for key, value in self._db.execute(
-                    "SELECT d.ref_key, MIN(d.input_value) FROM devices d "  # noqa: S608
-                    f"WHERE d.status = ? AND d.id_kind = ? {unmatched}GROUP BY d.ref_key",
+                (kind, key, value, bool(matched))
+                for key, value, matched in self._db.execute(
+                    f"SELECT d.ref_key, MIN(d.input_value), {select} FROM devices d "  # noqa: S608
+                    f"WHERE d.status = ? AND d.id_kind = ? {where}GROUP BY d.ref_key",
                     (Status.RESOLVING.value, kind.value),
                 )
             )
@@ -144,7 +151,7 @@ class PlanRecords:
 
         `duplicate` is (head, tail) around the first row's number.
         """
-        self._index_inventory()
+        self._index_inventory(texts)
         with self._db:
             self._match(texts, "")
             # Indexed once every row has its device (not while each one's is set: 3x slower).
@@ -179,7 +186,7 @@ class PlanRecords:
         kind that a stored device matches are resolved as `resolve_rows` would; the others stay
         to resolve. Duplicates wait for the whole resolution (a row resolved later may come first).
         """
-        self._index_inventory()
+        self._index_inventory({*texts, *matched})
         with self._db:
             db = self._db
             db.execute(
@@ -210,9 +217,12 @@ class PlanRecords:
         return kept
 
     def _match(self, texts: dict[IdKind, MatchTexts], only: str) -> None:
-        """The resolving rows (those `only` also selects): not found, ambiguous, one device.
+        """The resolving rows (those `only` also selects): ambiguous, one device, not found.
 
         Up to four SQL statements per identifier kind, kept together so their order is visible.
+        Keys several devices share are found from the inventory side (one scan of its index),
+        then rows with one device are matched, and what is left has none: no row is counted
+        against the inventory one by one (twice 2 s a million rows, issue 23).
         """
         db = self._db
         db.create_function("spelling", 1, spelling, deterministic=True)
@@ -221,16 +231,12 @@ class PlanRecords:
             # Column names come from KEY_COLUMN, never from input: S608 does not apply.
             column = KEY_COLUMN[kind]
             matches = f"SELECT COUNT(*) FROM inventory i WHERE i.{column} = devices.ref_key"  # noqa: S608
-            db.execute(
-                f"UPDATE devices SET status = ?, reason = ? WHERE status = ? AND id_kind = ? "  # noqa: S608
-                f"AND ({matches}) = 0 {only}",
-                (Status.NOT_FOUND.value, text.not_found, Status.RESOLVING.value, kind.value),
-            )
+            shared = f"SELECT {column} FROM inventory GROUP BY {column} HAVING COUNT(*) > 1"  # noqa: S608
             db.execute(
                 f"UPDATE devices SET status = ?, reason = ? || ({matches}) || ? || "  # noqa: S608
                 "(SELECT group_concat(id, ', ') FROM (SELECT i.id FROM inventory i WHERE "
                 f"i.{column} = devices.ref_key LIMIT 10)) || ? "
-                f"WHERE status = ? AND id_kind = ? AND ({matches}) > 1 {only}",
+                f"WHERE status = ? AND id_kind = ? AND ref_key IN ({shared}) {only}",
                 (
                     Status.AMBIGUOUS.value,
                     *text.ambiguous,
@@ -256,7 +262,7 @@ class PlanRecords:
                 )
             db.execute(
                 "UPDATE devices SET intune_id = i.id, device_name = i.name, "  # noqa: S608
-                "serial_number = i.serial, entra_device_id = i.entra, os = i.os, "
+                "serial_number = i.serial, entra_device_id = i.entra, os = i.os, flag = i.flag, "
                 "status = CASE WHEN i.ineligible = '' THEN ? ELSE ? END, reason = i.ineligible "
                 f"FROM inventory i WHERE devices.status = ? AND devices.id_kind = ? "
                 f"AND i.{column} = devices.ref_key {only}",
@@ -266,6 +272,11 @@ class PlanRecords:
                     Status.RESOLVING.value,
                     kind.value,
                 ),
+            )
+            db.execute(  # no stored device has the key
+                "UPDATE devices SET status = ?, reason = ? "  # noqa: S608
+                f"WHERE status = ? AND id_kind = ? {only}",
+                (Status.NOT_FOUND.value, text.not_found, Status.RESOLVING.value, kind.value),
             )
 
     def abandon_resolving(self, reason: str) -> None:
@@ -300,22 +311,28 @@ class PlanRecords:
     def flag_planned(self) -> int:
         """Planned rows of flagged devices take the flag as their reason; how many did."""
         with self._db:
-            # From the flagged devices to their rows (`+status`: not from every planned row).
+            # Each row holds its device's flag since it was matched (schema 5): no join.
             cursor = self._db.execute(
-                "UPDATE devices SET reason = (SELECT i.flag FROM inventory i "
-                "WHERE i.id = devices.intune_id) WHERE +devices.status = ? "
-                "AND devices.intune_id IN (SELECT id FROM inventory WHERE flag != '')",
+                "UPDATE devices SET reason = flag WHERE status = ? AND flag != ''",
                 (Status.PENDING.value,),
             )
         return cursor.rowcount
 
-    def planned_last_syncs(self) -> Iterator[tuple[int, str, str]]:
-        """(row, device name, last sync as Graph gave it) of each planned row, in row order."""
+    def planned_last_syncs(self, not_after: str = "9999-12-31") -> Iterator[tuple[int, str, str]]:
+        """(row, device name, last sync as Graph gave it) of each planned row, in row order.
+
+        Rows whose last sync starts with a date (`YYYY-MM-DD`) later than `not_after` are left
+        out (the caller still parses every time it gets): most devices synced recently, so the
+        inventory is scanned once and only the few older ones are joined to their rows, instead
+        of joining every planned row on its text id (issue 23)."""
+        self._db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
         yield from self._db.execute(
-            "SELECT d.row, d.device_name, i.last_sync FROM devices d "
-            "JOIN inventory i ON i.id = d.intune_id "
-            "WHERE d.status = ? AND i.last_sync != '' ORDER BY d.row",
-            (Status.PENDING.value,),
+            "SELECT d.row, d.device_name, i.last_sync FROM inventory i "
+            "CROSS JOIN devices d ON d.intune_id = i.id "  # from the few old syncs to their rows
+            "WHERE d.status = ? AND i.last_sync != '' AND NOT (i.last_sync GLOB "
+            "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND substr(i.last_sync, 1, 10) > ?) "
+            "ORDER BY d.row",
+            (Status.PENDING.value, not_after),
         )
 
     def set_reasons(self, reasons: dict[int, str]) -> None:

@@ -20,14 +20,24 @@ KEY_COLUMN = {
 }
 
 JOURNAL_NAME = "journal.sqlite"
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
+# Schema 5: each row keeps its device's flag, so the report reads rows without joining the
+# inventory on its text id (a third of a million-row report's time, issue 23). Filled in for
+# the rows an older journal already matched (the join, once).
+_TO_5 = (
+    "ALTER TABLE devices ADD COLUMN flag TEXT NOT NULL DEFAULT ''",
+    "UPDATE devices SET flag = i.flag FROM inventory i "
+    "WHERE i.id = devices.intune_id AND devices.intune_id != '' AND i.flag != ''",
+)
 # Older schemas a writer brings up to SCHEMA_VERSION on open (each step only adds columns, so a
 # reader of the older schema finds everything it reads).
 MIGRATIONS: dict[str, tuple[str, ...]] = {
     "3": (
         "ALTER TABLE inventory ADD COLUMN last_sync TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE inventory ADD COLUMN flag TEXT NOT NULL DEFAULT ''",
+        *_TO_5,
     ),
+    "4": _TO_5,
 }
 
 SCHEMA = """
@@ -55,7 +65,8 @@ CREATE TABLE IF NOT EXISTS devices (
     resent_after_interrupt INTEGER NOT NULL DEFAULT 0,
     confirmed_after_lost_answer INTEGER NOT NULL DEFAULT 0,
     sent_at TEXT NOT NULL DEFAULT '',
-    ref_key TEXT NOT NULL DEFAULT ''
+    ref_key TEXT NOT NULL DEFAULT '',
+    flag TEXT NOT NULL DEFAULT ''  -- its device's flag (inventory.flag) when matched; schema 5
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
 CREATE TABLE IF NOT EXISTS inventory (

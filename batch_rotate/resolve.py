@@ -12,6 +12,7 @@ import dataclasses
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -197,21 +198,61 @@ async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> R
     if any(wanted.keys.values()):
         listing = session.pages("deviceManagement/managedDevices", params={"$select": SELECT})
         kept: list[Device] = []
-        try:
-            async for response in listing:
-                requests += 1
-                body = response.body if isinstance(response.body, dict) else {}
-                page = [device_from_graph(d) for d in body.get("value", []) if isinstance(d, dict)]
-                size += len(page)
-                kept += (d for d in page if wanted.names(d))
-                if len(kept) >= STORE_EVERY:
-                    store.add(kept)
-                    kept = []
-                store.progress("listed managed devices", size, None)
-        finally:  # what the listing matched is kept, whatever stops it
-            store.add(kept)
+        # Storing a batch (SQLite, mostly outside the GIL) overlaps reading the next pages: it
+        # waited on the network in turn, 10-15 s of a million-device listing (issue 23). One
+        # batch at a time, in order, and the journal is used by nothing else meanwhile.
+        with _Storing(store) as storing:
+            try:
+                async for response in listing:
+                    requests += 1
+                    body = response.body if isinstance(response.body, dict) else {}
+                    values = body.get("value", [])
+                    page = [device_from_graph(d) for d in values if isinstance(d, dict)]
+                    size += len(page)
+                    kept += (d for d in page if wanted.names(d))
+                    if len(kept) >= STORE_EVERY:
+                        await storing.add(kept)
+                        kept = []
+                    store.progress("listed managed devices", size, None)
+            finally:  # what the listing matched is kept, whatever stops it
+                storing.wait()
+                store.add(kept)
     store.journal.set_meta(**{LISTED: f"{requests} {size}"})
     return ResolveReport("listing", requests, requests, size)
+
+
+class _Storing:
+    """Stores listed devices on a worker thread, one batch at a time, while the listing goes on.
+
+    `add` waits for the batch before (so batches land in order); `wait` blocks until the last
+    one is stored, even when the listing was cancelled (then its batch is stored here)."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-rotate-store")
+        self._pending: tuple[Future[None], list[Device]] | None = None
+
+    def __enter__(self) -> _Storing:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wait()
+        self._pool.shutdown()
+
+    async def add(self, devices: list[Device]) -> None:
+        if self._pending is not None:
+            await asyncio.shield(asyncio.wrap_future(self._pending[0]))
+        self._pending = (self._pool.submit(self._store.add, devices), devices)
+
+    def wait(self) -> None:
+        if self._pending is None:
+            return
+        future, devices = self._pending
+        self._pending = None
+        if future.cancel():  # not started yet: stored here instead
+            self._store.add(devices)
+        else:
+            future.result()  # raises what storing raised (a full disk, a damaged journal)
 
 
 def _listed_before(journal: Journal) -> ResolveReport | None:
@@ -270,8 +311,9 @@ async def _recheck(store: _Store, listed: ResolveReport, session: GraphSession) 
     match only.
     """
     every = (IdKind.DEVICE_NAME, IdKind.SERIAL_NUMBER)
-    missed = {key for _, key, _ in store.journal.unmatched_keys()}
-    misses = list(store.journal.unmatched_keys(every=every))
+    keys = list(store.journal.unmatched_keys(every=every))
+    missed = {key for _, key, _, matched in keys if not matched}
+    misses = [(kind, key, value) for kind, key, value, _ in keys]
     if not misses:
         return listed
     items = [

@@ -42,6 +42,11 @@ def test_the_stale_warning_is_computed_from_the_journal_alone(tmp_path: Path) ->
         _stamp(31),
         _stamp(29),
         _stamp(400),
+        # The journal leaves out times whose date is past the cutoff's day after: an offset of
+        # up to 24 h keeps one a day later in (the cutoff is 2026-10-28T12:00Z) ...
+        "2026-10-29T08:00:00+21:00",  # 2026-10-28T11:00Z: before the cutoff
+        " 2026-09-01T00:00:00Z",  # a space before the date: parsed, so not left out
+        "2026-10-30T00:30:00+23:30",  # ... two days later never is: 2026-10-29T01:00Z
     ]
     devices = [_device(n, synced) for n, synced in enumerate(syncs)]
     run_dir = tmp_path / "run"
@@ -61,9 +66,9 @@ def test_the_stale_warning_is_computed_from_the_journal_alone(tmp_path: Path) ->
     finally:
         journal.close()
     assert warning == (
-        "3 devices have not synced with Intune for more than 30 days and will likely stay "
+        "5 devices have not synced with Intune for more than 30 days and will likely stay "
         "pending: row 3 LT-001 (last sync 2026-10-13), row 5 LT-003 (last sync 2026-08-29), "
-        "row 7 LT-005 (last sync 2026-10-27)"
+        "row 7 LT-005 (last sync 2026-10-27) …"
     )
 
 

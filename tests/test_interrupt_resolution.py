@@ -161,11 +161,19 @@ def test_a_finished_listing_and_its_answered_rechecks_survive_ctrl_c(
     assert "the inventory listed before the interrupt (400 managed devices)" in messages[-1]
 
 
+@pytest.mark.parametrize("store_every", [None, 150])
 def test_ids_a_listing_matched_before_ctrl_c_stay_resolved(
-    start_sim: Callable[..., SimTenant], tmp_path: Path
+    start_sim: Callable[..., SimTenant],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store_every: int | None,
 ) -> None:
     """Many ids: a listing. Interrupted part way, the devices it had listed stay matched and
-    the resume looks up only the rest (few enough now for lookups, so no second listing)."""
+    the resume looks up only the rest (few enough now for lookups, so no second listing).
+    With small store batches, every page's matches go to the storing thread while the listing
+    goes on: the batch it was storing when Ctrl-C came is kept too."""
+    if store_every is not None:
+        monkeypatch.setattr("batch_rotate.resolve.STORE_EVERY", store_every)
     sim = start_sim(devices=3200, page_size=200)
     ids = [d["id"] for d in sim.inventory if eligible(d)][:2100]
     resolved, cost, _ = _interrupt_then_resume(

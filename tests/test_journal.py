@@ -68,9 +68,42 @@ def test_open_refuses_a_folder_without_journal(tmp_path: Path) -> None:
         Journal.open(tmp_path)
 
 
+def _as_schema_4(run_dir: Path) -> None:
+    """Make a journal look written by schema 4 (before each row kept its device's flag)."""
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:
+        db.execute("ALTER TABLE devices DROP COLUMN flag")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    db.close()
+
+
+def test_a_schema_4_journal_reads_flags_from_its_inventory_and_keeps_them_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.create(tmp_path / "run", {"tenant_id": "t", "dry_run": "True"})
+    journal.add_refs(DeviceRef(row, f"dev{row}", IdKind.INTUNE_ID, f"dev{row}") for row in (2, 3))
+    journal.add_inventory([(_device(2), "", "comanaged: note"), (_device(3), "", "")])
+    _resolve(journal)
+    journal.close()
+    run_dir = tmp_path / "run"
+    _as_schema_4(run_dir)
+    for write in (False, True):  # read as it is (the join), then migrated (copied to the rows)
+        opened = Journal.open(run_dir, write=write)
+        assert opened.meta()["schema_version"] == ("4" if not write else SCHEMA_VERSION)
+        assert [r.flag for r in opened.report_rows()] == ["comanaged: note", ""]
+        assert _rows(opened)[0].reason.endswith("; comanaged: note")  # shown past its reason
+        opened.close()
+    with sqlite3.connect(run_dir / "journal.sqlite") as db:
+        assert db.execute("SELECT flag FROM devices ORDER BY row").fetchall() == [
+            ("comanaged: note",),
+            ("",),
+        ]
+    db.close()
+
+
 def _as_schema_3(run_dir: Path) -> None:
     """Make a journal look written by schema 3 (before the inventory kept syncs and flags)."""
     with sqlite3.connect(run_dir / "journal.sqlite") as db:
+        db.execute("ALTER TABLE devices DROP COLUMN flag")
         db.execute("ALTER TABLE inventory DROP COLUMN last_sync")
         db.execute("ALTER TABLE inventory DROP COLUMN flag")
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
