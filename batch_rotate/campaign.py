@@ -120,7 +120,8 @@ def _outcome_json(outcome: TenantOutcome, folder: Path) -> dict[str, Any]:
         "tenant": entry.tenant,
         "name": entry.name,
         "line": entry.line,
-        "input": str(entry.input) if entry.input else "",
+        # absolute: a resume from another folder must find the same list
+        "input": str(entry.input.resolve()) if entry.input else "",
         "env": entry.env,
         "tenant_id": outcome.tenant_id,
         "sign_in": outcome.sign_in,
