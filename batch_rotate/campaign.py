@@ -236,9 +236,9 @@ async def intune_access(session: GraphSession) -> None:
 
 @dataclass
 class CampaignRun:
-    """What the command layer gives a campaign: how to make each tenant's context and lane."""
+    """What a command gives its lanes: the run each tenant's lane makes, and the campaign's
+    choices (the contexts come with the work, one per tenant)."""
 
-    contexts: Callable[[TenantEntry, Path | None], RunContext]  # (entry, its run or None)
     lane: Callable[[TenantEntry, RunContext, Path, LaneHooks], Awaitable[RunResult]]
     notify: Callable[[str], None]
     tenants_at_once: int = 10

@@ -62,7 +62,6 @@ async def _lanes(
     hint: str,
 ) -> tuple[dict[str, RunResult], bool]:
     spec = CampaignRun(
-        contexts=lambda e, r: r,  # type: ignore[arg-type,return-value]
         lane=lane,
         notify=notify,
         tenants_at_once=tenants_at_once,
@@ -462,9 +461,11 @@ async def select_campaign(
             def tell(text: str) -> None:
                 notify(f"[{entry.label}] {text}")
 
+            client_id = ""
             async with places:
                 try:
                     context = contexts(entry, None)
+                    client_id = context.credentials.client_id
                     selection = await select_devices(
                         criteria,
                         settings=context.settings,
@@ -474,7 +475,8 @@ async def select_campaign(
                     )
                     counts[entry.tenant] = len(selection.devices)
                 except BatchRotateError as exc:
-                    failed[entry.tenant] = classify(exc, entry, authority_host, "")[0]
+                    reason, fix = classify(exc, entry, authority_host, client_id)
+                    failed[entry.tenant] = f"{reason}; fix: {fix}"
                     tell(f"failed: {failed[entry.tenant]}")
 
         await asyncio.gather(*(one(e) for e in entries))
