@@ -28,13 +28,13 @@ from typing import Any
 from batch_rotate.campaign_model import CAMPAIGN_FILE, TenantEntry, TenantOutcome
 from batch_rotate.commandline import command, relative
 from batch_rotate.context import RunContext, build
-from batch_rotate.errors import BatchRotateError, GraphError, InputError
+from batch_rotate.errors import AuthError, BatchRotateError, GraphError, InputError
 from batch_rotate.events import claim_run_log
 from batch_rotate.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PENDING
 from batch_rotate.graph.session import GraphSession
 from batch_rotate.interrupts import Interrupts
 from batch_rotate.runkit import ConfirmRequest, RunResult
-from batch_rotate.tenants import tenant_key, values_for
+from batch_rotate.tenants import is_tenant_id, tenant_key, values_for
 
 # What a lane's failure before its first write means, and what the operator does about it.
 _CONSENT = re.compile(r"AADSTS(7000229|700016|65001|500011)\b")
@@ -384,8 +384,16 @@ async def run_lanes(
             return await at_gate(request)
 
         async def preflight(session: GraphSession) -> None:
-            if session.tenant_id:  # a domain in the tenants file: the `tid` it signed in to
-                outcome.tenant_id = session.tenant_id
+            signed = session.tenant_id.lower()
+            known = outcome.tenant_id.lower()
+            if signed and is_tenant_id(known) and signed != known:
+                # a domain that signed in to another tenant than this campaign's earlier runs
+                raise AuthError(
+                    f"{entry.tenant} now signs in to tenant {signed}, but this campaign ran in "
+                    f"{known}; nothing was sent there. Check the domain, or start a new campaign"
+                )
+            if signed:  # a domain in the tenants file: the `tid` it signed in to
+                outcome.tenant_id = signed
             await intune_access(session)
 
         hooks = LaneHooks(confirm, interrupts.child(notify), notify, on_progress, preflight)

@@ -304,6 +304,8 @@ async def _resume(run_dir: Path, stages: Stages, retry_failed: bool) -> RunResul
             async with signed_in(
                 credentials, stages.settings, endpoints=endpoints, needs=TO_ROTATE
             ) as session:
+                if stages.before_resolving is not None:  # a campaign's pre-flight, here too
+                    await stages.before_resolving(session)
                 result = RunResult(run_dir, {}, EXIT_OK)
                 if pending and stages.confirm is not None:
                     request = ConfirmRequest(

@@ -397,3 +397,25 @@ def test_a_tenants_own_credential_comes_from_the_variable_the_file_names(
     for path in folder.rglob("*"):
         if path.is_file() and path.suffix in (".json", ".log", ".jsonl", ".csv"):
             assert secret not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def test_a_domain_that_now_signs_in_elsewhere_is_stopped_on_resume(
+    cloud: SimCloud, run_cli: Cli, tmp_path: Path
+) -> None:
+    """The campaign recorded the tid the domain signed in to; a resume whose token says another
+    tenant sends nothing there (a domain moved, or a wrong authority)."""
+    (tmp_path / "w.csv").write_text("Device ID\n" + "\n".join(device_ids(cloud, WOODGROVE, 5)))
+    tenants = tmp_path / "tenants.csv"
+    tenants.write_text("tenant,name,input\nwoodgrove.example,Woodgrove,w.csv\n")
+    first = run_cli(["rotate", "--tenants", str(tenants), "--yes", *flags(cloud)], env=cloud.env())
+    assert first.exit_code == 0, first.output
+    folder = campaign_of(tmp_path)
+    data = json.loads((folder / "campaign.json").read_text(encoding="utf-8"))
+    assert data["tenants"][0]["tenant_id"] == WOODGROVE
+    data["tenants"][0]["tenant_id"] = CONTOSO  # as if the domain had signed in there before
+    (folder / "campaign.json").write_text(json.dumps(data), encoding="utf-8")
+    before = accepted(cloud, WOODGROVE)
+    again = run_cli(["rotate", "--resume", str(folder), "--yes"], env=cloud.env())
+    assert again.exit_code == 1, again.output
+    assert f"now signs in to tenant {WOODGROVE}, but this campaign ran in {CONTOSO}" in again.output
+    assert accepted(cloud, WOODGROVE) == before
