@@ -110,8 +110,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "tenant"
 
 
+def folder_name(entry: TenantEntry) -> str:
+    """The tenant's run folder (and split list) name: letters, digits, - and _ only."""
+    return f"{_slug(entry.name or entry.tenant)}-{_slug(tenant_key(entry.tenant))[:12]}"
+
+
 def run_folder(campaign: Path, entry: TenantEntry) -> Path:
-    return campaign / f"{_slug(entry.name or entry.tenant)}-{_slug(tenant_key(entry.tenant))[:12]}"
+    return campaign / folder_name(entry)
 
 
 def _outcome_json(outcome: TenantOutcome, folder: Path) -> dict[str, Any]:
@@ -143,7 +148,7 @@ def _outcome_of(item: Mapping[str, Any], folder: Path) -> TenantOutcome:
         {str(k): str(v) for k, v in dict(item.get("env") or {}).items()},
     )
     run_dir = str(item.get("run_dir") or "")
-    if run_dir and _slug(run_dir) != run_dir.replace(".", "-"):  # a name, never a path
+    if run_dir and not re.fullmatch(r"[A-Za-z0-9_-]{1,60}", run_dir):  # a name, never a path
         raise InputError(f"campaign record: {run_dir!r} is not a run folder name")
     return TenantOutcome(
         entry,
@@ -455,10 +460,3 @@ def next_command(campaign: Campaign, *, verifying: bool = False) -> str:
     if verifying:
         return command("verify", where, "--wait", "2h", "--every", "10m")
     return command("verify", where)
-
-
-@contextlib.contextmanager
-def campaign_interrupts(notify: Callable[[str], None], hint: str) -> Any:
-    with Interrupts(notify) as parent:
-        parent.hint = hint
-        yield parent

@@ -5,6 +5,7 @@ lanes, the gate and the record are `campaign.py`.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ from batch_rotate.campaign import (
     TenantPlan,
     classify,
     exit_code_of,
+    folder_name,
     is_campaign,
     next_command,
     run_folder,
@@ -31,7 +33,7 @@ from batch_rotate.commandline import command, relative
 from batch_rotate.context import RunContext
 from batch_rotate.errors import BatchRotateError, InputError
 from batch_rotate.exitcodes import EXIT_OK
-from batch_rotate.inputs.split import key_lookup, split_by_tenant
+from batch_rotate.inputs.split import split_by_tenant
 from batch_rotate.interrupts import Interrupts
 from batch_rotate.journal import has_journal
 from batch_rotate.runkit import InputOptions, RunResult, verify_exit_code
@@ -219,14 +221,12 @@ def _done(
 def _split(
     spanning: Path, entries: list[TenantEntry], campaign: Campaign, sheet: Any
 ) -> list[TenantEntry]:
-    folder = campaign.folder
-    known = {tenant_key(e.tenant): tenant_key(e.tenant) for e in entries}
     campaign.spanning_input = str(spanning.resolve())
-    files = {tenant_key(e.tenant): run_folder(Path("."), e).name for e in entries}
+    files = {tenant_key(e.tenant): folder_name(e) for e in entries}
     split = split_by_tenant(
         spanning,
-        folder / "inputs",
-        lambda value: files.get(key_lookup(known)(value) or ""),
+        campaign.folder / "inputs",
+        lambda value: files.get(tenant_key(value)),
         sheet=sheet,
     )
     return [replace(e, input=split.files.get(files[tenant_key(e.tenant)])) for e in entries]
@@ -445,7 +445,6 @@ async def select_campaign(
     column (as the tenants file spells each tenant) that `plan --tenants FILE LIST` splits again.
     Returns the count per tenant and, for a tenant that could not select, why."""
     import asyncio
-    import csv
     import tempfile
 
     from batch_rotate.select.job import select_devices
@@ -455,7 +454,7 @@ async def select_campaign(
     counts: dict[str, int] = {}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="select-", dir=out.parent) as scratch:
-        parts = {e.tenant: Path(scratch) / f"{run_folder(Path('.'), e).name}.csv" for e in entries}
+        parts = {e.tenant: Path(scratch) / f"{folder_name(e)}.csv" for e in entries}
 
         async def one(entry: TenantEntry) -> None:
             def tell(text: str) -> None:
@@ -480,11 +479,11 @@ async def select_campaign(
                     tell(f"failed: {failed[entry.tenant]}")
 
         await asyncio.gather(*(one(e) for e in entries))
-        _merge(out, [(e.tenant, parts[e.tenant]) for e in entries if e.tenant in counts], csv)
+        _merge(out, [(e.tenant, parts[e.tenant]) for e in entries if e.tenant in counts])
     return counts, failed
 
 
-def _merge(out: Path, parts: Sequence[tuple[str, Path]], csv: Any) -> None:
+def _merge(out: Path, parts: Sequence[tuple[str, Path]]) -> None:
     """One list: `Tenant ID` first, then each tenant's selected columns, written atomically."""
     header: list[str] = []
     rows: list[list[str]] = []

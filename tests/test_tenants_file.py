@@ -139,3 +139,21 @@ def test_hostile_names_never_steer_a_path_or_the_terminal(tmp_path: Path) -> Non
         assert set(folder.name) <= set(
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
         )
+
+
+@pytest.mark.parametrize("run_dir", ["../../etc", "/abs", "a/b", "..", "x\\y"])
+def test_a_campaign_record_cannot_point_a_tenant_outside_its_folder(
+    tmp_path: Path, run_dir: str
+) -> None:
+    import json
+
+    from batch_rotate.campaign import Campaign
+
+    record = {
+        "command": "rotate",
+        "tenants_file": "t.csv",
+        "tenants": [{"tenant": A, "name": "A", "run_dir": run_dir}],
+    }
+    (tmp_path / "campaign.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(InputError, match="not a run folder name"):
+        Campaign.load(tmp_path)

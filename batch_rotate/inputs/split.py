@@ -6,7 +6,7 @@ before anything is sent: it is never guessed into another tenant.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,12 +106,3 @@ def _split(path: Path, table: Sheet, out_dir: Path, key_of: Callable[[str], str 
             + "; add the tenant to the tenants file or remove those rows; nothing was sent"
         )
     return Split(files, counts)
-
-
-def key_lookup(known: Mapping[str, str]) -> Callable[[str], str | None]:
-    """`known`: every spelling of a tenant (its id and domain, lower case) -> its key."""
-
-    def key_of(value: str) -> str | None:
-        return known.get(value.strip().lower())
-
-    return key_of
