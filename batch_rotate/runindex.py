@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -76,11 +77,28 @@ def index_path() -> Path | None:
 
 
 def register_run(run_dir: Path, meta: Mapping[str, str]) -> None:
-    """Record a new (or resumed) run; never raises: a run goes on without its index entry."""
+    """Record a new (or resumed) run; never raises: a run goes on without its index entry.
+
+    Runs starting at once (a campaign's tenants in several processes) can meet SQLite's
+    immediate SQLITE_BUSY (WAL's mode switch, a stale snapshot), which skips the busy handler:
+    tried again a few times, briefly, before the entry is given up with its warning."""
+    for attempt in range(_ATTEMPTS):
+        if _register(run_dir, meta, last=attempt == _ATTEMPTS - 1):
+            return
+        time.sleep(0.02 * 2**attempt)
+
+
+_ATTEMPTS = 6  # about 0.6 s of waits in all
+
+
+def _register(run_dir: Path, meta: Mapping[str, str], *, last: bool) -> bool:
+    """One try; False when SQLite was busy and another try may succeed."""
     path = index_path()
-    db = _open(path, create=True)
+    db = _open(path, create=True, quiet_busy=not last)
+    if db is _BUSY:
+        return False
     if db is None or path is None:
-        return
+        return True
     folder = run_dir.resolve()
     with closing(db):
         try:
@@ -99,7 +117,10 @@ def register_run(run_dir: Path, meta: Mapping[str, str]) -> None:
                 ),
             )
         except sqlite3.Error as exc:
+            if not last and _busy(exc):
+                return False
             _warn(path, exc)
+    return True
 
 
 def indexed_runs() -> list[RunEntry]:
@@ -166,8 +187,16 @@ def _stamp_of(run_dir: Path) -> str:
     return ""
 
 
-def _open(path: Path | None, *, create: bool) -> sqlite3.Connection | None:
-    """The index, created owner-only when asked; None (after one warning) when unusable."""
+def _busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _open(
+    path: Path | None, *, create: bool, quiet_busy: bool = False
+) -> sqlite3.Connection | None:
+    """The index, created owner-only when asked; None (after one warning) when unusable, and
+    `_BUSY` (no warning) when `quiet_busy` and SQLite was only busy."""
     if path is None:
         _warn(Path(STATE_ENV), "no home folder to keep it in; set BATCH_ROTATE_STATE_DIR")
         return None
@@ -189,11 +218,18 @@ def _open(path: Path | None, *, create: bool) -> sqlite3.Connection | None:
             db.close()
             raise
     except (OSError, sqlite3.Error) as exc:
+        if quiet_busy and _busy(exc):
+            return _BUSY
         _warn(path, exc)
         return None
     with contextlib.suppress(OSError):
         _owner_only(path, 0o600)
     return db
+
+
+# `_open`'s answer when SQLite was only busy: a closed, never-used connection as a sentinel.
+_BUSY = sqlite3.connect(":memory:")
+_BUSY.close()
 
 
 def _owner_only(path: Path, mode: int) -> None:
