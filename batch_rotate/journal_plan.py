@@ -54,7 +54,10 @@ class PlanRecords:
 
     def add_inventory(self, devices: Iterable[tuple[Device, str, str]]) -> None:
         """Managed devices some row may name, each with why it is ineligible ('' if it is not)
-        and the flag its planned row shows ('' for none)."""
+        and the flag its planned row shows ('' for none).
+
+        A device stored again replaces itself once `inventory_id` exists; before it (while a
+        listing stores pages), a second copy is removed when the index is built."""
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO inventory(id, k_intune, k_entra, k_name, k_serial, name, "
@@ -81,8 +84,18 @@ class PlanRecords:
 
     def _index_inventory(self, kinds: Iterable[IdKind]) -> None:
         """Index the match keys of these kinds once the listing is stored (cheaper than while
-        inserting); only kinds rows use (a million ids need no name, serial or Entra index)."""
+        inserting); only kinds rows use (a million ids need no name, serial or Entra index).
+        First the unique id: a device listed twice (pages shift under a listing) keeps its
+        latest copy."""
         with self._db:
+            try:
+                self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS inventory_id ON inventory(id)")
+            except sqlite3.IntegrityError:
+                self._db.execute(
+                    "DELETE FROM inventory WHERE rowid NOT IN "
+                    "(SELECT MAX(rowid) FROM inventory GROUP BY id)"
+                )
+                self._db.execute("CREATE UNIQUE INDEX inventory_id ON inventory(id)")
             for kind in kinds:
                 column = KEY_COLUMN[kind]
                 self._db.execute(

@@ -20,7 +20,7 @@ KEY_COLUMN = {
 }
 
 JOURNAL_NAME = "journal.sqlite"
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 # Schema 5: each row keeps its device's flag, so the report reads rows without joining the
 # inventory on its text id (a third of a million-row report's time, issue 23). Filled in for
 # the rows an older journal already matched (the join, once).
@@ -29,6 +29,10 @@ _TO_5 = (
     "UPDATE devices SET flag = i.flag FROM inventory i "
     "WHERE i.id = devices.intune_id AND devices.intune_id != '' AND i.flag != ''",
 )
+# Schema 6: the inventory's id is no primary key while the listing stores it (a B-tree of
+# random GUIDs filled one by one: 27 s a million devices, 2.6 s without, issue 23); the unique
+# index `inventory_id` is built once, by sorting, before any row is matched to it.
+_TO_6 = ("CREATE UNIQUE INDEX IF NOT EXISTS inventory_id ON inventory(id)",)
 # Older schemas a writer brings up to SCHEMA_VERSION on open (each step only adds columns, so a
 # reader of the older schema finds everything it reads).
 MIGRATIONS: dict[str, tuple[str, ...]] = {
@@ -36,8 +40,10 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
         "ALTER TABLE inventory ADD COLUMN last_sync TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE inventory ADD COLUMN flag TEXT NOT NULL DEFAULT ''",
         *_TO_5,
+        *_TO_6,
     ),
-    "4": _TO_5,
+    "4": (*_TO_5, *_TO_6),
+    "5": _TO_6,
 }
 
 SCHEMA = """
@@ -70,7 +76,7 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
 CREATE TABLE IF NOT EXISTS inventory (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,  -- unique once listed: the index inventory_id (schema 6)
     k_intune TEXT NOT NULL,
     k_entra TEXT NOT NULL,
     k_name TEXT NOT NULL,

@@ -6,9 +6,7 @@ The journal keeps its own states (`pending`, `in_flight`, `resolving`); people s
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
-from operator import attrgetter
 
 from batch_rotate.models import ReportRow, Status
 
@@ -69,32 +67,40 @@ _FLAG_KEPT = frozenset(
 
 def shown_rows(rows: Iterable[ReportRow], *, dry_run: bool) -> Iterator[ReportRow]:
     """Rows as the report shows them: shown status, a reason for every row, resends flagged."""
+    # Per stored status, once: (shown status, its default reason, whether a flag is kept).
+    # Enum lookups and hashes run in Python: per row they were a tenth of a report (issue 23).
+    looks: dict[str, tuple[str, str, bool]] = {}
     for row in rows:
-        status = shown_status(row.status, dry_run=dry_run)
-        reason = row.reason or _DEFAULT_REASONS.get(status, "")
-        if row.flag and status in _FLAG_KEPT and row.flag not in reason:
+        look = looks.get(row.status)
+        if look is None:
+            status = shown_status(row.status, dry_run=dry_run)
+            look = looks[row.status] = (
+                status.value,
+                _DEFAULT_REASONS.get(status, ""),
+                status in _FLAG_KEPT,
+            )
+        shown, default, flag_kept = look
+        reason = row.reason or default
+        if row.flag and flag_kept and row.flag not in reason:
             reason = f"{reason}; {row.flag}" if reason else row.flag  # the answer took its place
         if row.confirmed_after_lost_answer:
             reason = f"confirmed_after_lost_answer: {reason}"
         if row.resent_after_interrupt:
-            if status == Status.NOT_SENT and not row.reason:
+            if shown == Status.NOT_SENT.value and not row.reason:
                 reason = "sent before an interrupt without a recorded answer; resume sends it again"
             reason = f"resent_after_interrupt: {reason}"
-        if status.value == row.status and reason == row.reason:
+        if shown == row.status and reason == row.reason:
             yield row  # most rows of a finished run: no copy
         else:
-            yield _shown_as(row, status.value, reason)
+            yield _shown_as(row, shown, reason)
 
 
-# dataclasses.replace was a fifth of rendering a million-row plan's report (issue 23).
-_FIELDS = tuple(f.name for f in dataclasses.fields(ReportRow))
-_VALUES = attrgetter(*_FIELDS)
-_STATUS, _REASON = _FIELDS.index("status"), _FIELDS.index("reason")
+_STATUS, _REASON = ReportRow._fields.index("status"), ReportRow._fields.index("reason")
 
 
 def _shown_as(row: ReportRow, status: str, reason: str) -> ReportRow:
-    """`row` with another status and reason (what dataclasses.replace does, at a third of the
-    cost: one C call reads every field)."""
-    values = list(_VALUES(row))
+    """`row` with another status and reason (`_replace` builds a dict per call: a million-row
+    plan's report changes nearly every row, issue 23)."""
+    values = list(row)
     values[_STATUS], values[_REASON] = status, reason
-    return ReportRow(*values)
+    return ReportRow._make(values)

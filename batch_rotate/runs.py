@@ -6,7 +6,6 @@ Everything here reads or names a run; nothing talks to Graph.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import secrets
@@ -157,8 +156,7 @@ def report_rows(journal: Journal) -> Iterator[ReportRow]:
     if not retried:
         return rows
     return (
-        dataclasses.replace(r, reason=f"{RETRIED_PREFIX} {r.reason}") if r.row in retried else r
-        for r in rows
+        r._replace(reason=f"{RETRIED_PREFIX} {r.reason}") if r.row in retried else r for r in rows
     )
 
 

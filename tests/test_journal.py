@@ -100,6 +100,38 @@ def test_a_schema_4_journal_reads_flags_from_its_inventory_and_keeps_them_brough
     db.close()
 
 
+def test_a_device_listed_twice_before_matching_keeps_its_latest_copy_and_matches_once(
+    tmp_path: Path,
+) -> None:
+    """Schema 6 stores a listing without a unique id (issue 23): the index built before
+    matching removes the earlier copy, so the row is one device (not ambiguous), as listed last;
+    once the index exists, a device stored again replaces itself."""
+    journal = Journal.create(tmp_path / "run", {"tenant_id": "t", "dry_run": "True"})
+    journal.add_refs(DeviceRef(row, f"dev{row}", IdKind.INTUNE_ID, f"dev{row}") for row in (2, 3))
+    _add(journal, [_device(2, name="OLD"), _device(3)])
+    _add(journal, [_device(2, name="NEW")])  # a page shifted: the device comes again
+    _resolve(journal)
+    rows = journal.report_rows()
+    assert [(r.status, r.device_name) for r in rows] == [("pending", "NEW"), ("pending", "N3")]
+    _add(journal, [_device(3, name="LATER")])
+    count = journal._db.execute("SELECT COUNT(*), MAX(name) FROM inventory WHERE id = 'dev3'")
+    assert count.fetchone() == (1, "LATER")
+    journal.close()
+
+
+def test_a_schema_5_journal_gains_the_unique_inventory_index_when_written(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "run", {"tenant_id": "t", "dry_run": "True"})
+    journal.close()
+    with sqlite3.connect(tmp_path / "run" / "journal.sqlite") as db:
+        db.execute("DROP INDEX IF EXISTS inventory_id")
+        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    db.close()
+    writer = Journal.open(tmp_path / "run")
+    indexes = {r[1] for r in writer._db.execute("PRAGMA index_list(inventory)")}
+    assert "inventory_id" in indexes and writer.meta()["schema_version"] == SCHEMA_VERSION
+    writer.close()
+
+
 def _as_schema_3(run_dir: Path) -> None:
     """Make a journal look written by schema 3 (before the inventory kept syncs and flags)."""
     with sqlite3.connect(run_dir / "journal.sqlite") as db:

@@ -56,7 +56,7 @@ def _row(n: int, **changes: Any) -> ReportRow:
         attempts=1,
         requested_at="2026-11-27T10:20:30.1234567Z",
     )
-    return dataclasses.replace(base, **changes)
+    return base._replace(**changes)
 
 
 def _fills(sheet: Any, column: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import csv
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +19,7 @@ from batch_rotate.errors import BatchRotateError
 from batch_rotate.journal import disk_full, is_disk_full
 from batch_rotate.models import ReportRow, RunSummary
 from batch_rotate.report.cells import DANGEROUS_PREFIXES, neutralise, shown_row
-from batch_rotate.report.devices import COLUMNS, EXCEL_MAX_ROWS, DeviceSheets
+from batch_rotate.report.devices import COLUMN_VALUES, COLUMNS, EXCEL_MAX_ROWS, DeviceSheets
 from batch_rotate.report.failures import FailureGroups, failures_sheet
 from batch_rotate.report.files import open_book, replacing
 from batch_rotate.report.summary import summary_sheet
@@ -63,7 +62,7 @@ def write_reports(
         raise ValueError(f"max_sheet_rows must hold a header and a row, not {max_sheet_rows}")
     xlsx_path, csv_path = out_dir / "report.xlsx", out_dir / "report.csv"
     failures = FailureGroups()
-    fields = attrgetter(*(name for name, _ in COLUMNS))
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
@@ -80,7 +79,7 @@ def write_reports(
                 book = stack.enter_context(open_book(stack.enter_context(replacing(xlsx_path))))
                 sheets = DeviceSheets(book, max_sheet_rows)
             for row in rows:
-                values = shown_row(fields(row))
+                values = shown_row(COLUMN_VALUES(row))
                 if writer is not None:
                     writer.writerow(values)
                 if sheets is not None:

@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from batch_rotate.campaign_model import TenantOutcome
 from batch_rotate.errors import BatchRotateError
 from batch_rotate.journal import disk_full, is_disk_full
 from batch_rotate.report.cells import BARS, neutralise, shown_row, text_cell
-from batch_rotate.report.devices import COLUMNS, EXCEL_MAX_ROWS, DeviceSheets
+from batch_rotate.report.devices import COLUMN_VALUES, COLUMNS, EXCEL_MAX_ROWS, DeviceSheets
 from batch_rotate.report.files import open_book, replacing
 from batch_rotate.report.tenant_lines import (
     NOT_ELIGIBLE,
@@ -38,7 +37,6 @@ ROLLUP_CSV = "rollup.csv"
 ROLLUP_SUMMARY_CSV = "rollup-summary.csv"
 ROLLUP_SCHEMA_VERSION = 1
 _TENANT_COLUMNS = (("Tenant", 30.0), ("Tenant ID", 38.0))  # in front of the report's columns
-_FIELDS = attrgetter(*(name for name, _ in COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ def write_rollup(
                     neutralise(outcome.tenant_id or outcome.entry.tenant),
                 ]
                 for row in tenant_rows(outcome, tally):
-                    values = lead + shown_row(_FIELDS(row))
+                    values = lead + shown_row(COLUMN_VALUES(row))
                     writer.writerow(values)
                     sheets.append(values)
                 lines.append(tenant_line(outcome, tally, campaign_dir))
