@@ -169,11 +169,12 @@ class PlanRecords:
             self._match(texts, "")
             # Indexed once every row has its device (not while each one's is set: 3x slower).
             self._db.execute("CREATE INDEX IF NOT EXISTS devices_intune ON devices(intune_id)")
-            # The same device on several rows: rotated once, at its first row.
+            # The same device on several rows: rotated once, at its first row. Only devices
+            # named twice are joined back (every device was 3 s of a million rows, issue 23).
             self._db.execute(
                 "UPDATE devices SET status = ?, reason = ? || first.row || ? "
                 "FROM (SELECT intune_id, MIN(row) AS row FROM devices WHERE status IN (?, ?) "
-                "GROUP BY intune_id) AS first "
+                "GROUP BY intune_id HAVING COUNT(*) > 1) AS first "
                 "WHERE devices.intune_id = first.intune_id AND devices.row > first.row "
                 "AND devices.status IN (?, ?)",
                 (
@@ -185,6 +186,14 @@ class PlanRecords:
                     Status.INELIGIBLE.value,
                 ),
             )
+
+    def match_settled(self, texts: dict[IdKind, MatchTexts]) -> None:
+        """Match now the rows of these kinds a stored device settles (a whole listing settles
+        Intune and Entra ids); rows it does not match stay to resolve, so the re-check that
+        follows scans only them (looking every row up twice was 4 s a million rows, issue 23)."""
+        self._index_inventory(texts)
+        with self._db:
+            self._match(texts, "", not_found=False)
 
     def keep_resolved(
         self,
@@ -229,8 +238,9 @@ class PlanRecords:
             db.execute("DELETE FROM temp.settled")
         return kept
 
-    def _match(self, texts: dict[IdKind, MatchTexts], only: str) -> None:
-        """The resolving rows (those `only` also selects): ambiguous, one device, not found.
+    def _match(self, texts: dict[IdKind, MatchTexts], only: str, *, not_found: bool = True) -> None:
+        """The resolving rows (those `only` also selects): ambiguous, one device, not found
+        (unless `not_found` is False: then unmatched rows stay to resolve).
 
         Up to four SQL statements per identifier kind, kept together so their order is visible.
         Keys several devices share are found from the inventory side (one scan of its index),
@@ -286,6 +296,8 @@ class PlanRecords:
                     kind.value,
                 ),
             )
+            if not not_found:
+                continue
             db.execute(  # no stored device has the key
                 "UPDATE devices SET status = ?, reason = ? "  # noqa: S608
                 f"WHERE status = ? AND id_kind = ? {only}",

@@ -12,7 +12,6 @@ import dataclasses
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -33,8 +32,8 @@ SELECT = (
     "lastSyncDateTime,managementAgent,deviceType,model,skuFamily,skuNumber"
 )
 LOOKUP_MAX = 2000  # above this many ids a listing is cheaper for any realistic tenant
-# Listed devices are stored this many at a time: a commit per page rewrote the random-key index
-# pages each time (3x slower); an interrupted listing stores what it matched, then stops.
+# Listed devices are stored this many at a time (one transaction each); an interrupted listing
+# stores what it matched, then stops.
 STORE_EVERY = 20_000
 LISTED = "listed"  # journal meta: "<requests> <devices>" of a finished listing not yet resolved
 Eligibility = Callable[[Device], str | None]  # why a device cannot rotate; None: it can
@@ -149,8 +148,10 @@ async def resolve(
             listed = _listed_before(journal)
             if listed is None:
                 listed = await _by_listing(store, wanted, session)
-            # Whole, the listing leaves no twin of a matched id to find (names are re-checked).
+            # Whole, the listing leaves no twin of a matched id to find (names are re-checked):
+            # those rows are matched before the re-check, which then reads only the rest.
             store.matched.update((IdKind.INTUNE_ID, IdKind.ENTRA_DEVICE_ID))
+            journal.match_settled({k: t for k, t in texts.items() if k in store.matched})
             report = await _recheck(store, listed, session)
     except (asyncio.CancelledError, GraphLayerError):
         # Ctrl-C or an outage: rows whose answer is complete stay resolved; resume asks the rest
@@ -198,61 +199,25 @@ async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> R
     if any(wanted.keys.values()):
         listing = session.pages("deviceManagement/managedDevices", params={"$select": SELECT})
         kept: list[Device] = []
-        # Storing a batch (SQLite, mostly outside the GIL) overlaps reading the next pages: it
-        # waited on the network in turn, 10-15 s of a million-device listing (issue 23). One
-        # batch at a time, in order, and the journal is used by nothing else meanwhile.
-        with _Storing(store) as storing:
-            try:
-                async for response in listing:
-                    requests += 1
-                    body = response.body if isinstance(response.body, dict) else {}
-                    values = body.get("value", [])
-                    page = [device_from_graph(d) for d in values if isinstance(d, dict)]
-                    size += len(page)
-                    kept += (d for d in page if wanted.names(d))
-                    if len(kept) >= STORE_EVERY:
-                        await storing.add(kept)
-                        kept = []
-                    store.progress("listed managed devices", size, None)
-            finally:  # what the listing matched is kept, whatever stops it
-                storing.wait()
-                store.add(kept)
+        # Stored on this thread: a worker thread storing while the listing read on cost 12 CPU-s
+        # more a million devices (the GIL passed back and forth on every row SQLite bound),
+        # once the inventory lost its random-key index (schema 6, issue 23).
+        try:
+            async for response in listing:
+                requests += 1
+                body = response.body if isinstance(response.body, dict) else {}
+                values = body.get("value", [])
+                page = [device_from_graph(d) for d in values if isinstance(d, dict)]
+                size += len(page)
+                kept += (d for d in page if wanted.names(d))
+                if len(kept) >= STORE_EVERY:
+                    store.add(kept)
+                    kept = []
+                store.progress("listed managed devices", size, None)
+        finally:  # what the listing matched is kept, whatever stops it
+            store.add(kept)
     store.journal.set_meta(**{LISTED: f"{requests} {size}"})
     return ResolveReport("listing", requests, requests, size)
-
-
-class _Storing:
-    """Stores listed devices on a worker thread, one batch at a time, while the listing goes on.
-
-    `add` waits for the batch before (so batches land in order); `wait` blocks until the last
-    one is stored, even when the listing was cancelled (then its batch is stored here)."""
-
-    def __init__(self, store: _Store) -> None:
-        self._store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-rotate-store")
-        self._pending: tuple[Future[None], list[Device]] | None = None
-
-    def __enter__(self) -> _Storing:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.wait()
-        self._pool.shutdown()
-
-    async def add(self, devices: list[Device]) -> None:
-        if self._pending is not None:
-            await asyncio.shield(asyncio.wrap_future(self._pending[0]))
-        self._pending = (self._pool.submit(self._store.add, devices), devices)
-
-    def wait(self) -> None:
-        if self._pending is None:
-            return
-        future, devices = self._pending
-        self._pending = None
-        if future.cancel():  # not started yet: stored here instead
-            self._store.add(devices)
-        else:
-            future.result()  # raises what storing raised (a full disk, a damaged journal)
 
 
 def _listed_before(journal: Journal) -> ResolveReport | None:

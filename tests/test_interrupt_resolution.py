@@ -170,8 +170,8 @@ def test_ids_a_listing_matched_before_ctrl_c_stay_resolved(
 ) -> None:
     """Many ids: a listing. Interrupted part way, the devices it had listed stay matched and
     the resume looks up only the rest (few enough now for lookups, so no second listing).
-    With small store batches, every page's matches go to the storing thread while the listing
-    goes on: the batch it was storing when Ctrl-C came is kept too."""
+    With small store batches, matches are stored several times during the listing: those
+    stored before Ctrl-C and the batch not yet stored when it came are all kept."""
     if store_every is not None:
         monkeypatch.setattr("batch_rotate.resolve.STORE_EVERY", store_every)
     sim = start_sim(devices=3200, page_size=200)
