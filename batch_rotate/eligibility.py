@@ -9,6 +9,7 @@ stores the flag with the device; the journal writes it to the device's planned r
 
 from __future__ import annotations
 
+import functools
 import re
 
 from batch_rotate.models import Device
@@ -47,7 +48,54 @@ def home_edition(device: Device) -> bool:
 
 
 def ineligibility(device: Device) -> str | None:
-    """Why this device cannot rotate (a reason code and plain words), or None if it can."""
+    """Why this device cannot rotate (a reason code and plain words), or None if it can.
+
+    Decided once per distinct combination of the fields the rules read (a fleet has a few
+    hundred): a million listed devices are each checked (issue 23)."""
+    entra = device.entra_device_id
+    return _decided(
+        device.os,
+        device.device_type,
+        device.model,
+        device.sku_family,
+        device.sku_number,
+        device.join_type,
+        "" if not entra or entra.lower() == _ZERO_GUID else "present",
+        device.os_version,
+        device.management_agent,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _decided(
+    os: str,
+    device_type: str,
+    model: str,
+    sku_family: str,
+    sku_number: str,
+    join_type: str,
+    entra_device_id: str,
+    os_version: str,
+    management_agent: str,
+) -> str | None:
+    """`ineligibility` of a device with these fields (every one it reads)."""
+    return _ineligible(
+        Device(
+            id="",
+            os=os,
+            device_type=device_type,
+            model=model,
+            sku_family=sku_family,
+            sku_number=sku_number,
+            join_type=join_type,
+            entra_device_id=entra_device_id,
+            os_version=os_version,
+            management_agent=management_agent,
+        )
+    )
+
+
+def _ineligible(device: Device) -> str | None:
     os_name = device.os.strip().lower()
     if os_name != "windows":
         return (

@@ -222,6 +222,9 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(argv[1], Path(argv[2]))))
         return
+    if any(not a.isdigit() for a in argv):  # --help, or anything that is not a row count
+        print(__doc__.strip(), file=sys.stderr)
+        raise SystemExit(0 if argv[:1] in (["--help"], ["-h"]) else 2)
     sizes = [int(a) for a in argv] or list(SIZES)
     print(
         f"report bench: {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
