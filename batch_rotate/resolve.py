@@ -197,7 +197,9 @@ async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> R
     # An Intune id names one device: listed once, it is matched for good, even part way.
     store.matched.add(IdKind.INTUNE_ID)
     if any(wanted.keys.values()):
-        listing = session.pages("deviceManagement/managedDevices", params={"$select": SELECT})
+        listing = session.pages(
+            "deviceManagement/managedDevices", params={"$select": SELECT}, ahead=True
+        )
         kept: list[Device] = []
         # Stored on this thread: a worker thread storing while the listing read on cost 12 CPU-s
         # more a million devices (the GIL passed back and forth on every row SQLite bound),
@@ -215,6 +217,7 @@ async def _by_listing(store: _Store, wanted: Wanted, session: GraphSession) -> R
                     kept = []
                 store.progress("listed managed devices", size, None)
         finally:  # what the listing matched is kept, whatever stops it
+            await listing.aclose()  # a page read ahead is cancelled, not left running
             store.add(kept)
     store.journal.set_meta(**{LISTED: f"{requests} {size}"})
     return ResolveReport("listing", requests, requests, size)

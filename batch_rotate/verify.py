@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import zip_longest
@@ -199,17 +200,19 @@ async def recovery_keys(
             version="v1.0",
             passed=(403,),
             permission=KEY_PERMISSION,
+            ahead=True,
         )
-        async for page in listing:
-            if page.status == 403:
-                return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
-            body = page.body if isinstance(page.body, dict) else {}
-            for key in body.get("value", []):
-                entra = str(key.get("deviceId", "")).lower() if isinstance(key, dict) else ""
-                if entra in keep:
-                    found_list = found[entra]
-                    assert isinstance(found_list, list)
-                    found_list.append(key)
+        async with aclosing(listing):  # a page read ahead is cancelled if it stops early
+            async for page in listing:
+                if page.status == 403:
+                    return {e: f"403: the app lacks {KEY_PERMISSION}" for e in wanted}
+                body = page.body if isinstance(page.body, dict) else {}
+                for key in body.get("value", []):
+                    entra = str(key.get("deviceId", "")).lower() if isinstance(key, dict) else ""
+                    if entra in keep:
+                        found_list = found[entra]
+                        assert isinstance(found_list, list)
+                        found_list.append(key)
         return found
     next_links: dict[str, str] = {}
     for entra in wanted:

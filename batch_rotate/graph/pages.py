@@ -5,7 +5,8 @@ Where a link may point is the client's rule (only the Graph origin gets the toke
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Collection, Mapping
 
 from batch_rotate.graph.client import GraphResponse
 from batch_rotate.graph.errors import ServiceError
@@ -25,22 +26,28 @@ async def pages(
     passed: Collection[int] = (404,),
     permission: str = READ_PERMISSION,
     headers: Mapping[str, str] | None = None,
-) -> AsyncIterator[GraphResponse]:
+    ahead: bool = False,
+) -> AsyncGenerator[GraphResponse, None]:
     """Every page from `path` (relative, or a next link); stops after a page that is not 200.
-    `headers` go with every page (an advanced query needs `ConsistencyLevel` on each)."""
+    `headers` go with every page (an advanced query needs `ConsistencyLevel` on each).
+
+    `ahead`: the next page is requested before this one is yielded, so Graph prepares it while
+    the caller works through this one (a million-device listing's pages took as long to make
+    as to read, one after the other, issue 23). For a caller that reads to the end: one stopped
+    early has had one page more read, which is cancelled if still on its way."""
     fetched: set[str] = set()
-    query = params
-    while path:
-        if path in fetched:
+
+    def fetch(link: str, query: Mapping[str, str] | None) -> Awaitable[GraphResponse]:
+        if link in fetched:
             raise ServiceError(
-                f"GET {path}: this next link repeats a page already fetched; stopping the listing "
+                f"GET {link}: this next link repeats a page already fetched; stopping the listing "
                 "instead of looping (a Graph paging fault: run again later)"
             )
-        fetched.add(path)
-        response = await get_with_retry(
+        fetched.add(link)
+        return get_with_retry(
             transport,
             lane,
-            path,
+            link,
             params=query,
             version=version,
             max_attempts=max_attempts,
@@ -48,9 +55,21 @@ async def pages(
             permission=permission,
             headers=headers,
         )
-        yield response
-        body = response.body if isinstance(response.body, dict) else {}
-        path, query = (
-            (str(body.get("@odata.nextLink") or "") if response.status == 200 else ""),
-            None,
-        )
+
+    coming: Awaitable[GraphResponse] | None = fetch(path, params) if path else None
+    ahead_of: asyncio.Future[GraphResponse] | None = None
+    try:
+        while coming is not None:
+            response = await coming
+            coming = ahead_of = None
+            body = response.body if isinstance(response.body, dict) else {}
+            link = str(body.get("@odata.nextLink") or "") if response.status == 200 else ""
+            if link and ahead and link not in fetched:
+                coming = ahead_of = asyncio.ensure_future(fetch(link, None))
+                await asyncio.sleep(0)  # let it send its request before the caller works
+            yield response
+            if link and coming is None:
+                coming = fetch(link, None)  # a repeated link fails here, after its page
+    finally:
+        if ahead_of is not None:
+            ahead_of.cancel()

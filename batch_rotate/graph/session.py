@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -150,8 +150,9 @@ class GraphSession:
         passed: Collection[int] = (404,),
         permission: str = READ_PERMISSION,
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[GraphResponse]:
-        """Every page of a listing, each read like `get`."""
+        ahead: bool = False,
+    ) -> AsyncGenerator[GraphResponse, None]:
+        """Every page of a listing, each read like `get`; `ahead` as in `pages.pages`."""
         return pages(
             self.transport,
             lane or self.reads,
@@ -162,6 +163,7 @@ class GraphSession:
             passed=passed,
             permission=permission,
             headers=headers,
+            ahead=ahead,
         )
 
     async def rest_of(

@@ -10,6 +10,7 @@ import dataclasses
 import email.utils
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,13 +81,15 @@ async def inventory(session: GraphSession) -> list[Device]:
     """Every managed Windows device, one paged listing (about a request per 1,000 devices)."""
     out: list[Device] = []
     listing = session.pages(
-        "deviceManagement/managedDevices", params={"$select": DEVICE_SELECT}, passed=()
+        "deviceManagement/managedDevices", params={"$select": DEVICE_SELECT}, passed=(), ahead=True
     )
-    async for page in listing:
-        body = page.body if isinstance(page.body, dict) else {}
-        for data in body.get("value", []):
-            if isinstance(data, dict) and str(data.get("operatingSystem", "")).lower() == "windows":
-                out.append(device_of(data))
+    async with aclosing(listing):  # the page read ahead is cancelled if the listing fails
+        async for page in listing:
+            body = page.body if isinstance(page.body, dict) else {}
+            for data in body.get("value", []):
+                os_name = str(data.get("operatingSystem", "")) if isinstance(data, dict) else ""
+                if os_name.lower() == "windows":
+                    out.append(device_of(data))
     return out
 
 
