@@ -64,6 +64,28 @@ def test_excel_date_is_the_serial_of_utc_datetime(text: str) -> None:
     """The fast path stores exactly the digits the datetime path (openpyxl's arithmetic) did."""
     when = utc_datetime(text)
     assert excel_date(text) == (None if when is None else excel_serial(when))
+    assert excel_date(text) == (None if when is None else excel_serial(when))  # now cached
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(9998, 12, 31)),
+    st.integers(min_value=0, max_value=999),
+    st.integers(min_value=0, max_value=999),
+)
+def test_the_journals_own_times_read_from_the_cache_keep_their_digits(
+    when: datetime, first: int, then: int
+) -> None:
+    """`...T10:20:30.123Z` (the journal's times) are cached by the second: another millisecond
+    of the same second, read from the cache, stores exactly the datetime path's digits."""
+    second = when.strftime("%Y-%m-%dT%H:%M:%S")
+    for millis in (first, then, first):
+        text = f"{second}.{millis:03d}Z"
+        expected = utc_datetime(text)
+        assert excel_date(text) == (None if expected is None else excel_serial(expected))
+    assert (
+        excel_date(f"{second}.1x3Z") is None and excel_date(f"{second}.\u0661\u0662\u0663Z") is None
+    )
 
 
 def test_excel_date_edges() -> None:

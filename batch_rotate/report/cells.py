@@ -94,6 +94,10 @@ def utc_datetime(text: str) -> datetime | None:
 
 
 _DAYS: dict[str, int] = {}  # `2026-11-27` -> its Excel day number: a run spans few days
+# `2026-11-27T10:20:30` -> (its Excel day, seconds into the day), for the journal's own
+# `...T10:20:30.123Z`: a run's rows share their seconds, and parsing each time was 1.5 us.
+_SECONDS: dict[str, tuple[int, int]] = {}
+_CACHED_MAX = 100_000  # bounded, whatever the journal holds
 
 
 def excel_date(text: str) -> float | None:
@@ -101,6 +105,12 @@ def excel_date(text: str) -> float | None:
 
     The journal's own `...Z` times skip the datetime objects: a report holds millions of them.
     """
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":  # the journal's own times
+        known = _SECONDS.get(text[:19])
+        fraction = text[20:23]
+        if known is not None and fraction.isascii() and fraction.isdigit():
+            days, clock = known  # the same operations as below: the same stored digits
+            return days + (clock + int(fraction) * 1000 / 10**6) / 86400
     match = _ISO_RE.fullmatch(text)
     if match is None:
         return None
@@ -116,6 +126,10 @@ def excel_date(text: str) -> float | None:
         if len(_DAYS) > 10_000:  # bounded, whatever the journal holds
             _DAYS.clear()
         days = _DAYS[day] = int(excel_serial(when))
+    if len(text) == 24 and text[19] == ".":
+        if len(_SECONDS) > _CACHED_MAX:
+            _SECONDS.clear()
+        _SECONDS[text[:19]] = (days, hour * 3600 + minute * 60 + second)
     micro = int((match[7] or "0")[:6].ljust(6, "0"))
     # the same operations, in the same order, as excel_serial: the same stored digits
     return days + (hour * 3600 + minute * 60 + second + micro / 10**6) / 86400

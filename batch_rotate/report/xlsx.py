@@ -157,7 +157,7 @@ class Sheet:
         The common cases (text, int) are inlined: this loop runs once per cell of the report.
         """
         self.rows += 1
-        number = self.rows
+        number = str(self.rows)  # formatted once, not once per cell
         letters = self._letters
         while len(letters) < len(cells):
             letters.append(column_letter(len(letters) + 1))
@@ -191,7 +191,7 @@ class Sheet:
         self._pending.append("".join(parts))
         if len(self._pending) >= _ROWS_PER_WRITE:
             self._flush()
-        return number
+        return self.rows
 
     def _flush(self) -> None:
         self._write("".join(self._pending))
