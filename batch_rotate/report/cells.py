@@ -109,8 +109,8 @@ def excel_date(text: str) -> float | None:
         known = _SECONDS.get(text[:19])
         fraction = text[20:23]
         if known is not None and fraction.isascii() and fraction.isdigit():
-            days, clock = known  # the same operations as below: the same stored digits
-            return days + (clock + int(fraction) * 1000 / 10**6) / 86400
+            serial_day, clock = known  # the same operations as below: the same stored digits
+            return serial_day + (clock + int(fraction) * 1000 / 10**6) / 86400
     match = _ISO_RE.fullmatch(text)
     if match is None:
         return None

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from batch_rotate.sim import FaultConfig, SimConfig, SimTenant
+from batch_rotate.sim.bench_machine import cpu_model, reference_s
 from batch_rotate.sim.demo import STATE_ENV
 from batch_rotate.sim.inventory import eligible
 
@@ -338,17 +339,6 @@ def baseline_run(devices: int, tmp: Path) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
-    """The CPU, so a figure can be compared with another machine's."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     """Run the scenarios and print the figures; long because it is the list of scenarios."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -365,7 +355,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": (
-            f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}, "
+            f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
             f"Python {platform.python_version()}"
         ),
         "time_scale": SCALE,
@@ -396,9 +386,11 @@ def main() -> None:
         steps.append(("resolve_wide", lambda tmp: resolve_run(args.resolve, tmp, wide=True)))
     raw: dict[str, dict[str, Any]] = {}
     for name, step in steps:
-        print(f"running {name} ...", flush=True)
+        speed = reference_s()  # the machine's speed drifts: read with each figure
+        print(f"running {name} ... (reference workload {speed:.2f} s)", flush=True)
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
             raw[name] = step(Path(tmp))
+        raw[name]["reference_s"] = speed
     budget_rate = 200 / (20 / SCALE)
     results.update(
         {
@@ -423,6 +415,7 @@ def main() -> None:
             "devices_per_s_unthrottled": raw["unthrottled"]["devices_per_s"],
             "client_cpu_s_per_1k": raw["unthrottled"]["client_cpu_s_per_1k"],
             "peak_rss_mb": raw["unthrottled"]["peak_rss_mb"],
+            "unthrottled_reference_s": raw["unthrottled"]["reference_s"],
             "fault_lost": raw["faults"]["lost"],
             "fault_duplicates": raw["faults"]["duplicates"],
             "faults_injected": raw["faults"]["faults"],
@@ -443,6 +436,7 @@ def main() -> None:
             key = name.replace("resolve", "resolve_1m")
             results[f"{key}_resolution_s"] = raw[name]["resolution_s"]
             results[f"{key}_report_s"] = raw[name]["report_s"]
+            results[f"{key}_reference_s"] = raw[name]["reference_s"]
     results["speedup_vs_baseline"] = results["budget_devices_per_s"] / max(
         results["baseline_devices_per_s"], 1e-9
     )
@@ -468,6 +462,9 @@ def main() -> None:
         "resolve_1m_wide_s": "<= 90",
         "resolve_1m_wide_rss_mb": "<= 300",
         "resolve_1m_wide_report_s": "<= 30",
+        "unthrottled_reference_s": "the machine's speed then (0.3 s quiet; higher is slower)",
+        "resolve_1m_reference_s": "the machine's speed then (0.3 s quiet; higher is slower)",
+        "resolve_1m_wide_reference_s": "the machine's speed then (0.3 s quiet; higher is slower)",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

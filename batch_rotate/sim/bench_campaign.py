@@ -46,7 +46,8 @@ from typing import Any
 
 from batch_rotate.campaign_model import CAMPAIGN_FILE
 from batch_rotate.models import FINAL_STATUSES, Status
-from batch_rotate.sim.bench import LATENCY_S, _cpu_model, _fleet, _steady, _write_ids
+from batch_rotate.sim.bench import LATENCY_S, _fleet, _steady, _write_ids
+from batch_rotate.sim.bench_machine import cpu_model
 from batch_rotate.sim.cloud import CloudTenant, SimCloud
 from batch_rotate.sim.config import FaultConfig, SimConfig
 from batch_rotate.sim.demo import STATE_ENV
@@ -505,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
         f"Python {platform.python_version()}"
     )
     print(f"campaign bench: {machine}", flush=True)

@@ -18,12 +18,12 @@ from batch_rotate.sim.bench import (
     LATENCY_S,
     SCALE,
     _baseline,
-    _cpu_model,
     _eligible_ids,
     _fleet,
     _run_cli,
     _write_ids,
 )
+from batch_rotate.sim.bench_machine import cpu_model
 
 SIZES = (10_000, 100_000)
 READ_LIMIT = 2000  # the default --read-budget, 2000/20s, and the simulated tenant's read limit
@@ -114,7 +114,7 @@ def main(argv: list[str]) -> None:
     sizes = [int(a) for a in argv] or list(SIZES)
     print(
         f"--check-recent-rotations bench: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{_cpu_model()}, Python {platform.python_version()}, time scale x{SCALE:g}",
+        f"{cpu_model()}, Python {platform.python_version()}, time scale x{SCALE:g}",
         flush=True,
     )
     for devices in sizes:

@@ -27,6 +27,7 @@ from batch_rotate.journal import Journal
 from batch_rotate.journal_schema import JOURNAL_NAME
 from batch_rotate.present import shown_rows
 from batch_rotate.runs import render, summary_of
+from batch_rotate.sim.bench_machine import cpu_model, reference_s
 
 SIZES = (100_000, 1_000_000)
 MODES = ("read", "csv", "xlsx", "both")
@@ -176,17 +177,6 @@ def _child(mode: str, run_dir: Path) -> dict[str, Any]:
     return figures
 
 
-def cpu_model() -> str:
-    """The CPU, so a figure can be compared with another machine's."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def measure(total: int, tmp: Path, *, plan: bool = False) -> dict[str, dict[str, Any]]:
     """Every mode (a plan: both files only) on one journal of `total` rows, each in a child."""
     shape = "plan" if plan else "run"
@@ -228,7 +218,7 @@ def main(argv: list[str]) -> None:
     sizes = [int(a) for a in argv] or list(SIZES)
     print(
         f"report bench: {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}; reference workload {reference_s():.2f} s",
         flush=True,
     )
     runs, plans = {}, {}

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from batch_rotate.campaign_model import TenantEntry, TenantOutcome
-from batch_rotate.sim.bench_report import build_journal, cpu_model
+from batch_rotate.sim.bench_machine import cpu_model
+from batch_rotate.sim.bench_report import build_journal
 
 GOAL = "50 tenants x 2,000 devices (100,000 rows) written in < 60 s"
 

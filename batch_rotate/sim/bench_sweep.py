@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from batch_rotate.runindex import STATE_ENV
-from batch_rotate.sim.bench import _cpu_model
+from batch_rotate.sim.bench_machine import cpu_model
 from batch_rotate.sim.server import SimConfig, SimTenant
 from batch_rotate.sim.targeting import TargetingConfig
 
@@ -96,7 +96,7 @@ def main() -> None:
         budget_s = sent / (200 / (20 / scale))  # the write budget alone, at this time scale
         phases = [line for line in stderr.splitlines() if "rotation:" in line]
         print(
-            f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}, "
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
             f"Python {platform.python_version()}; time_scale {scale:g}"
         )
         print(
