@@ -62,7 +62,6 @@ def write_reports(
         raise ValueError(f"max_sheet_rows must hold a header and a row, not {max_sheet_rows}")
     xlsx_path, csv_path = out_dir / "report.xlsx", out_dir / "report.csv"
     failures = FailureGroups()
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
