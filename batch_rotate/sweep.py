@@ -110,14 +110,22 @@ class SweepResult:
 
 
 def history(policy: Policy, reports_dir: Path) -> list[dict[str, Any]]:
-    """This policy's finished sweeps in this tenant, oldest first (a refused one proves nothing)."""
+    """This policy's sweeps in this tenant that finished or sent something, oldest first.
+
+    A refused one proves nothing; one interrupted, failed or killed after its rotation run began
+    may have rotated devices, which a later sweep must verify and hold, never send again within
+    --resend-after."""
     found = []
     for path in policy.folder(reports_dir).glob(f"*/{SWEEP_FILE}"):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(doc, dict) or doc.get("state") != "finished":
+        if not isinstance(doc, dict):
+            continue
+        runs = doc.get("runs")
+        sent = isinstance(runs, dict) and bool(runs.get("rotation"))
+        if doc.get("state") not in ("finished", "interrupted") and not sent:
             continue
         if doc.get("policy", {}).get("id") == policy.id:
             doc["_dir"] = str(path.parent.resolve())
@@ -379,6 +387,10 @@ async def run_sweep(
             run_dir = new_run_dir(settings.reports_dir, Path("sweep.csv"))
             listed = write_csv(run_dir / "sweep.csv", to_send)
             meta = {**(context_meta or {}), SWEEP_META: sweep_id, "sweep_policy": policy.id}
+            # Recorded before anything is sent: however this process ends, the next sweep finds
+            # the run and holds what it sent.
+            doc["runs"]["rotation"].append(str(run_dir.resolve()))
+            _write_json(sweep_dir / SWEEP_FILE, doc)
             run = await run_job(
                 settings=settings,
                 credentials=credentials,
@@ -389,7 +401,6 @@ async def run_sweep(
                 run_dir=run_dir,
                 context_meta=meta,
             )
-            doc["runs"]["rotation"].append(str(run_dir.resolve()))
             events("rotated", run_dir=str(run_dir), counts=run.counts)
         # 5. after: this sweep's rotations count once verify saw the new key
         mine = _run_attempts(run.run_dir, sweep_id) if run is not None else {}
@@ -405,13 +416,21 @@ async def run_sweep(
             if run is not None and run.interrupted
             else sweep_exit_code(result_posture, run_failed=run is not None and run.exit_code == 1)
         )
-        _finish(doc, result_posture, earlier, code, "finished")
+        _finish(
+            doc,
+            result_posture,
+            earlier,
+            code,
+            "interrupted" if code == EXIT_INTERRUPTED else "finished",
+        )
         _write_json(sweep_dir / SWEEP_FILE, doc)
         write_evidence(sweep_dir, doc, result_posture)
         events("sweep_finished", exit_code=code, posture=result_posture.as_json())
         return SweepResult(sweep_dir, doc, code, run)
     except BaseException as exc:
-        doc.update(state="refused" if isinstance(exc, InputError) else "failed")
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        refused = isinstance(exc, InputError)
+        doc.update(state="interrupted" if stopped else "refused" if refused else "failed")
         doc.update(ended_at=utc_now(), stopped_because=str(exc) or type(exc).__name__)
         _write_json(sweep_dir / SWEEP_FILE, doc)
         events("sweep_stopped", state=doc["state"], reason=doc["stopped_because"])

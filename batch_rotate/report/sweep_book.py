@@ -85,6 +85,13 @@ def summary_markdown(doc: Mapping[str, Any], p: Posture) -> str:
         f"| Previous sweep | {_md(prev.get('sweep_id') or 'none (first sweep)')} |",
         f"| Rotation run | {_md(', '.join(rotation) or 'none (nothing to send)')} |",
         f"| Earlier runs verified | {_md(', '.join(verified) or 'none')} |",
+        f"| State | {_md(doc.get('state') or '')}"
+        + (
+            " (stopped before the end: run the sweep again to finish)"
+            if doc.get("state") == "interrupted"
+            else ""
+        )
+        + " |",
         f"| Exit code | {doc.get('exit_code')} |",
         "",
         "## Before and after",
