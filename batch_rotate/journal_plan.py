@@ -193,7 +193,7 @@ class PlanRecords:
         follows scans only them (looking every row up twice was 4 s a million rows, issue 23)."""
         self._index_inventory(texts)
         with self._db:
-            self._match(texts, "", not_found=False)
+            self._match(texts, "", final=False)
 
     def keep_resolved(
         self,
@@ -238,9 +238,9 @@ class PlanRecords:
             db.execute("DELETE FROM temp.settled")
         return kept
 
-    def _match(self, texts: dict[IdKind, MatchTexts], only: str, *, not_found: bool = True) -> None:
+    def _match(self, texts: dict[IdKind, MatchTexts], only: str, *, final: bool = True) -> None:
         """The resolving rows (those `only` also selects): ambiguous, one device, not found
-        (unless `not_found` is False: then unmatched rows stay to resolve).
+        (not `final`: unmatched rows stay to resolve).
 
         Up to four SQL statements per identifier kind, kept together so their order is visible.
         Keys several devices share are found from the inventory side (one scan of its index),
@@ -296,7 +296,7 @@ class PlanRecords:
                     kind.value,
                 ),
             )
-            if not not_found:
+            if not final:
                 continue
             db.execute(  # no stored device has the key
                 "UPDATE devices SET status = ?, reason = ? "  # noqa: S608

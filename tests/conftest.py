@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from batch_rotate.cli import app
+from batch_rotate.graph.endpoints import Cloud, Endpoints
+from batch_rotate.settings import Credentials, Settings
 from batch_rotate.sim import SimConfig, SimTenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,20 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimTenant]]:
 @pytest.fixture
 def sim(make_sim: Callable[..., SimTenant]) -> SimTenant:
     return make_sim()
+
+
+def sim_settings(sim: SimTenant, reports: Path, **changes: Any) -> tuple[Settings, Credentials]:
+    """Settings and app credentials for a run against `sim` from this process (`changes`:
+    batch size, budgets, ...), as the CLI builds them from `sim_flags`."""
+    endpoints = Endpoints.for_cloud(
+        Cloud.GLOBAL,
+        sim.config.tenant_id,
+        graph_url=sim.graph_url,
+        authority_url=sim.authority_url,
+        ca_bundle=sim.ca_path,
+    )
+    credentials = Credentials(sim.config.tenant_id, sim.config.client_id, sim.config.client_secret)
+    return Settings(endpoints=endpoints, reports_dir=reports, **changes), credentials
 
 
 def sim_flags(sim: SimTenant) -> list[str]:

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from batch_rotate.journal import Journal
 from batch_rotate.run import InputOptions, run_job
-from batch_rotate.settings import Budget, Cloud, Credentials, Endpoints, Settings
+from batch_rotate.settings import Budget, Credentials, Settings
 from batch_rotate.sim import SimConfig, SimTenant
 from batch_rotate.sim.inventory import eligible
+
+from .conftest import sim_settings
 
 DEVICES = 120
 
@@ -36,22 +38,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimTenant]:
 
 
 def _settings(sim: SimTenant, reports: Path) -> tuple[Settings, Credentials]:
-    endpoints = Endpoints.for_cloud(
-        Cloud.GLOBAL,
-        sim.config.tenant_id,
-        graph_url=sim.graph_url,
-        authority_url=sim.authority_url,
-        ca_bundle=sim.ca_path,
+    return sim_settings(
+        sim, reports, write_budget=Budget(1000, 1.0), batch_size=7, max_concurrency=3
     )
-    settings = Settings(
-        endpoints=endpoints,
-        write_budget=Budget(1000, 1.0),
-        reports_dir=reports,
-        batch_size=7,
-        max_concurrency=3,
-    )
-    credentials = Credentials(sim.config.tenant_id, sim.config.client_id, sim.config.client_secret)
-    return settings, credentials
 
 
 WRITES = ("mark_in_flight", "record")

@@ -20,9 +20,11 @@ import pytest
 
 from batch_rotate.journal import Journal
 from batch_rotate.run import InputOptions, run_job
-from batch_rotate.settings import Budget, Cloud, Credentials, Endpoints, Settings
+from batch_rotate.settings import Budget, Credentials, Settings
 from batch_rotate.sim import SimConfig, SimTenant
 from batch_rotate.sim.inventory import eligible
+
+from .conftest import sim_settings
 
 
 @pytest.fixture(autouse=True)
@@ -48,22 +50,12 @@ def start_sim(tmp_path: Path) -> Iterator[Callable[..., SimTenant]]:
 
 
 def _settings(sim: SimTenant, reports: Path) -> tuple[Settings, Credentials]:
-    endpoints = Endpoints.for_cloud(
-        Cloud.GLOBAL,
-        sim.config.tenant_id,
-        graph_url=sim.graph_url,
-        authority_url=sim.authority_url,
-        ca_bundle=sim.ca_path,
-    )
-    settings = Settings(
-        endpoints=endpoints,
+    return sim_settings(
+        sim,
+        reports,
         read_budget=Budget(100_000, 1.0),
         write_budget=Budget(100_000, 1.0),
-        reports_dir=reports,
         max_devices=100_000,
-    )
-    return settings, Credentials(
-        sim.config.tenant_id, sim.config.client_id, sim.config.client_secret
     )
 
 

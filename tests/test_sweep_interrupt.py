@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from batch_rotate.graph.endpoints import Cloud, Endpoints
 from batch_rotate.graph.pacer import Budget
 from batch_rotate.graph.runner import RunnerStats
 from batch_rotate.select import Criteria
@@ -29,7 +28,7 @@ from batch_rotate.sim.escrow import EscrowConfig
 from batch_rotate.sim.targeting import TargetingConfig
 from batch_rotate.sweep import SWEEP_FILE, Policy, run_sweep
 
-from .conftest import sim_flags
+from .conftest import sim_flags, sim_settings
 
 pytestmark = pytest.mark.slow
 DAY = 86_400.0
@@ -56,24 +55,14 @@ def _sim(make_sim: Callable[..., SimTenant]) -> tuple[SimTenant, set[str]]:
 def _settings(sim: SimTenant, reports: Path) -> tuple[Settings, Credentials]:
     """Slow writes, small batches: a stop lands while most devices are still to send. No check
     of other runs' recent rotations: the sweep's own history must hold what it sent."""
-    endpoints = Endpoints.for_cloud(
-        Cloud.GLOBAL,
-        sim.config.tenant_id,
-        graph_url=sim.graph_url,
-        authority_url=sim.authority_url,
-        ca_bundle=sim.ca_path,
-    )
-    settings = Settings(
-        endpoints=endpoints,
+    return sim_settings(
+        sim,
+        reports,
         batch_size=2,
         max_concurrency=1,
         write_budget=Budget(8, 1.0),
         read_budget=Budget(100_000, 1.0),
-        reports_dir=reports,
         recent_s=0.0,
-    )
-    return settings, Credentials(
-        sim.config.tenant_id, sim.config.client_id, sim.config.client_secret
     )
 
 
